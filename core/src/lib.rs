@@ -1,0 +1,31 @@
+//! # vigil-core
+//!
+//! The decisions of vigil, as synchronous, deterministic state machines.
+//!
+//! Nothing in this crate reads a clock, touches a socket or a file, spawns a
+//! thread or draws from the operating system's randomness. Time comes in as an
+//! argument ([`time::Instant`]), randomness comes in as a seed
+//! ([`rng::Seed`]), and every effect goes out as an output value for a driver
+//! to carry out. That is what lets the same code run under the seeded
+//! simulator (`vigil-sim`) and under tokio (`vigil-tokio`): what is proven in
+//! simulation is what runs in production.
+//!
+//! The contract every machine follows is [`machine::Machine`]. The folders are
+//! the architecture: one per capability ([`health`] today; registry, recovery,
+//! deploy, scaling, trace and chaos as they land), plus the shared vocabulary
+//! ([`time`], [`id`], [`rng`], [`message`]) and the composed node machines in
+//! [`node`].
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod health;
+pub mod id;
+pub mod machine;
+pub mod message;
+pub mod node;
+pub mod rng;
+pub mod time;
+
+pub use id::{InstanceId, NodeId, ServiceId};
+pub use machine::Machine;
+pub use time::{Duration, Instant};
