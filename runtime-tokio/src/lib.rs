@@ -1,1 +1,97 @@
-//! x
+//! # vigil-tokio
+//!
+//! Runs vigil's sans-IO machines with tokio: real time, real UDP sockets.
+//!
+//! The machines in `vigil-core` decide; they never read a clock or touch a
+//! socket. This crate is their production driver, the counterpart of the
+//! simulator in `vigil-sim`: the same machine values, fed by the real world.
+//!
+//! # The loop
+//!
+//! A [`Driver`] runs one machine on one tokio task, bound to one UDP socket.
+//! The task loops:
+//!
+//! 1. Wait, with `tokio::select!`, for the first of
+//!    - a command from the [`DriverHandle`] (shut down, inspect the machine,
+//!      change the peer table),
+//!    - the machine's deadline:
+//!      [`Machine::poll_timeout`](vigil_core::Machine::poll_timeout), mapped
+//!      to a tokio instant by the [`Clock`] and awaited with
+//!      [`tokio::time::sleep_until`],
+//!    - a datagram on the socket, decoded as an [`Envelope`].
+//! 2. Feed the machine: `handle_timeout(now)` for the deadline, or
+//!    `handle(now, Input::Message { from, message })` for a datagram.
+//! 3. Drain [`Machine::poll_output`](vigil_core::Machine::poll_output)
+//!    until it returns `None`: each `Output::Send` is encoded and sent to
+//!    the destination's address in the peer table; each `Output::Health` is
+//!    published to subscribers ([`DriverHandle::subscribe`]) and logged with
+//!    `tracing`.
+//! 4. Ask `poll_timeout` again, since any input may move the deadline.
+//!
+//! # Why this shape
+//!
+//! - **One task per machine.** A machine is `&mut self` state with no locks:
+//!   giving it a task of its own serialises its inputs without a mutex, and
+//!   a crash of one node is simulated by aborting one task
+//!   ([`DriverHandle::abort`]). Queries run *on* that task
+//!   ([`DriverHandle::with_machine`]) between two inputs, so they never see
+//!   a half-handled input.
+//! - **`poll_timeout` → `sleep_until`.** The machine owns its timers and
+//!   reports only the earliest deadline; the driver sleeps until exactly
+//!   that instant and then calls `handle_timeout`, which is safe to call
+//!   early. No tick, no polling: an idle machine costs nothing. The timer
+//!   is re-armed after every input because the deadline may have moved.
+//! - **Drain completely after every `handle*`.** That is the machine
+//!   contract ([`vigil_core::machine`]): outputs are effects queued by the
+//!   mutation that caused them, and must be carried out before the next one.
+//!   The driver runs the machine inside [`vigil_core::machine::Checked`], so
+//!   a breach panics the task instead of hiding, as it would in the
+//!   simulator.
+//!
+//! Nothing a peer sends can panic the driver: a datagram that does not
+//! decode is counted ([`DriverStats::malformed_datagrams`]), logged and
+//! dropped; a message for a node missing from the peer table likewise.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::net::SocketAddr;
+//! use vigil_core::health::AgentConfig;
+//! use vigil_core::node::InstanceNode;
+//! use vigil_core::rng::Seed;
+//! use vigil_core::{Duration, InstanceId, NodeId};
+//! use vigil_tokio::{Clock, Driver, incarnation_now};
+//!
+//! # async fn example(control_addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
+//! let clock = Clock::start();
+//! let config = AgentConfig {
+//!     instance: InstanceId(0),
+//!     control: NodeId(0),
+//!     interval: Duration::from_millis(100),
+//!     incarnation: incarnation_now(),
+//! };
+//! let agent = InstanceNode::new(config, clock.now(), Seed(1))?;
+//! let handle = Driver::bind(NodeId(1), "127.0.0.1:0".parse()?, clock, agent)
+//!     .await?
+//!     .with_peers([(NodeId(0), control_addr)])
+//!     .spawn();
+//! // ... later
+//! let agent = handle.shutdown().await?;
+//! println!("sent {} heartbeats", agent.heartbeat().sent());
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod clock;
+mod driver;
+mod error;
+mod stats;
+mod wire;
+
+pub use clock::{Clock, incarnation_now};
+pub use driver::{Driver, DriverEvent, DriverHandle, EVENT_CAPACITY};
+pub use error::Error;
+pub use stats::DriverStats;
+pub use wire::{Envelope, MAX_DATAGRAM, WIRE_VERSION, WireError};

@@ -1,0 +1,399 @@
+//! One machine, one tokio task, one UDP socket.
+//!
+//! [`Driver`] owns a machine, its socket and its peer table until
+//! [`spawn`](Driver::spawn) moves them onto a task; the returned
+//! [`DriverHandle`] is the only way to reach them afterwards. See the crate
+//! docs for the loop itself.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::UdpSocket;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::Instrument as _;
+use vigil_core::health::HealthEvent;
+use vigil_core::machine::Checked;
+use vigil_core::message::Message;
+use vigil_core::node::{Input, Output};
+use vigil_core::{Instant, Machine, NodeId};
+
+use crate::clock::Clock;
+use crate::error::Error;
+use crate::stats::{Counters, DriverStats};
+use crate::wire::{Envelope, MAX_DATAGRAM};
+
+/// How many events a subscriber may fall behind before it misses some
+/// ([`broadcast::error::RecvError::Lagged`]).
+pub const EVENT_CAPACITY: usize = 1024;
+
+/// How many commands may wait for the task before senders wait too.
+const COMMAND_CAPACITY: usize = 64;
+
+/// A health verdict a driver published, with where and when it was made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DriverEvent {
+    /// The node whose machine emitted it.
+    pub node: NodeId,
+    /// The `now` of the `handle*` call that produced it, on the driver's
+    /// [`Clock`].
+    pub at: Instant,
+    /// The verdict.
+    pub event: HealthEvent,
+}
+
+/// A machine bound to a UDP socket, ready to [`spawn`](Driver::spawn).
+///
+/// `M` is any machine that speaks the node protocol
+/// ([`vigil_core::node::Input`] in, [`vigil_core::node::Output`] out):
+/// [`ControlPlane`](vigil_core::node::ControlPlane),
+/// [`InstanceNode`](vigil_core::node::InstanceNode) or
+/// [`Node`](vigil_core::node::Node).
+pub struct Driver<M> {
+    node: NodeId,
+    socket: UdpSocket,
+    local_addr: SocketAddr,
+    clock: Clock,
+    /// The highest `now` handed to the machine: `now` never goes backwards.
+    last_now: Instant,
+    /// Runs the machine under the contract checks: a driver bug panics the
+    /// task instead of corrupting the machine quietly.
+    machine: Checked<M>,
+    peers: BTreeMap<NodeId, SocketAddr>,
+    events: broadcast::Sender<DriverEvent>,
+    counters: Arc<Counters>,
+}
+
+impl<M> fmt::Debug for Driver<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Driver")
+            .field("node", &self.node)
+            .field("local_addr", &self.local_addr)
+            .field("peers", &self.peers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M> Driver<M>
+where
+    M: Machine<Input = Input, Output = Output> + Send + 'static,
+{
+    /// Bind a UDP socket at `addr` for node `node`, which runs `machine`
+    /// on `clock`.
+    ///
+    /// Build the machine with `now = clock.now()` (or any earlier instant on
+    /// that clock): the machine's timeline is the clock's. Bind port 0 to let
+    /// the system choose, then read [`local_addr`](Driver::local_addr).
+    pub async fn bind(node: NodeId, addr: SocketAddr, clock: Clock, machine: M) -> io::Result<Self> {
+        let socket = UdpSocket::bind(addr).await?;
+        let local_addr = socket.local_addr()?;
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        Ok(Driver {
+            node,
+            socket,
+            local_addr,
+            clock,
+            last_now: Instant::ZERO,
+            machine: Checked::new(machine),
+            peers: BTreeMap::new(),
+            events,
+            counters: Arc::new(Counters::default()),
+        })
+    }
+
+    /// The node this driver speaks for.
+    pub fn node(&self) -> NodeId {
+        self.node
+    }
+
+    /// The address the socket is bound to (with the actual port if port 0
+    /// was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Route messages for `node` to `addr`; returns the address it replaces.
+    pub fn set_peer(&mut self, node: NodeId, addr: SocketAddr) -> Option<SocketAddr> {
+        self.peers.insert(node, addr)
+    }
+
+    /// [`set_peer`](Driver::set_peer) for each pair, builder style.
+    #[must_use]
+    pub fn with_peers(mut self, peers: impl IntoIterator<Item = (NodeId, SocketAddr)>) -> Self {
+        self.peers.extend(peers);
+        self
+    }
+
+    /// The machine, before it is spawned.
+    pub fn machine(&self) -> &M {
+        self.machine.get()
+    }
+
+    /// Receive every health event published from now on. Subscribe before
+    /// [`spawn`](Driver::spawn) to be sure to see the first ones.
+    pub fn subscribe(&self) -> broadcast::Receiver<DriverEvent> {
+        self.events.subscribe()
+    }
+
+    /// Start the driver task on the current tokio runtime.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime, as [`tokio::spawn`] does.
+    pub fn spawn(self) -> DriverHandle<M> {
+        let (commands, command_rx) = mpsc::channel(COMMAND_CAPACITY);
+        let (node, local_addr) = (self.node, self.local_addr);
+        let (events, counters) = (self.events.clone(), Arc::clone(&self.counters));
+        let span = tracing::info_span!("vigil_driver", node = node.0, addr = %local_addr);
+        let task = tokio::spawn(self.run(command_rx).instrument(span));
+        DriverHandle { node, local_addr, events, counters, commands, task }
+    }
+
+    /// The loop: wait for a command, the machine's deadline or a datagram;
+    /// feed the machine; drain its outputs. Returns the machine on shutdown.
+    async fn run(mut self, mut commands: mpsc::Receiver<Command<M>>) -> Checked<M> {
+        tracing::debug!("driver started");
+        // One byte more than the largest datagram accepted, so that an
+        // oversized datagram (which the OS truncates silently) is detected.
+        let mut recv_buf = vec![0u8; MAX_DATAGRAM + 1];
+        let mut send_buf = vec![0u8; MAX_DATAGRAM];
+        // A machine may queue outputs when it is built; deliver them first.
+        let now = self.now();
+        self.drain(now, &mut send_buf).await;
+        loop {
+            let deadline = self.machine.poll_timeout().and_then(|at| self.clock.to_tokio(at));
+            tokio::select! {
+                // Order matters: a shutdown is honoured at once, and a flood
+                // of datagrams cannot starve the timer.
+                biased;
+                command = commands.recv() => match command {
+                    // All handles dropped: nobody can reach this machine again.
+                    None | Some(Command::Shutdown) => break,
+                    Some(Command::Inspect(inspect)) => inspect(self.machine.get()),
+                    Some(Command::SetPeer(node, addr)) => {
+                        self.peers.insert(node, addr);
+                    }
+                    Some(Command::RemovePeer(node)) => {
+                        self.peers.remove(&node);
+                    }
+                },
+                () = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)),
+                    if deadline.is_some() =>
+                {
+                    let now = self.now();
+                    self.machine.handle_timeout(now);
+                    self.drain(now, &mut send_buf).await;
+                }
+                received = self.socket.recv_from(&mut recv_buf) => match received {
+                    Ok((len, from_addr)) => {
+                        self.on_datagram(&recv_buf[..len], from_addr, &mut send_buf).await;
+                    }
+                    Err(error) => {
+                        Counters::bump(&self.counters.recv_errors);
+                        tracing::warn!(%error, "socket receive failed");
+                    }
+                },
+            }
+        }
+        tracing::debug!("driver shut down");
+        self.machine
+    }
+
+    /// The clock's time, never less than what the machine was last given.
+    fn now(&mut self) -> Instant {
+        self.last_now = self.last_now.max(self.clock.now());
+        self.last_now
+    }
+
+    async fn on_datagram(&mut self, datagram: &[u8], from_addr: SocketAddr, send_buf: &mut [u8]) {
+        Counters::bump(&self.counters.datagrams_received);
+        let envelope = match Envelope::decode(datagram) {
+            Ok(envelope) => envelope,
+            Err(error) => {
+                Counters::bump(&self.counters.malformed_datagrams);
+                tracing::warn!(%from_addr, len = datagram.len(), %error, "malformed datagram dropped");
+                return;
+            }
+        };
+        tracing::trace!(from = envelope.from.0, %from_addr, message = ?envelope.message, "received");
+        let now = self.now();
+        self.machine.handle(now, Input::Message { from: envelope.from, message: envelope.message });
+        self.drain(now, send_buf).await;
+    }
+
+    /// Carry out every output the machine has queued, until it has none:
+    /// the machine contract requires a complete drain after every `handle*`.
+    async fn drain(&mut self, now: Instant, send_buf: &mut [u8]) {
+        while let Some(output) = self.machine.poll_output() {
+            match output {
+                Output::Send { to, message } => self.send(to, message, send_buf).await,
+                Output::Health(event) => self.publish(now, event),
+                other => {
+                    Counters::bump(&self.counters.unhandled_outputs);
+                    tracing::warn!(output = ?other, "output not supported by this driver; dropped");
+                }
+            }
+        }
+    }
+
+    async fn send(&mut self, to: NodeId, message: Message, send_buf: &mut [u8]) {
+        let Some(&addr) = self.peers.get(&to) else {
+            Counters::bump(&self.counters.unknown_destinations);
+            tracing::warn!(to = to.0, ?message, "no address for destination; message dropped");
+            return;
+        };
+        let len = match (Envelope { from: self.node, message }).encode(send_buf) {
+            Ok(len) => len,
+            Err(error) => {
+                Counters::bump(&self.counters.send_errors);
+                tracing::warn!(to = to.0, %error, "cannot encode message; dropped");
+                return;
+            }
+        };
+        // Best effort, like the network itself: a failed send is counted and
+        // forgotten, and the machine's protocol copes with the loss.
+        match self.socket.send_to(&send_buf[..len], addr).await {
+            Ok(_) => {
+                Counters::bump(&self.counters.messages_sent);
+                tracing::trace!(to = to.0, %addr, ?message, "sent");
+            }
+            Err(error) => {
+                Counters::bump(&self.counters.send_errors);
+                tracing::warn!(to = to.0, %addr, %error, "send failed; message dropped");
+            }
+        }
+    }
+
+    fn publish(&mut self, at: Instant, event: HealthEvent) {
+        Counters::bump(&self.counters.health_events);
+        match event {
+            HealthEvent::LivenessChanged { instance, from, to, last_heard } => {
+                tracing::info!(instance = instance.0, %from, %to, %last_heard, %at, "liveness changed");
+            }
+            other => tracing::info!(event = ?other, %at, "health event"),
+        }
+        // No subscriber is not an error: events are for whoever listens.
+        let _ = self.events.send(DriverEvent { node: self.node, at, event });
+    }
+}
+
+/// Runs against the machine on the driver task.
+type Inspect<M> = Box<dyn FnOnce(&M) + Send>;
+
+enum Command<M> {
+    Shutdown,
+    Inspect(Inspect<M>),
+    SetPeer(NodeId, SocketAddr),
+    RemovePeer(NodeId),
+}
+
+/// The running driver: talk to its task, watch its events, stop it.
+///
+/// Dropping the handle shuts the driver down (its command channel closes),
+/// so that a forgotten task cannot keep a socket and a machine alive.
+#[must_use = "dropping the handle shuts the driver down"]
+pub struct DriverHandle<M> {
+    node: NodeId,
+    local_addr: SocketAddr,
+    events: broadcast::Sender<DriverEvent>,
+    counters: Arc<Counters>,
+    commands: mpsc::Sender<Command<M>>,
+    task: JoinHandle<Checked<M>>,
+}
+
+impl<M> fmt::Debug for DriverHandle<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DriverHandle")
+            .field("node", &self.node)
+            .field("local_addr", &self.local_addr)
+            .field("finished", &self.task.is_finished())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M: Send + 'static> DriverHandle<M> {
+    /// The node the driver speaks for.
+    pub fn node(&self) -> NodeId {
+        self.node
+    }
+
+    /// The address of the driver's socket.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Receive every health event published from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<DriverEvent> {
+        self.events.subscribe()
+    }
+
+    /// The driver's counters. Readable even after the task has stopped.
+    pub fn stats(&self) -> DriverStats {
+        self.counters.snapshot()
+    }
+
+    /// Whether the task has stopped (shut down, aborted or panicked).
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Run `inspect` on the machine, on the driver task, between two inputs,
+    /// and return what it returns: the way to query a running machine.
+    pub async fn with_machine<R, F>(&self, inspect: F) -> Result<R, Error>
+    where
+        F: FnOnce(&M) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::Inspect(Box::new(move |machine: &M| {
+            // The caller may have stopped waiting; then nobody needs the answer.
+            let _ = reply.send(inspect(machine));
+        }));
+        self.commands.send(command).await.map_err(|_| Error::DriverGone)?;
+        answer.await.map_err(|_| Error::DriverGone)
+    }
+
+    /// Route messages for `node` to `addr` from now on.
+    pub async fn set_peer(&self, node: NodeId, addr: SocketAddr) -> Result<(), Error> {
+        self.commands.send(Command::SetPeer(node, addr)).await.map_err(|_| Error::DriverGone)
+    }
+
+    /// Forget the address of `node`: messages for it are dropped and counted.
+    pub async fn remove_peer(&self, node: NodeId) -> Result<(), Error> {
+        self.commands.send(Command::RemovePeer(node)).await.map_err(|_| Error::DriverGone)
+    }
+
+    /// Stop the task cleanly, after the input it is handling, and return the
+    /// machine in its final state.
+    pub async fn shutdown(self) -> Result<M, Error> {
+        // If the task is already gone, the join below says why.
+        let _ = self.commands.send(Command::Shutdown).await;
+        match self.task.await {
+            Ok(machine) => Ok(machine.into_inner()),
+            Err(error) if error.is_panic() => Err(Error::Panicked(panic_message(error.into_panic()))),
+            Err(_) => Err(Error::DriverGone),
+        }
+    }
+
+    /// Kill the task abruptly, as a crash would: the machine's state is
+    /// lost, nothing more is sent, and the socket is closed. Returns once the
+    /// task is gone.
+    pub async fn abort(self) {
+        self.task.abort();
+        // Cancelled, or it finished (or panicked) just before: gone either way.
+        let _ = self.task.await;
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(message) => *message,
+        Err(payload) => match payload.downcast::<&'static str>() {
+            Ok(message) => (*message).to_owned(),
+            Err(_) => "a panic with a non-string payload".to_owned(),
+        },
+    }
+}

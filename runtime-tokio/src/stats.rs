@@ -1,0 +1,64 @@
+//! Counters a driver keeps, readable at any time from its handle.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A snapshot of a driver's counters.
+///
+/// Every datagram received, and every output drained, lands in exactly one
+/// of these, so a test can prove that a branch was taken (a malformed
+/// datagram was seen and dropped) rather than infer it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DriverStats {
+    /// Datagrams read from the socket, malformed ones included.
+    pub datagrams_received: u64,
+    /// Datagrams dropped because they did not decode (see
+    /// [`WireError`](crate::WireError)).
+    pub malformed_datagrams: u64,
+    /// Failed socket reads.
+    pub recv_errors: u64,
+    /// Messages handed to the socket.
+    pub messages_sent: u64,
+    /// `Send` outputs dropped because the destination is not in the peer
+    /// table.
+    pub unknown_destinations: u64,
+    /// `Send` outputs dropped because encoding or the socket write failed.
+    pub send_errors: u64,
+    /// Health events published.
+    pub health_events: u64,
+    /// Outputs of a kind this driver does not carry out yet, dropped.
+    pub unhandled_outputs: u64,
+}
+
+/// The live counters, shared between the task and its handle. Relaxed
+/// ordering: each counter is independent, and only ever grows.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) datagrams_received: AtomicU64,
+    pub(crate) malformed_datagrams: AtomicU64,
+    pub(crate) recv_errors: AtomicU64,
+    pub(crate) messages_sent: AtomicU64,
+    pub(crate) unknown_destinations: AtomicU64,
+    pub(crate) send_errors: AtomicU64,
+    pub(crate) health_events: AtomicU64,
+    pub(crate) unhandled_outputs: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> DriverStats {
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        DriverStats {
+            datagrams_received: get(&self.datagrams_received),
+            malformed_datagrams: get(&self.malformed_datagrams),
+            recv_errors: get(&self.recv_errors),
+            messages_sent: get(&self.messages_sent),
+            unknown_destinations: get(&self.unknown_destinations),
+            send_errors: get(&self.send_errors),
+            health_events: get(&self.health_events),
+            unhandled_outputs: get(&self.unhandled_outputs),
+        }
+    }
+}
