@@ -1,1 +1,28 @@
-//! x
+//! # vigil-sim
+//!
+//! A seeded discrete-event simulator for vigil's state machines.
+//!
+//! A run is a pure function of `(scenario, seed)`: the same inputs give the
+//! same sequence of events and the same [trace hash](trace::TraceHash), on
+//! any machine. The simulator owns time (an event queue ordered by
+//! `(time, seq)`), the network (latency, loss, duplication, reordering,
+//! partitions) and the hosts (crash, restart, pause, clock skew and drift);
+//! the machines it drives are the very ones `vigil-tokio` runs for real.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod scenario;
+
+pub mod check;
+pub mod host;
+pub mod net;
+pub mod queue;
+pub mod report;
+pub mod run;
+pub mod trace;
+pub mod world;
+
+pub use report::Report;
+pub use run::{Divergence, check_determinism, run};
+pub use scenario::{Scenario, ScenarioError, load_file, parse};
+pub use world::Simulation;

@@ -1,0 +1,260 @@
+//! The report of one run: a serde structure, printed as stable text or as
+//! JSON.
+//!
+//! Everything in the text form is a function of `(scenario, seed)`, so it can
+//! be snapshot-tested; the wall-clock figure (`wall_ms`) exists only in the
+//! JSON form and in the CLI's separate timing line.
+
+use std::fmt::Write as _;
+
+use vigil_core::health::Liveness;
+use vigil_core::{Duration, Instant, NodeId};
+
+use crate::check::{self, Detection, ExpectationOutcome};
+use crate::net::NetworkStats;
+use crate::scenario::{Fault, FaultAction, Partition, Scenario};
+use crate::world::{OutageKind, Simulation};
+
+/// The outcome of one seeded run.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Report {
+    /// Scenario name.
+    pub scenario: String,
+    /// Seed of the run.
+    pub seed: u64,
+    /// Final trace hash, 16 hex digits.
+    pub trace_hash: String,
+    /// Events the kernel processed.
+    pub events_processed: u64,
+    /// Simulated time covered, in ms.
+    pub simulated_ms: u64,
+    /// Wall-clock time the run took, in ms (not deterministic; absent from
+    /// the text report).
+    pub wall_ms: u64,
+    /// Whether every expectation held.
+    pub passed: bool,
+    /// Each expectation's outcome.
+    pub expectations: Vec<ExpectationOutcome>,
+    /// Each scheduled fault with when it began and ended.
+    pub faults: Vec<FaultRecord>,
+    /// Each outage (crash or pause) with its detection.
+    pub detections: Vec<Detection>,
+    /// Verdict changes by destination state.
+    pub verdicts: VerdictCounts,
+    /// What the network did.
+    pub network: NetworkStats,
+}
+
+/// A fault as it happened.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FaultRecord {
+    /// Index in the scenario's (time-sorted) fault list.
+    pub index: usize,
+    /// Line in the scenario file.
+    pub line: usize,
+    /// What it did, in words.
+    pub description: String,
+    /// Simulated ms it began.
+    pub began_ms: Option<u64>,
+    /// Simulated ms it ended.
+    pub ended_ms: Option<u64>,
+}
+
+/// How many verdict changes went to each state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct VerdictCounts {
+    /// Changes to `alive`.
+    pub alive: u64,
+    /// Changes to `suspect`.
+    pub suspect: u64,
+    /// Changes to `dead`.
+    pub dead: u64,
+}
+
+impl Report {
+    /// Build the report of a finished simulation. `wall_ms` is measured by
+    /// the caller: this crate never reads a clock.
+    pub fn new(sim: &Simulation<'_>, seed: u64, wall_ms: u64) -> Report {
+        let scenario = sim.scenario();
+        let expectations = check::evaluate(sim);
+        let obs = sim.observations();
+        let mut verdicts = VerdictCounts::default();
+        for v in &obs.verdicts {
+            match v.to {
+                Liveness::Alive => verdicts.alive += 1,
+                Liveness::Suspect => verdicts.suspect += 1,
+                Liveness::Dead => verdicts.dead += 1,
+                Liveness::Unknown => {}
+            }
+        }
+        Report {
+            scenario: scenario.name.clone(),
+            seed,
+            trace_hash: sim.trace_hash().hex(),
+            events_processed: sim.events_processed(),
+            simulated_ms: sim.now().as_millis(),
+            wall_ms,
+            passed: expectations.iter().all(|e| e.passed),
+            expectations,
+            faults: scenario
+                .faults
+                .iter()
+                .zip(&obs.faults)
+                .enumerate()
+                .map(|(index, (fault, span))| FaultRecord {
+                    index,
+                    line: fault.line,
+                    description: describe(scenario, fault),
+                    began_ms: span.began.map(Instant::as_millis),
+                    ended_ms: span.ended.map(Instant::as_millis),
+                })
+                .collect(),
+            detections: check::detections(sim),
+            verdicts,
+            network: *sim.network().stats(),
+        }
+    }
+
+    /// The report as stable text: no wall-clock figures.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        let passed = self.expectations.iter().filter(|e| e.passed).count();
+        let _ = writeln!(s, "scenario  {}", self.scenario);
+        let _ = writeln!(s, "seed      {}", self.seed);
+        let _ = writeln!(s, "trace     {}", self.trace_hash);
+        let _ = writeln!(
+            s,
+            "events    {} over {} simulated",
+            self.events_processed,
+            fmt_duration(Duration::from_millis(self.simulated_ms))
+        );
+        let _ = writeln!(
+            s,
+            "result    {} ({passed}/{} expectations hold)",
+            if self.passed { "PASSED" } else { "FAILED" },
+            self.expectations.len()
+        );
+        let _ = writeln!(s, "\nexpectations");
+        for e in &self.expectations {
+            let _ = writeln!(s, "  {} {:<16} {}", if e.passed { "ok  " } else { "FAIL" }, e.name, e.required);
+            let _ = writeln!(s, "       {:<16} {}", "", e.observed);
+        }
+        if !self.faults.is_empty() {
+            let _ = writeln!(s, "\nfaults");
+            for f in &self.faults {
+                let _ = writeln!(
+                    s,
+                    "  #{:<2} line {:<4} {:<12} {:<12} {}",
+                    f.index,
+                    f.line,
+                    opt_ms(f.began_ms),
+                    opt_ms(f.ended_ms),
+                    f.description
+                );
+            }
+        }
+        if !self.detections.is_empty() {
+            let _ = writeln!(s, "\noutages");
+            for d in &self.detections {
+                let latency = match d.detected_ms {
+                    Some(det) => {
+                        format!("dead after {}", fmt_duration(Duration::from_millis(det - d.began_ms)))
+                    }
+                    None => "never declared dead".to_string(),
+                };
+                let kind = match d.kind {
+                    OutageKind::Crash => "crash",
+                    OutageKind::Pause => "pause",
+                };
+                let _ = writeln!(
+                    s,
+                    "  {:<16} {kind:<5} {:<12} back {:<12} {latency}",
+                    d.instance,
+                    opt_ms(Some(d.began_ms)),
+                    opt_ms(d.ended_ms),
+                );
+            }
+        }
+        let v = &self.verdicts;
+        let _ = writeln!(s, "\nverdicts  {} alive, {} suspect, {} dead", v.alive, v.suspect, v.dead);
+        let n = &self.network;
+        let _ = writeln!(
+            s,
+            "network   sent {} delivered {} lost {} partitioned {} duplicated {} reordered {} to-down-host {}",
+            n.sent, n.delivered, n.lost, n.partitioned, n.duplicated, n.reordered, n.host_down
+        );
+        s
+    }
+}
+
+fn opt_ms(ms: Option<u64>) -> String {
+    ms.map_or_else(|| "-".to_string(), |ms| fmt_instant(Instant::from_millis(ms)))
+}
+
+/// Simulated time as `12.345s` (milliseconds).
+pub fn fmt_instant(t: Instant) -> String {
+    fmt_duration(t.since_epoch())
+}
+
+/// A duration as `4.120s`, or `250ms` below a second.
+pub fn fmt_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 { format!("{ms}ms") } else { format!("{}.{:03}s", ms / 1000, ms % 1000) }
+}
+
+/// A fault in words, e.g. `crash checkout/0` or
+/// `partition [control] | [checkout/*] for 30.000s`.
+pub fn describe(scenario: &Scenario, fault: &Fault) -> String {
+    let mut s = match &fault.action {
+        FaultAction::Crash(t) => format!("crash {}", names(scenario, t)),
+        FaultAction::Restart(t) => format!("restart {}", names(scenario, t)),
+        FaultAction::Pause(t) => format!("pause {}", names(scenario, t)),
+        FaultAction::Resume(t) => format!("resume {}", names(scenario, t)),
+        FaultAction::Heal => "heal all partitions".to_string(),
+        FaultAction::Partition(Partition::Groups(groups)) => {
+            let groups: Vec<String> = groups.iter().map(|g| format!("[{}]", names(scenario, g))).collect();
+            format!("partition {}", groups.join(" | "))
+        }
+        FaultAction::Partition(Partition::OneWay { from, to }) => {
+            format!("one-way partition [{}] -> [{}]", names(scenario, from), names(scenario, to))
+        }
+        FaultAction::Partition(Partition::Isolate(t)) => format!("isolate {}", names(scenario, t)),
+        FaultAction::ClockSkew { targets, offset_ns, drift_ppm } => {
+            let sign = if *offset_ns < 0 { "-" } else { "+" };
+            let offset = fmt_duration(Duration::from_nanos(offset_ns.unsigned_abs()));
+            format!("clock skew {} {sign}{offset} drift {drift_ppm}ppm", names(scenario, targets))
+        }
+    };
+    if let Some(d) = fault.duration {
+        let _ = write!(s, " for {}", fmt_duration(d));
+    }
+    s
+}
+
+/// Node names, with a whole service shortened to `svc/*` and long lists cut.
+pub fn names(scenario: &Scenario, nodes: &[NodeId]) -> String {
+    let mut parts = Vec::new();
+    let mut first = 1u32;
+    let mut rest: Vec<NodeId> = nodes.to_vec();
+    if rest.contains(&Scenario::CONTROL) {
+        parts.push("control".to_string());
+        rest.retain(|&n| n != Scenario::CONTROL);
+    }
+    for service in &scenario.services {
+        let range = first..first + service.instances;
+        let members: Vec<NodeId> = rest.iter().copied().filter(|n| range.contains(&n.0)).collect();
+        if members.len() == service.instances as usize && service.instances > 1 {
+            parts.push(format!("{}/*", service.name));
+        } else {
+            parts.extend(members.iter().map(|&n| scenario.node_name(n)));
+        }
+        first = range.end;
+    }
+    const SHOWN: usize = 8;
+    if parts.len() > SHOWN {
+        let more = parts.len() - SHOWN;
+        parts.truncate(SHOWN);
+        parts.push(format!("… (+{more})"));
+    }
+    parts.join(", ")
+}

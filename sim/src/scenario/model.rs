@@ -1,0 +1,266 @@
+//! A scenario after validation: every name resolved, every duration parsed,
+//! every rule checked. The simulator consumes only this; the TOML shape lives
+//! in [`super::load`].
+//!
+//! Nodes are numbered densely: node 0 is the control node, then every
+//! instance of every service in file order (`checkout/0`, `checkout/1`, …,
+//! `payments/0`, …). Instance `i` of the fleet (0-based, across services) is
+//! node `i + 1` and has `InstanceId(i)`.
+
+use vigil_core::{Duration, InstanceId, NodeId};
+
+/// A validated scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    /// `name` from the file.
+    pub name: String,
+    /// Optional free text.
+    pub description: Option<String>,
+    /// How much simulated time to run.
+    pub duration: Duration,
+    /// Default seed; `--seed` overrides.
+    pub seed: u64,
+    /// Step budget: a run processing more events than this fails.
+    pub max_events: u64,
+    /// Network model.
+    pub network: NetworkConfig,
+    /// The fleet, in file order.
+    pub services: Vec<Service>,
+    /// Faults, sorted by `at` (stable: file order among equal times).
+    pub faults: Vec<Fault>,
+    /// What must hold.
+    pub expect: Expectations,
+}
+
+/// One service of the fleet.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Service {
+    /// Unique name: `[a-z0-9][a-z0-9_-]*`.
+    pub name: String,
+    /// Instance count, at least 1.
+    pub instances: u32,
+    /// Liveness settings of its instances.
+    pub heartbeat: HeartbeatConfig,
+}
+
+/// Heartbeat and detector timing for a service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeartbeatConfig {
+    /// Time between beats (default 1 s).
+    pub interval: Duration,
+    /// Silence before `Suspect` (default 3 s); greater than `interval`.
+    pub suspect_after: Duration,
+    /// Silence before `Dead` (default 5 s); at least `suspect_after`.
+    pub dead_after: Duration,
+}
+
+impl Default for HeartbeatConfig {
+    fn default() -> Self {
+        HeartbeatConfig {
+            interval: Duration::from_secs(1),
+            suspect_after: Duration::from_secs(3),
+            dead_after: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The network between every pair of nodes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NetworkConfig {
+    /// One-way delay of each message.
+    pub latency: LatencyModel,
+    /// Probability a message is lost, in `[0, 1]`.
+    pub loss: f64,
+    /// Probability a message is delivered twice, in `[0, 1]`.
+    pub duplicate: f64,
+    /// Probability a message is held back by up to `reorder_delay` extra, so
+    /// later messages overtake it, in `[0, 1]`.
+    pub reorder: f64,
+    /// Largest extra delay of a reordered message.
+    pub reorder_delay: Duration,
+    /// Least time a partition lasts once begun: a heal that comes sooner is
+    /// deferred until then (TigerBeetle's fault stability).
+    pub stability: Duration,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            latency: LatencyModel::Uniform { min: Duration::from_millis(1), max: Duration::from_millis(5) },
+            loss: 0.0,
+            duplicate: 0.0,
+            reorder: 0.0,
+            reorder_delay: Duration::from_millis(10),
+            stability: Duration::ZERO,
+        }
+    }
+}
+
+/// A one-way delay distribution.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LatencyModel {
+    /// Always `value`.
+    Fixed(Duration),
+    /// Uniform in `[min, max]`.
+    Uniform {
+        /// Least delay.
+        min: Duration,
+        /// Greatest delay.
+        max: Duration,
+    },
+    /// `min` plus an exponential tail; the overall mean is `mean` (> `min`).
+    Exponential {
+        /// Least delay.
+        min: Duration,
+        /// Mean delay.
+        mean: Duration,
+    },
+    /// Heavy tail: Pareto with scale `min` and shape `alpha`, capped at `max`.
+    Pareto {
+        /// Least delay (the Pareto scale).
+        min: Duration,
+        /// Shape: smaller is heavier; must be > 0.
+        alpha: f64,
+        /// Cap on any single delay.
+        max: Duration,
+    },
+}
+
+impl LatencyModel {
+    /// The least delay the model can produce.
+    pub fn min(&self) -> Duration {
+        match *self {
+            LatencyModel::Fixed(v) => v,
+            LatencyModel::Uniform { min, .. }
+            | LatencyModel::Exponential { min, .. }
+            | LatencyModel::Pareto { min, .. } => min,
+        }
+    }
+}
+
+/// A scheduled fault.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fault {
+    /// When it begins, from the start of the run.
+    pub at: Duration,
+    /// How long it lasts; when set, the simulator reverts it at `at +
+    /// duration` (restart after crash, resume after pause, heal after
+    /// partition, clock back after skew).
+    pub duration: Option<Duration>,
+    /// What happens.
+    pub action: FaultAction,
+    /// 1-based line of the fault in its file, for reports (0 if built in code).
+    pub line: usize,
+}
+
+/// What a fault does.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FaultAction {
+    /// Hosts die; volatile state is lost; messages to them are dropped.
+    Crash(Vec<NodeId>),
+    /// Crashed hosts boot again with a fresh machine from their config.
+    Restart(Vec<NodeId>),
+    /// Hosts freeze: no timers fire, arriving messages wait.
+    Pause(Vec<NodeId>),
+    /// Paused hosts continue; waiting messages are delivered.
+    Resume(Vec<NodeId>),
+    /// The network splits.
+    Partition(Partition),
+    /// Every partition ends (after its stability time).
+    Heal,
+    /// Hosts' clocks jump by `offset_ns` (negative: the monotonic clock
+    /// stands still until real time catches up) and run `drift_ppm` parts
+    /// per million fast (negative: slow).
+    ClockSkew {
+        /// Affected hosts.
+        targets: Vec<NodeId>,
+        /// Step of the clock, in nanoseconds.
+        offset_ns: i64,
+        /// Rate error, in parts per million.
+        drift_ppm: i64,
+    },
+}
+
+/// Which messages a partition blocks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Partition {
+    /// Nodes in different groups cannot reach each other, either way. Nodes
+    /// in no group are unaffected.
+    Groups(Vec<Vec<NodeId>>),
+    /// Messages from `from` to `to` are dropped; the reverse direction works.
+    OneWay {
+        /// Senders whose messages are dropped.
+        from: Vec<NodeId>,
+        /// Receivers that do not get them.
+        to: Vec<NodeId>,
+    },
+    /// The nodes can reach no one and no one can reach them.
+    Isolate(Vec<NodeId>),
+}
+
+/// What must hold for a run to pass.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Expectations {
+    /// Every crashed instance that stays down at least this long is declared
+    /// dead within this bound of its crash.
+    pub detected_within: Option<Duration>,
+    /// No instance is declared dead while no fault touches it (a fault's
+    /// window runs from its start to its end plus the instance's
+    /// `dead_after`).
+    pub no_false_dead: bool,
+    /// At the end of the run every running instance is `Alive` in the
+    /// detector's view (the system converged after the faults).
+    pub alive_at_end: bool,
+}
+
+impl Scenario {
+    /// Total instance count.
+    pub fn instance_count(&self) -> u32 {
+        self.services.iter().map(|s| s.instances).sum()
+    }
+
+    /// Node count: the control node plus every instance.
+    pub fn node_count(&self) -> u32 {
+        1 + self.instance_count()
+    }
+
+    /// The node of the control plane.
+    pub const CONTROL: NodeId = NodeId(0);
+
+    /// Node of fleet instance `instance`.
+    pub fn node_of(instance: InstanceId) -> NodeId {
+        NodeId(instance.0 + 1)
+    }
+
+    /// Fleet instance on `node`, or `None` for the control node.
+    pub fn instance_of(node: NodeId) -> Option<InstanceId> {
+        node.0.checked_sub(1).map(InstanceId)
+    }
+
+    /// The service index of fleet instance `instance`, and its index within
+    /// the service.
+    pub fn locate(&self, instance: InstanceId) -> Option<(usize, u32)> {
+        let mut first = 0u32;
+        for (s, service) in self.services.iter().enumerate() {
+            if instance.0 < first + service.instances {
+                return Some((s, instance.0 - first));
+            }
+            first += service.instances;
+        }
+        None
+    }
+
+    /// Display name of a node: `control` or `service/index`.
+    pub fn node_name(&self, node: NodeId) -> String {
+        match Self::instance_of(node).and_then(|i| self.locate(i)) {
+            Some((s, i)) => format!("{}/{}", self.services[s].name, i),
+            None if node == Self::CONTROL => "control".to_string(),
+            None => format!("{node}"),
+        }
+    }
+
+    /// Every node's display name, indexed by node id.
+    pub fn node_names(&self) -> Vec<String> {
+        (0..self.node_count()).map(|n| self.node_name(NodeId(n))).collect()
+    }
+}

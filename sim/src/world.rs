@@ -1,0 +1,692 @@
+//! The simulation: machines, hosts and network under one event loop.
+//!
+//! # How an event flows
+//!
+//! 1. [`Simulation::step`] pops the earliest event from the queue (ordered by
+//!    `(time, seq)`) and folds it into the trace hash.
+//! 2. It dispatches: a *delivery* goes to the receiving node's machine as
+//!    [`Input::Message`]; a *timer* calls `handle_timeout`; a *fault* changes
+//!    hosts or the network.
+//! 3. The node's outputs are drained completely. `Send` goes through the
+//!    [`Network`], which schedules zero, one or two deliveries; a health event
+//!    is recorded for the checkers.
+//! 4. The node's next deadline (`poll_timeout`, in its host's clock) is
+//!    turned into simulated time and scheduled if it is earlier than the
+//!    timer already queued for it.
+//!
+//! Work is per event: an idle node costs nothing until its timer fires.
+//! Machines see time through their host's clock ([`HostClock`]) and run
+//! inside [`Checked`], which panics if this driver ever breaks the machine
+//! contract.
+
+use std::io::Write;
+
+use vigil_core::health::{AgentConfig, HealthEvent, Liveness, LivenessTimeouts};
+use vigil_core::machine::{Checked, Machine};
+use vigil_core::message::Message;
+use vigil_core::node::{ControlConfig, ControlPlane, Input, InstanceNode, Node, Output};
+use vigil_core::rng::Seed;
+use vigil_core::{Duration, InstanceId, Instant, NodeId};
+
+use crate::host::HostClock;
+use crate::net::Network;
+use crate::queue::EventQueue;
+use crate::scenario::{FaultAction, Partition, Scenario};
+use crate::trace::{StableHasher, TraceHash};
+
+/// Something scheduled on the event queue.
+#[derive(Clone, Copy, Debug)]
+enum Event {
+    Deliver { from: NodeId, to: NodeId, message: Message },
+    Timer { node: NodeId },
+    FaultStart { fault: u32 },
+    FaultEnd { fault: u32 },
+    Heal { partition: u32 },
+}
+
+impl Event {
+    fn kind(&self) -> u8 {
+        match self {
+            Event::Deliver { .. } => 1,
+            Event::Timer { .. } => 2,
+            Event::FaultStart { .. } => 3,
+            Event::FaultEnd { .. } => 4,
+            Event::Heal { .. } => 5,
+        }
+    }
+}
+
+/// A host's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostState {
+    /// Running.
+    Up,
+    /// Crashed: no machine, messages dropped.
+    Down,
+    /// Paused: time passes, nothing runs, messages wait.
+    Paused,
+}
+
+struct NodeSlot {
+    machine: Option<Checked<Node>>,
+    state: HostState,
+    clock: HostClock,
+    /// Simulated time of the earliest timer event queued for this node.
+    timer_at: Option<Instant>,
+    /// Messages that arrived while paused, in arrival order.
+    held: Vec<(NodeId, Message)>,
+    incarnation: u64,
+}
+
+/// A health verdict as the control node published it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Verdict {
+    /// Simulated time of publication.
+    pub at: Instant,
+    /// The instance.
+    pub instance: InstanceId,
+    /// Old verdict.
+    pub from: Liveness,
+    /// New verdict.
+    pub to: Liveness,
+}
+
+/// A period during which an instance could not answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outage {
+    /// Crash or pause.
+    pub kind: OutageKind,
+    /// When it began.
+    pub began: Instant,
+    /// When the host came back (restart or resume), if within the run.
+    pub ended: Option<Instant>,
+}
+
+/// What kind of outage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutageKind {
+    /// The host crashed.
+    Crash,
+    /// The host was paused.
+    Pause,
+}
+
+/// When a scheduled fault actually began and ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FaultSpan {
+    /// When it began.
+    pub began: Option<Instant>,
+    /// When it ended (reverted), if it did within the run.
+    pub ended: Option<Instant>,
+}
+
+/// What a run observed, for the checkers and the report.
+#[derive(Clone, Debug, Default)]
+pub struct Observations {
+    /// Every verdict change, in order.
+    pub verdicts: Vec<Verdict>,
+    /// Per scheduled fault (same index as `Scenario::faults`).
+    pub faults: Vec<FaultSpan>,
+    /// Per instance: each time its host went down (crash) or froze (pause).
+    pub outages: Vec<Vec<Outage>>,
+    /// Per node: windows `[start, end]` during which some fault touched it
+    /// (crashed, paused, partitioned or its clock skewed); `end` is `None`
+    /// while it lasts to the end of the run.
+    pub disturbed: Vec<Vec<(Instant, Option<Instant>)>>,
+    depth: Vec<u32>,
+}
+
+impl Observations {
+    fn disturb(&mut self, node: NodeId, at: Instant) {
+        let depth = &mut self.depth[node.index()];
+        *depth += 1;
+        if *depth == 1 {
+            self.disturbed[node.index()].push((at, None));
+        }
+    }
+
+    fn restore(&mut self, node: NodeId, at: Instant) {
+        let depth = &mut self.depth[node.index()];
+        if *depth == 0 {
+            return;
+        }
+        *depth -= 1;
+        if *depth == 0
+            && let Some(window) = self.disturbed[node.index()].last_mut()
+        {
+            window.1 = Some(at);
+        }
+    }
+}
+
+/// Why a run stopped before its end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Halt {
+    /// More events than the step budget allowed.
+    StepBudget {
+        /// Events processed.
+        events: u64,
+        /// Simulated time reached.
+        at: Instant,
+    },
+}
+
+/// One seeded run of a scenario.
+pub struct Simulation<'a> {
+    scenario: &'a Scenario,
+    seed: Seed,
+    queue: EventQueue<Event>,
+    nodes: Vec<NodeSlot>,
+    network: Network,
+    now: Instant,
+    end: Instant,
+    trace: TraceHash,
+    events: u64,
+    observed: Observations,
+    names: Vec<String>,
+    timeline: Option<Box<dyn Write + 'a>>,
+    timeline_error: Option<std::io::Error>,
+    history: Option<Vec<(Instant, u64)>>,
+    halted: Option<Halt>,
+}
+
+impl<'a> Simulation<'a> {
+    /// Build the fleet of `scenario` at time zero, seeded with `seed`.
+    pub fn new(scenario: &'a Scenario, seed: u64) -> Self {
+        let seed = Seed(seed);
+        let node_count = scenario.node_count() as usize;
+        let mut sim = Simulation {
+            scenario,
+            seed,
+            queue: EventQueue::with_capacity(node_count * 2 + scenario.faults.len() + 16),
+            nodes: Vec::with_capacity(node_count),
+            network: Network::new(scenario.network.clone(), node_count, seed.child_named("network")),
+            now: Instant::ZERO,
+            end: Instant::ZERO + scenario.duration,
+            trace: TraceHash::default(),
+            events: 0,
+            observed: Observations {
+                verdicts: Vec::new(),
+                faults: vec![FaultSpan { began: None, ended: None }; scenario.faults.len()],
+                outages: vec![Vec::new(); scenario.instance_count() as usize],
+                disturbed: vec![Vec::new(); node_count],
+                depth: vec![0; node_count],
+            },
+            names: scenario.node_names(),
+            timeline: None,
+            timeline_error: None,
+            history: None,
+            halted: None,
+        };
+        for n in 0..node_count {
+            sim.nodes.push(NodeSlot {
+                machine: None,
+                state: HostState::Up,
+                clock: HostClock::default(),
+                timer_at: None,
+                held: Vec::new(),
+                incarnation: 0,
+            });
+            sim.boot(NodeId(n as u32));
+        }
+        for (i, fault) in scenario.faults.iter().enumerate() {
+            sim.queue.push(Instant::ZERO + fault.at, Event::FaultStart { fault: i as u32 });
+        }
+        sim
+    }
+
+    /// Write one line per processed event to `out`.
+    pub fn with_timeline(mut self, out: Box<dyn Write + 'a>) -> Self {
+        self.timeline = Some(out);
+        self
+    }
+
+    /// Record the trace hash after every event, to locate a divergence.
+    pub fn with_history(mut self) -> Self {
+        self.history = Some(Vec::new());
+        self
+    }
+
+    /// Run to the scenario's end or until the step budget is spent.
+    pub fn run(&mut self) {
+        while self.step() {}
+        if let Some(out) = self.timeline.as_mut()
+            && let Err(e) = out.flush()
+            && self.timeline_error.is_none()
+        {
+            self.timeline_error = Some(e);
+        }
+    }
+
+    /// Process one event. Returns `false` when the run is over.
+    pub fn step(&mut self) -> bool {
+        if self.halted.is_some() {
+            return false;
+        }
+        let Some(next) = self.queue.peek_time() else { return false };
+        if next > self.end {
+            self.now = self.end;
+            return false;
+        }
+        if self.events >= self.scenario.max_events {
+            self.halted = Some(Halt::StepBudget { events: self.events, at: self.now });
+            return false;
+        }
+        let Some((time, event)) = self.queue.pop() else { return false };
+        debug_assert!(time >= self.now, "event queue went back in time");
+        self.now = time;
+        self.events += 1;
+        let (node, digest) = match event {
+            Event::Deliver { from, to, message } => (to.0, StableHasher::digest(&(from.0, message))),
+            Event::Timer { node } => (node.0, 0),
+            Event::FaultStart { fault } | Event::FaultEnd { fault } => (u32::MAX, u64::from(fault)),
+            Event::Heal { partition } => (u32::MAX, u64::from(partition)),
+        };
+        self.trace.fold(time, node, event.kind(), digest);
+        if let Some(h) = self.history.as_mut() {
+            h.push((time, self.trace.value()));
+        }
+        if self.timeline.is_some() {
+            self.log_event(&event);
+        }
+        match event {
+            Event::Deliver { from, to, message } => self.deliver(from, to, message),
+            Event::Timer { node } => self.fire_timer(node),
+            Event::FaultStart { fault } => self.fault_start(fault as usize),
+            Event::FaultEnd { fault } => self.fault_end(fault as usize),
+            Event::Heal { partition } => self.heal(partition),
+        }
+        true
+    }
+
+    fn deliver(&mut self, from: NodeId, to: NodeId, message: Message) {
+        if self.network.blocked(from, to) {
+            self.network.stats_mut().partitioned += 1;
+            return;
+        }
+        let slot = &mut self.nodes[to.index()];
+        match slot.state {
+            HostState::Down => self.network.stats_mut().host_down += 1,
+            HostState::Paused => slot.held.push((from, message)),
+            HostState::Up => {
+                self.network.stats_mut().delivered += 1;
+                let local = slot.clock.local(self.now);
+                if let Some(m) = slot.machine.as_mut() {
+                    m.handle(local, Input::Message { from, message });
+                }
+                self.drain(to);
+            }
+        }
+    }
+
+    fn fire_timer(&mut self, node: NodeId) {
+        let slot = &mut self.nodes[node.index()];
+        if slot.timer_at != Some(self.now) {
+            return; // superseded by an earlier timer, or the host went down
+        }
+        slot.timer_at = None;
+        match slot.state {
+            HostState::Up => {
+                let local = slot.clock.local(self.now);
+                if let Some(m) = slot.machine.as_mut() {
+                    m.handle_timeout(local);
+                }
+                self.drain(node);
+            }
+            // Rescheduled on resume from the machine's own deadline.
+            HostState::Paused | HostState::Down => {}
+        }
+    }
+
+    /// Carry out every output of `node`, then schedule its next timer.
+    fn drain(&mut self, node: NodeId) {
+        let Simulation { nodes, network, queue, observed, now, timeline, names, .. } = self;
+        let now = *now;
+        let slot = &mut nodes[node.index()];
+        let Some(machine) = slot.machine.as_mut() else { return };
+        while let Some(output) = machine.poll_output() {
+            match output {
+                Output::Send { to, message } => {
+                    if to.index() >= names.len() {
+                        continue; // no such node: the message goes nowhere
+                    }
+                    let fate = network.send(node, to);
+                    for delay in fate.copies.into_iter().flatten() {
+                        queue.push(now + delay, Event::Deliver { from: node, to, message });
+                    }
+                }
+                Output::Health(HealthEvent::LivenessChanged { instance, from, to, .. }) => {
+                    observed.verdicts.push(Verdict { at: now, instance, from, to });
+                    if let Some(out) = timeline.as_mut() {
+                        let _ = writeln!(
+                            out,
+                            "{now} {:<14} verdict {} {from} -> {to}",
+                            names[node.index()],
+                            names.get(Scenario::node_of(instance).index()).map_or("?", String::as_str),
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        let deadline = machine.poll_timeout();
+        if let Some(local_deadline) = deadline {
+            let at = slot.clock.true_time_of(local_deadline, now);
+            if slot.timer_at.is_none_or(|queued| at < queued) {
+                slot.timer_at = Some(at);
+                queue.push(at, Event::Timer { node });
+            }
+        }
+    }
+
+    fn boot(&mut self, node: NodeId) {
+        let scenario = self.scenario;
+        let slot = &mut self.nodes[node.index()];
+        slot.incarnation += 1;
+        let local = slot.clock.local(self.now);
+        let machine = match Scenario::instance_of(node) {
+            None => {
+                let config = ControlConfig {
+                    liveness_classes: scenario
+                        .services
+                        .iter()
+                        .map(|s| LivenessTimeouts {
+                            suspect_after: s.heartbeat.suspect_after,
+                            dead_after: s.heartbeat.dead_after,
+                        })
+                        .collect(),
+                    instances: (0..scenario.instance_count())
+                        .map(|i| (InstanceId(i), scenario.locate(InstanceId(i)).map_or(0, |(s, _)| s)))
+                        .collect(),
+                };
+                Node::Control(
+                    ControlPlane::new(&config, local).expect("the scenario loader validated these timeouts"),
+                )
+            }
+            Some(instance) => {
+                let (service, _) = scenario.locate(instance).expect("node ids come from the scenario");
+                let config = AgentConfig {
+                    instance,
+                    control: Scenario::CONTROL,
+                    interval: scenario.services[service].heartbeat.interval,
+                    incarnation: slot.incarnation,
+                };
+                let seed = self.seed.child_named(&self.names[node.index()]).child(slot.incarnation);
+                Node::Instance(
+                    InstanceNode::new(config, local, seed)
+                        .expect("the scenario loader validated the interval"),
+                )
+            }
+        };
+        slot.machine = Some(Checked::new(machine));
+        slot.state = HostState::Up;
+        slot.timer_at = None;
+        self.drain(node);
+    }
+
+    fn crash(&mut self, node: NodeId) {
+        match self.nodes[node.index()].state {
+            HostState::Down => return,
+            HostState::Paused => {
+                // The pause ends in a crash: one outage becomes the other.
+                self.outage_ends(node);
+                self.observed.restore(node, self.now);
+            }
+            HostState::Up => {}
+        }
+        let slot = &mut self.nodes[node.index()];
+        slot.state = HostState::Down;
+        slot.machine = None;
+        slot.timer_at = None;
+        slot.held.clear();
+        self.observed.disturb(node, self.now);
+        self.outage_begins(node, OutageKind::Crash);
+    }
+
+    fn outage_begins(&mut self, node: NodeId, kind: OutageKind) {
+        if let Some(instance) = Scenario::instance_of(node) {
+            self.observed.outages[instance.index()].push(Outage { kind, began: self.now, ended: None });
+        }
+    }
+
+    fn outage_ends(&mut self, node: NodeId) {
+        if let Some(instance) = Scenario::instance_of(node)
+            && let Some(last) = self.observed.outages[instance.index()].last_mut()
+            && last.ended.is_none()
+        {
+            last.ended = Some(self.now);
+        }
+    }
+
+    fn restart(&mut self, node: NodeId) {
+        if self.nodes[node.index()].state != HostState::Down {
+            return;
+        }
+        self.outage_ends(node);
+        self.observed.restore(node, self.now);
+        self.boot(node);
+    }
+
+    fn pause(&mut self, node: NodeId) {
+        let slot = &mut self.nodes[node.index()];
+        if slot.state == HostState::Up {
+            slot.state = HostState::Paused;
+            self.observed.disturb(node, self.now);
+            self.outage_begins(node, OutageKind::Pause);
+        }
+    }
+
+    fn resume(&mut self, node: NodeId) {
+        let slot = &mut self.nodes[node.index()];
+        if slot.state != HostState::Paused {
+            return;
+        }
+        slot.state = HostState::Up;
+        slot.timer_at = None;
+        let held = std::mem::take(&mut slot.held);
+        self.outage_ends(node);
+        self.observed.restore(node, self.now);
+        for (from, message) in held {
+            self.queue.push(self.now, Event::Deliver { from, to: node, message });
+        }
+        self.drain(node); // reschedules the timer from the machine's deadline
+    }
+
+    fn fault_start(&mut self, index: usize) {
+        let fault = &self.scenario.faults[index];
+        self.observed.faults[index].began = Some(self.now);
+        match &fault.action {
+            FaultAction::Crash(targets) => targets.iter().for_each(|&n| self.crash(n)),
+            FaultAction::Restart(targets) => targets.iter().for_each(|&n| self.restart(n)),
+            FaultAction::Pause(targets) => targets.iter().for_each(|&n| self.pause(n)),
+            FaultAction::Resume(targets) => targets.iter().for_each(|&n| self.resume(n)),
+            FaultAction::Partition(spec) => {
+                for n in partition_nodes(spec) {
+                    self.observed.disturb(n, self.now);
+                }
+                self.network.partition(index as u32, spec, self.now);
+            }
+            FaultAction::Heal => {
+                let active: Vec<u32> = self.network.active_partitions().collect();
+                for id in active {
+                    self.request_heal(id);
+                }
+                self.observed.faults[index].ended = Some(self.now);
+            }
+            FaultAction::ClockSkew { targets, offset_ns, drift_ppm } => {
+                for &n in targets {
+                    self.nodes[n.index()].clock.skew(self.now, *offset_ns, *drift_ppm);
+                    self.observed.disturb(n, self.now);
+                    self.reschedule(n);
+                }
+            }
+        }
+        if let Some(duration) = fault.duration {
+            self.queue.push(self.now + duration, Event::FaultEnd { fault: index as u32 });
+        } else if !matches!(fault.action, FaultAction::Partition(_) | FaultAction::ClockSkew { .. }) {
+            // Point-in-time actions end as they begin.
+            self.observed.faults[index].ended = Some(self.now);
+        }
+    }
+
+    fn fault_end(&mut self, index: usize) {
+        let fault = &self.scenario.faults[index];
+        match &fault.action {
+            FaultAction::Crash(targets) => targets.iter().for_each(|&n| self.restart(n)),
+            FaultAction::Pause(targets) => targets.iter().for_each(|&n| self.resume(n)),
+            FaultAction::Partition(_) => {
+                self.request_heal(index as u32);
+                return; // `ended` is set when the heal takes effect
+            }
+            FaultAction::ClockSkew { targets, .. } => {
+                for &n in targets {
+                    // Back to true time and rate; a backward step stands still.
+                    let clock = &mut self.nodes[n.index()].clock;
+                    let ahead = clock.offset_ns(self.now);
+                    let step = i64::try_from(-ahead).unwrap_or(i64::MIN);
+                    clock.skew(self.now, step, 0);
+                    // A clock stepped back stands still until true time
+                    // catches up: the disturbance lasts until then.
+                    let still = Duration::from_nanos(u64::try_from(ahead.max(0)).unwrap_or(u64::MAX));
+                    self.observed.restore(n, self.now + still);
+                    self.reschedule(n);
+                }
+            }
+            FaultAction::Restart(_) | FaultAction::Resume(_) | FaultAction::Heal => {}
+        }
+        self.observed.faults[index].ended = Some(self.now);
+    }
+
+    /// Heal partition `id` now, or when its stability time allows.
+    fn request_heal(&mut self, id: u32) {
+        match self.network.heal_allowed_at(id) {
+            Some(at) if at > self.now => self.queue.push(at, Event::Heal { partition: id }),
+            Some(_) => self.heal(id),
+            None => {}
+        }
+    }
+
+    fn heal(&mut self, id: u32) {
+        if self.network.heal(id) {
+            self.observed.faults[id as usize].ended = Some(self.now);
+            if let FaultAction::Partition(spec) = &self.scenario.faults[id as usize].action {
+                for n in partition_nodes(spec) {
+                    self.observed.restore(n, self.now);
+                }
+            }
+        }
+    }
+
+    /// The host's clock moved: the machine's deadline moves in true time.
+    fn reschedule(&mut self, node: NodeId) {
+        let slot = &mut self.nodes[node.index()];
+        if slot.state != HostState::Up {
+            return;
+        }
+        slot.timer_at = None;
+        self.drain(node);
+    }
+
+    fn log_event(&mut self, event: &Event) {
+        let now = self.now;
+        let name = |n: NodeId| self.names.get(n.index()).map_or("?", String::as_str);
+        let line = match *event {
+            Event::Deliver { from, to, message } => {
+                format!("{now} {:<14} recv from {} {message:?}", name(to), name(from))
+            }
+            Event::Timer { node } => format!("{now} {:<14} timer", name(node)),
+            Event::FaultStart { fault } => {
+                let f = &self.scenario.faults[fault as usize];
+                format!(
+                    "{now} {:<14} fault#{fault} begins: {}",
+                    "-",
+                    crate::report::describe(self.scenario, f)
+                )
+            }
+            Event::FaultEnd { fault } => format!("{now} {:<14} fault#{fault} ends", "-"),
+            Event::Heal { partition } => format!("{now} {:<14} partition fault#{partition} heals", "-"),
+        };
+        if let Some(out) = self.timeline.as_mut()
+            && let Err(e) = writeln!(out, "{line}")
+        {
+            self.timeline_error.get_or_insert(e);
+            self.timeline = None;
+        }
+    }
+
+    /// Simulated time now.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Events processed so far.
+    pub fn events_processed(&self) -> u64 {
+        self.events
+    }
+
+    /// The trace hash so far.
+    pub fn trace_hash(&self) -> TraceHash {
+        self.trace
+    }
+
+    /// The hash after each event, if recording was asked for.
+    pub fn history(&self) -> Option<&[(Instant, u64)]> {
+        self.history.as_deref()
+    }
+
+    /// Why the run stopped early, if it did.
+    pub fn halted(&self) -> Option<Halt> {
+        self.halted
+    }
+
+    /// What the run observed.
+    pub fn observations(&self) -> &Observations {
+        &self.observed
+    }
+
+    /// The network and its counters.
+    pub fn network(&self) -> &Network {
+        &self.network
+    }
+
+    /// State of the host of `node`.
+    pub fn host_state(&self, node: NodeId) -> HostState {
+        self.nodes[node.index()].state
+    }
+
+    /// The control node's machine, if it is running.
+    pub fn control(&self) -> Option<&ControlPlane> {
+        match self.nodes[Scenario::CONTROL.index()].machine.as_ref().map(Checked::get) {
+            Some(Node::Control(c)) => Some(c),
+            Some(Node::Instance(_)) | None => None,
+        }
+    }
+
+    /// Why the timeline stopped being written, if it did.
+    pub fn timeline_error(&self) -> Option<&std::io::Error> {
+        self.timeline_error.as_ref()
+    }
+
+    /// Simulated length of the run.
+    pub fn duration(&self) -> Duration {
+        self.scenario.duration
+    }
+
+    /// The scenario being run.
+    pub fn scenario(&self) -> &'a Scenario {
+        self.scenario
+    }
+}
+
+/// Every node a partition names.
+fn partition_nodes(spec: &Partition) -> Vec<NodeId> {
+    let mut nodes: Vec<NodeId> = match spec {
+        Partition::Groups(groups) => groups.iter().flatten().copied().collect(),
+        Partition::OneWay { from, to } => from.iter().chain(to).copied().collect(),
+        Partition::Isolate(members) => members.clone(),
+    };
+    nodes.sort_unstable();
+    nodes.dedup();
+    nodes
+}
