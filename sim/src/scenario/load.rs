@@ -1,0 +1,1120 @@
+//! From TOML text to a validated [`Scenario`], format v1.
+//!
+//! Two passes. First serde turns the text into the `Raw*` structs below,
+//! which mirror the file: every table denies unknown keys, and the value
+//! types that carry rules of their own (durations, numbers, target lists)
+//! are newtypes whose `Deserialize` checks them, so toml attaches the span
+//! of the offending value to their errors. Then [`validate`] checks the rules
+//! that span several values (kinds and the fields they allow, names of
+//! services in targets, orderings of timeouts) using the spans that
+//! [`Spanned`] kept. Either way the error carries a line and a column.
+//!
+//! Nothing here panics on any input: every index into the source is
+//! clamped, every count is bounded (instances, nodes named by faults, the
+//! size of a duration), and humantime is shielded from inputs that overflow
+//! it (`humantime::parse_duration` 2.4 panics on some sums near `u64::MAX`
+//! seconds).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::Path;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use toml::Spanned;
+use vigil_core::{Duration, NodeId};
+
+use super::error::{Location, ScenarioError};
+use super::model::{
+    Expectations, Fault, FaultAction, HeartbeatConfig, LatencyModel, NetworkConfig, Partition, Scenario,
+    Service,
+};
+
+/// Longest duration anywhere in a file: 30 days. It bounds the run, and keeps
+/// every duration far from overflowing nanosecond arithmetic downstream.
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+/// Most instances one service may have.
+pub(crate) const MAX_SERVICE_INSTANCES: u32 = 100_000;
+/// Most instances across all services.
+pub(crate) const MAX_TOTAL_INSTANCES: u32 = 1_000_000;
+/// Largest clock drift, either way, in parts per million.
+pub(crate) const MAX_DRIFT_PPM: i64 = 100_000;
+/// Step budget when the file sets none.
+pub(crate) const DEFAULT_MAX_EVENTS: u64 = 100_000_000;
+/// Most node references all faults together may resolve to (after
+/// expanding `*` and `service` targets): bounds the memory a small file can
+/// ask for.
+pub(crate) const MAX_FAULT_NODES: usize = 10_000_000;
+
+/// Longest duration string handed to humantime, in characters.
+const MAX_DURATION_CHARS: usize = 64;
+/// Longest run of digits in a duration string. With at most 64 characters,
+/// runs of at most 10 digits keep every sum humantime computes below
+/// `u64::MAX` seconds, where it would panic.
+const MAX_DURATION_DIGITS: usize = 10;
+
+/// Read `path` and [`parse`] it, naming the path in errors.
+pub fn load_file(path: &Path) -> Result<Scenario, ScenarioError> {
+    let source = std::fs::read_to_string(path)
+        .map_err(|source| ScenarioError::Io { path: path.to_path_buf(), source })?;
+    parse(&source, &path.display().to_string())
+}
+
+/// Parse and validate scenario text. `origin` names the text in errors
+/// (usually its file name).
+pub fn parse(source: &str, origin: &str) -> Result<Scenario, ScenarioError> {
+    // A byte-order mark is not part of the first line's columns.
+    let source = source.strip_prefix('\u{feff}').unwrap_or(source);
+    let raw: RawScenario = toml::from_str(source).map_err(|error| {
+        // toml gives a span for every error it raises while reading a
+        // document; a missing top-level key has the empty span at 0.
+        let span = error.span().unwrap_or(0..0);
+        let mut message = error.message().trim().lines().collect::<Vec<_>>().join("; ");
+        if message == "duplicate key"
+            && let Some(key) = source.get(span.clone())
+        {
+            message = format!("duplicate key `{key}`");
+        }
+        ScenarioError::invalid(origin, source, span, message)
+    })?;
+    validate(source, raw).map_err(|diag| ScenarioError::invalid(origin, source, diag.span, diag.message))
+}
+
+// ---------------------------------------------------------------------------
+// The file's shape.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a scenario: a table with `name`, `duration` and `[[service]]`")]
+struct RawScenario {
+    name: Spanned<String>,
+    description: Option<String>,
+    duration: Spanned<Dur>,
+    seed: Option<Spanned<i64>>,
+    max_events: Option<Spanned<i64>>,
+    network: Option<RawNetwork>,
+    service: Option<Spanned<Vec<RawService>>>,
+    fault: Option<Vec<RawFault>>,
+    expect: Option<RawExpect>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a `[network]` table")]
+struct RawNetwork {
+    latency: Option<RawLatency>,
+    loss: Option<Spanned<Number>>,
+    duplicate: Option<Spanned<Number>>,
+    reorder: Option<Spanned<Number>>,
+    reorder_delay: Option<Spanned<Dur>>,
+    stability: Option<Spanned<Dur>>,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a latency table like { kind = \"uniform\", min = \"1ms\", max = \"5ms\" }"
+)]
+struct RawLatency {
+    kind: Spanned<String>,
+    value: Option<Spanned<Dur>>,
+    min: Option<Spanned<Dur>>,
+    max: Option<Spanned<Dur>>,
+    mean: Option<Spanned<Dur>>,
+    alpha: Option<Spanned<Number>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a `[[service]]` table with `name` and `instances`")]
+struct RawService {
+    name: Spanned<String>,
+    instances: Spanned<i64>,
+    heartbeat: Option<RawHeartbeat>,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a heartbeat table like { interval = \"1s\", suspect_after = \"3s\", dead_after = \"5s\" }"
+)]
+struct RawHeartbeat {
+    interval: Option<Spanned<Dur>>,
+    suspect_after: Option<Spanned<Dur>>,
+    dead_after: Option<Spanned<Dur>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a `[[fault]]` table with `at` and `kind`")]
+struct RawFault {
+    at: Spanned<Dur>,
+    duration: Option<Spanned<Dur>>,
+    kind: Spanned<String>,
+    target: Option<Spanned<Targets>>,
+    mode: Option<Spanned<String>>,
+    groups: Option<Spanned<Vec<Spanned<Targets>>>>,
+    from: Option<Spanned<Targets>>,
+    to: Option<Spanned<Targets>>,
+    offset: Option<Spanned<SignedDur>>,
+    drift_ppm: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "an `[expect]` table")]
+struct RawExpect {
+    detected_within: Option<Spanned<Dur>>,
+    no_false_dead: Option<bool>,
+    alive_at_end: Option<bool>,
+}
+
+// ---------------------------------------------------------------------------
+// Values with rules of their own.
+
+/// A duration string such as `"500ms"` or `"1h 30m"`, at most [`MAX_DURATION`].
+struct Dur(Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Dur;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration string with a unit, like \"30s\"")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Dur, E> {
+                parse_duration(text).map(Dur).map_err(E::custom)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Dur, E> {
+                Err(E::custom(format!("a duration needs a unit and quotes, like \"{v}s\" or \"{v}ms\"")))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Dur, E> {
+                Err(E::custom(format!("a duration needs a unit and quotes, like \"{v}s\" or \"{v}ms\"")))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// A duration string with an optional sign, `"-2s"` or `"+2s"`, in
+/// nanoseconds; at most [`MAX_DURATION`] either way.
+struct SignedDur(i64);
+
+impl<'de> Deserialize<'de> for SignedDur {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = SignedDur;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration string with an optional sign, like \"2s\" or \"-500ms\"")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<SignedDur, E> {
+                let trimmed = text.trim_start();
+                let (negative, magnitude) = match trimmed.strip_prefix('-') {
+                    Some(rest) => (true, rest),
+                    None => (false, trimmed.strip_prefix('+').unwrap_or(trimmed)),
+                };
+                let duration = parse_duration(magnitude).map_err(E::custom)?;
+                // At most MAX_DURATION (about 2.6e15 ns), so it fits an i64.
+                let nanos =
+                    i64::try_from(duration.as_nanos()).map_err(|_| E::custom("duration is too large"))?;
+                Ok(SignedDur(if negative { -nanos } else { nanos }))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<SignedDur, E> {
+                Err(E::custom(format!("a duration needs a unit and quotes, like \"{v}s\" or \"{v}ms\"")))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<SignedDur, E> {
+                Err(E::custom(format!("a duration needs a unit and quotes, like \"{v}s\" or \"{v}ms\"")))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// A float, or an integer taken as one. Range rules are checked later.
+struct Number(f64);
+
+impl<'de> Deserialize<'de> for Number {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Number;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Number, E> {
+                Ok(Number(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Number, E> {
+                Ok(Number(v as f64))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Number, E> {
+                Ok(Number(v as f64))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// One target string, or an array of them, each with its own span.
+enum Targets {
+    One(String),
+    Many(Vec<Spanned<String>>),
+}
+
+impl<'de> Deserialize<'de> for Targets {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Targets;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a target like \"checkout/0\", or an array of them")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Targets, E> {
+                Ok(Targets::One(text.to_string()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Targets, A::Error> {
+                let mut all = Vec::new();
+                while let Some(target) = seq.next_element::<Spanned<String>>()? {
+                    all.push(target);
+                }
+                Ok(Targets::Many(all))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// Parse a humantime duration, guarding humantime against overflow and
+/// applying [`MAX_DURATION`].
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    if text.trim().is_empty() {
+        return Err("empty duration; write one with a unit, like \"30s\"".to_string());
+    }
+    if text.chars().count() > MAX_DURATION_CHARS {
+        return Err(format!("duration string is longer than {MAX_DURATION_CHARS} characters"));
+    }
+    let mut digits = 0;
+    for c in text.chars() {
+        digits = if c.is_ascii_digit() { digits + 1 } else { 0 };
+        if digits > MAX_DURATION_DIGITS {
+            return Err(format!("invalid duration {text:?}: number is too large"));
+        }
+    }
+    let duration = humantime::parse_duration(text).map_err(|e| format!("invalid duration {text:?}: {e}"))?;
+    if duration > MAX_DURATION {
+        return Err(format!("duration {text:?} is longer than the limit of 30 days"));
+    }
+    Ok(duration)
+}
+
+// ---------------------------------------------------------------------------
+// Validation.
+
+/// A problem at a byte range of the source.
+struct Diag {
+    span: Range<usize>,
+    message: String,
+}
+
+impl Diag {
+    fn new(span: Range<usize>, message: impl Into<String>) -> Diag {
+        Diag { span, message: message.into() }
+    }
+}
+
+type Checked<T> = Result<T, Diag>;
+
+/// Human form of a duration: `1m 30s`, `500ms`, `0s`.
+fn show(duration: Duration) -> String {
+    humantime::format_duration(duration).to_string()
+}
+
+/// `a`, `a` and `b`, `a`, `b` and `c`: each name in backquotes.
+fn list(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match quoted.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// The span of the key in `key = value`, found by scanning back from the
+/// value; the value's span if the text does not look like that (a value in
+/// an array, a dotted table header). Used so errors about a field that must
+/// not be there point at its name, like toml's own unknown-key errors.
+fn key_span(source: &str, value: &Range<usize>) -> Range<usize> {
+    let bytes = source.as_bytes();
+    let blank = |b: u8| b == b' ' || b == b'\t';
+    let mut i = value.start.min(bytes.len());
+    while i > 0 && blank(bytes[i - 1]) {
+        i -= 1;
+    }
+    if i == 0 || bytes[i - 1] != b'=' {
+        return value.clone();
+    }
+    i -= 1;
+    while i > 0 && blank(bytes[i - 1]) {
+        i -= 1;
+    }
+    let end = i;
+    if end == 0 {
+        return value.clone();
+    }
+    let quote = bytes[end - 1];
+    if quote == b'"' || quote == b'\'' {
+        // Every index looked at is at an ASCII byte, so slicing there is
+        // always on a char boundary.
+        let mut j = end - 1;
+        while j > 0 {
+            j -= 1;
+            match bytes[j] {
+                b'\n' => return value.clone(),
+                b if b == quote => return j..end,
+                _ => {}
+            }
+        }
+        return value.clone();
+    }
+    let mut j = end;
+    while j > 0 && (bytes[j - 1].is_ascii_alphanumeric() || bytes[j - 1] == b'_' || bytes[j - 1] == b'-') {
+        j -= 1;
+    }
+    if j == end { value.clone() } else { j..end }
+}
+
+fn validate(source: &str, raw: RawScenario) -> Checked<Scenario> {
+    let name = raw.name.get_ref();
+    if name.trim().is_empty() {
+        return Err(Diag::new(raw.name.span(), "`name` must not be empty"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Diag::new(raw.name.span(), "`name` must be a single line without control characters"));
+    }
+
+    let duration = raw.duration.get_ref().0;
+    if duration.is_zero() {
+        return Err(Diag::new(raw.duration.span(), "`duration` must be greater than zero"));
+    }
+
+    let seed = match &raw.seed {
+        None => 0,
+        Some(seed) => u64::try_from(*seed.get_ref()).map_err(|_| {
+            Diag::new(seed.span(), format!("`seed` must not be negative, got {}", seed.get_ref()))
+        })?,
+    };
+
+    let max_events = match &raw.max_events {
+        None => DEFAULT_MAX_EVENTS,
+        Some(max) => match u64::try_from(*max.get_ref()) {
+            Ok(n) if n > 0 => n,
+            _ => {
+                return Err(Diag::new(
+                    max.span(),
+                    format!("`max_events` must be greater than zero, got {}", max.get_ref()),
+                ));
+            }
+        },
+    };
+
+    let network = match &raw.network {
+        None => NetworkConfig::default(),
+        Some(network) => validate_network(source, network)?,
+    };
+
+    let (services, fleet) = match &raw.service {
+        None => {
+            return Err(Diag::new(0..0, "missing `[[service]]`: a scenario needs at least one service"));
+        }
+        Some(list) if list.get_ref().is_empty() => {
+            return Err(Diag::new(list.span(), "a scenario needs at least one service"));
+        }
+        Some(list) => validate_services(source, list.get_ref())?,
+    };
+
+    let mut faults = Vec::new();
+    let mut nodes_named = 0usize;
+    for raw_fault in raw.fault.iter().flatten() {
+        faults.push(validate_fault(source, raw_fault, duration, &fleet, &mut nodes_named)?);
+    }
+    // Stable: faults at the same time keep file order.
+    faults.sort_by_key(|f| f.at);
+
+    let expect = match &raw.expect {
+        None => Expectations::default(),
+        Some(expect) => {
+            let detected_within = match &expect.detected_within {
+                None => None,
+                Some(d) if d.get_ref().0.is_zero() => {
+                    return Err(Diag::new(d.span(), "`detected_within` must be greater than zero"));
+                }
+                Some(d) => Some(d.get_ref().0),
+            };
+            Expectations {
+                detected_within,
+                no_false_dead: expect.no_false_dead.unwrap_or(false),
+                alive_at_end: expect.alive_at_end.unwrap_or(false),
+            }
+        }
+    };
+
+    Ok(Scenario {
+        name: name.clone(),
+        description: raw.description,
+        duration,
+        seed,
+        max_events,
+        network,
+        services,
+        faults,
+        expect,
+    })
+}
+
+fn probability(what: &str, value: &Option<Spanned<Number>>, default: f64) -> Checked<f64> {
+    let Some(value) = value else { return Ok(default) };
+    let p = value.get_ref().0;
+    // Also rejects NaN, which TOML can spell.
+    if !(0.0..=1.0).contains(&p) {
+        return Err(Diag::new(
+            value.span(),
+            format!("`{what}` must be a probability between 0 and 1, got {p}"),
+        ));
+    }
+    Ok(p)
+}
+
+fn validate_network(source: &str, raw: &RawNetwork) -> Checked<NetworkConfig> {
+    let default = NetworkConfig::default();
+    Ok(NetworkConfig {
+        latency: match &raw.latency {
+            None => default.latency,
+            Some(latency) => validate_latency(source, latency)?,
+        },
+        loss: probability("loss", &raw.loss, default.loss)?,
+        duplicate: probability("duplicate", &raw.duplicate, default.duplicate)?,
+        reorder: probability("reorder", &raw.reorder, default.reorder)?,
+        reorder_delay: raw.reorder_delay.as_ref().map_or(default.reorder_delay, |d| d.get_ref().0),
+        stability: raw.stability.as_ref().map_or(default.stability, |d| d.get_ref().0),
+    })
+}
+
+/// Default cap of a Pareto latency.
+const PARETO_MAX_DEFAULT: Duration = Duration::from_secs(10);
+
+fn validate_latency(source: &str, raw: &RawLatency) -> Checked<LatencyModel> {
+    const KINDS: [&str; 4] = ["fixed", "uniform", "exponential", "pareto"];
+    let kind = raw.kind.get_ref().as_str();
+    let (required, optional): (&[&str], &[&str]) = match kind {
+        "fixed" => (&["value"], &[]),
+        "uniform" => (&["min", "max"], &[]),
+        "exponential" => (&["min", "mean"], &[]),
+        "pareto" => (&["min", "alpha"], &["max"]),
+        _ => {
+            return Err(Diag::new(
+                raw.kind.span(),
+                format!("unknown latency kind `{kind}`; expected {}", list(&KINDS)),
+            ));
+        }
+    };
+    let present = [
+        ("value", raw.value.as_ref().map(Spanned::span)),
+        ("min", raw.min.as_ref().map(Spanned::span)),
+        ("max", raw.max.as_ref().map(Spanned::span)),
+        ("mean", raw.mean.as_ref().map(Spanned::span)),
+        ("alpha", raw.alpha.as_ref().map(Spanned::span)),
+    ];
+    let stray = present
+        .iter()
+        .filter_map(|(field, span)| span.as_ref().map(|s| (*field, s)))
+        .filter(|(field, _)| !required.contains(field) && !optional.contains(field))
+        .min_by_key(|(_, span)| span.start);
+    if let Some((field, span)) = stray {
+        let takes: Vec<&str> = required.iter().chain(optional).copied().collect();
+        return Err(Diag::new(
+            key_span(source, span),
+            format!("`{field}` is not a field of latency kind `{kind}`; it takes {}", list(&takes)),
+        ));
+    }
+    for field in required {
+        let given = present.iter().any(|(f, span)| f == field && span.is_some());
+        if !given {
+            return Err(Diag::new(raw.kind.span(), format!("latency kind `{kind}` needs `{field}`")));
+        }
+    }
+    // Every required field was just checked to be present.
+    let get = |d: &Option<Spanned<Dur>>| d.as_ref().map_or(Duration::ZERO, |d| d.get_ref().0);
+    let span_of = |d: &Option<Spanned<Dur>>| d.as_ref().map_or(raw.kind.span(), Spanned::span);
+    Ok(match kind {
+        "fixed" => LatencyModel::Fixed(get(&raw.value)),
+        "uniform" => {
+            let (min, max) = (get(&raw.min), get(&raw.max));
+            if max < min {
+                return Err(Diag::new(
+                    span_of(&raw.max),
+                    format!("`max` ({}) must be at least `min` ({})", show(max), show(min)),
+                ));
+            }
+            LatencyModel::Uniform { min, max }
+        }
+        "exponential" => {
+            let (min, mean) = (get(&raw.min), get(&raw.mean));
+            if mean <= min {
+                return Err(Diag::new(
+                    span_of(&raw.mean),
+                    format!("`mean` ({}) must be greater than `min` ({})", show(mean), show(min)),
+                ));
+            }
+            LatencyModel::Exponential { min, mean }
+        }
+        _ => {
+            let min = get(&raw.min);
+            if min.is_zero() {
+                return Err(Diag::new(
+                    span_of(&raw.min),
+                    "`min` of a pareto latency must be greater than zero",
+                ));
+            }
+            let alpha = raw.alpha.as_ref().map_or(0.0, |a| a.get_ref().0);
+            // Also rejects NaN and infinity.
+            if !(alpha > 0.0 && alpha.is_finite()) {
+                let span = raw.alpha.as_ref().map_or(raw.kind.span(), Spanned::span);
+                return Err(Diag::new(
+                    span,
+                    format!("`alpha` must be a finite number greater than zero, got {alpha}"),
+                ));
+            }
+            let max = match &raw.max {
+                None if min > PARETO_MAX_DEFAULT => {
+                    return Err(Diag::new(
+                        span_of(&raw.min),
+                        format!(
+                            "`min` ({}) exceeds the default `max` ({}); set `max`",
+                            show(min),
+                            show(PARETO_MAX_DEFAULT)
+                        ),
+                    ));
+                }
+                None => PARETO_MAX_DEFAULT,
+                Some(max) if max.get_ref().0 < min => {
+                    return Err(Diag::new(
+                        max.span(),
+                        format!("`max` ({}) must be at least `min` ({})", show(max.get_ref().0), show(min)),
+                    ));
+                }
+                Some(max) => max.get_ref().0,
+            };
+            LatencyModel::Pareto { min, alpha, max }
+        }
+    })
+}
+
+/// The fleet's names and node numbers, for resolving targets.
+struct Fleet {
+    /// `(name, first node, instance count)` in file order.
+    services: Vec<(String, u32, u32)>,
+    /// Service index by name.
+    by_name: BTreeMap<String, usize>,
+    /// Instances across all services.
+    instances: u32,
+}
+
+/// What every target error ends with.
+const TARGET_SYNTAX: &str = "a target is `control`, `*` (every instance), \
+     `service` or `service/*` (all its instances), or `service/N`";
+
+impl Fleet {
+    /// Node ids `target` names, as a half-open range.
+    fn resolve(&self, target: &str) -> Result<Range<u32>, String> {
+        if target == "control" {
+            return Ok(0..1);
+        }
+        if target == "*" {
+            return Ok(1..self.instances + 1);
+        }
+        let (service, index) = match target.split_once('/') {
+            Some((service, index)) => (service, Some(index)),
+            None => (target, None),
+        };
+        if service.is_empty() {
+            return Err(format!("target `{target}` names no service; {TARGET_SYNTAX}"));
+        }
+        if service == "control" {
+            return Err("`control` is a single node with no instances; write just `control`".to_string());
+        }
+        let Some(&s) = self.by_name.get(service) else {
+            return Err(format!(
+                "unknown service `{service}` in target `{target}`; known services: {}",
+                self.known_services()
+            ));
+        };
+        let (name, first, count) = &self.services[s];
+        match index {
+            None | Some("*") => Ok(*first..*first + *count),
+            Some(index) => {
+                let parsed =
+                    if !index.is_empty() && index.len() <= 10 && index.bytes().all(|b| b.is_ascii_digit()) {
+                        index.parse::<u64>().ok()
+                    } else {
+                        None
+                    };
+                let Some(i) = parsed else {
+                    return Err(format!(
+                        "invalid instance `{index}` in target `{target}`: expected a number or `*`"
+                    ));
+                };
+                if i >= u64::from(*count) {
+                    let range = if *count == 1 {
+                        format!("1 instance (`{name}/0`)")
+                    } else {
+                        format!("{count} instances (`{name}/0` to `{name}/{}`)", count - 1)
+                    };
+                    return Err(format!("`{target}` is out of range: service `{name}` has {range}"));
+                }
+                // i < count ≤ MAX_SERVICE_INSTANCES, so it fits a u32.
+                let node = first + i as u32;
+                Ok(node..node + 1)
+            }
+        }
+    }
+
+    fn known_services(&self) -> String {
+        const SHOWN: usize = 8;
+        let names: Vec<&str> = self.services.iter().take(SHOWN).map(|(n, _, _)| n.as_str()).collect();
+        let mut text = list(&names);
+        if self.services.len() > SHOWN {
+            text.push_str(&format!(" and {} more", self.services.len() - SHOWN));
+        }
+        text
+    }
+
+    /// Display name of a node, for messages.
+    fn node_name(&self, node: u32) -> String {
+        if node == 0 {
+            return "control".to_string();
+        }
+        for (name, first, count) in &self.services {
+            if (*first..first + count).contains(&node) {
+                return format!("{name}/{}", node - first);
+            }
+        }
+        format!("node {node}")
+    }
+}
+
+fn validate_services(source: &str, raw: &[RawService]) -> Checked<(Vec<Service>, Fleet)> {
+    let mut services = Vec::with_capacity(raw.len());
+    let mut fleet = Fleet { services: Vec::new(), by_name: BTreeMap::new(), instances: 0 };
+    let mut first_span: BTreeMap<&str, usize> = BTreeMap::new();
+    for service in raw {
+        let name = service.name.get_ref().as_str();
+        let name_span = service.name.span();
+        let mut chars = name.chars();
+        let valid_start = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        let valid_rest = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        if !(valid_start && valid_rest) {
+            return Err(Diag::new(
+                name_span,
+                format!(
+                    "invalid service name `{name}`: use lowercase letters, digits, `_` and `-`, \
+                     starting with a letter or a digit"
+                ),
+            ));
+        }
+        if name == "control" {
+            return Err(Diag::new(
+                name_span,
+                "`control` is the name of the control node; choose another service name",
+            ));
+        }
+        if let Some(&first) = first_span.get(name) {
+            let line = Location::of(source, first).line;
+            return Err(Diag::new(
+                name_span,
+                format!("duplicate service name `{name}` (first defined on line {line})"),
+            ));
+        }
+        first_span.insert(name, name_span.start);
+
+        let instances = *service.instances.get_ref();
+        let count = match u32::try_from(instances) {
+            Ok(n) if (1..=MAX_SERVICE_INSTANCES).contains(&n) => n,
+            _ => {
+                return Err(Diag::new(
+                    service.instances.span(),
+                    format!("`instances` must be between 1 and {MAX_SERVICE_INSTANCES}, got {instances}"),
+                ));
+            }
+        };
+        // Both terms are at most MAX_TOTAL_INSTANCES here: no overflow.
+        if fleet.instances + count > MAX_TOTAL_INSTANCES {
+            return Err(Diag::new(
+                service.instances.span(),
+                format!(
+                    "too many instances: this service brings the fleet to {}, \
+                     more than the limit of {MAX_TOTAL_INSTANCES}",
+                    fleet.instances + count
+                ),
+            ));
+        }
+
+        let heartbeat = match &service.heartbeat {
+            None => HeartbeatConfig::default(),
+            Some(heartbeat) => validate_heartbeat(heartbeat, &name_span)?,
+        };
+
+        fleet.by_name.insert(name.to_string(), fleet.services.len());
+        fleet.services.push((name.to_string(), fleet.instances + 1, count));
+        fleet.instances += count;
+        services.push(Service { name: name.to_string(), instances: count, heartbeat });
+    }
+    Ok((services, fleet))
+}
+
+fn validate_heartbeat(raw: &RawHeartbeat, service_span: &Range<usize>) -> Checked<HeartbeatConfig> {
+    let default = HeartbeatConfig::default();
+    let value = |d: &Option<Spanned<Dur>>, fallback: Duration| d.as_ref().map_or(fallback, |d| d.get_ref().0);
+    let interval = value(&raw.interval, default.interval);
+    let suspect_after = value(&raw.suspect_after, default.suspect_after);
+    let dead_after = value(&raw.dead_after, default.dead_after);
+    let describe = |d: &Option<Spanned<Dur>>, v: Duration| match d {
+        Some(_) => show(v),
+        None => format!("{}, the default", show(v)),
+    };
+    // The key to blame: the first given of `keys`. A broken rule always
+    // involves a given key (the defaults keep every rule), so the service
+    // name is only a fallback that cannot happen.
+    let blame = |keys: [&Option<Spanned<Dur>>; 2]| {
+        keys.iter().find_map(|k| k.as_ref().map(Spanned::span)).unwrap_or_else(|| service_span.clone())
+    };
+    if interval.is_zero() {
+        return Err(Diag::new(blame([&raw.interval, &raw.interval]), "`interval` must be greater than zero"));
+    }
+    if suspect_after <= interval {
+        return Err(Diag::new(
+            blame([&raw.suspect_after, &raw.interval]),
+            format!(
+                "`suspect_after` ({}) must be greater than `interval` ({})",
+                describe(&raw.suspect_after, suspect_after),
+                describe(&raw.interval, interval)
+            ),
+        ));
+    }
+    if dead_after < suspect_after {
+        return Err(Diag::new(
+            blame([&raw.dead_after, &raw.suspect_after]),
+            format!(
+                "`dead_after` ({}) must be at least `suspect_after` ({})",
+                describe(&raw.dead_after, dead_after),
+                describe(&raw.suspect_after, suspect_after)
+            ),
+        ));
+    }
+    Ok(HeartbeatConfig { interval, suspect_after, dead_after })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Crash,
+    Restart,
+    Pause,
+    Resume,
+    Partition,
+    Heal,
+    ClockSkew,
+}
+
+impl Kind {
+    const ALL: [(&'static str, Kind); 7] = [
+        ("crash", Kind::Crash),
+        ("restart", Kind::Restart),
+        ("pause", Kind::Pause),
+        ("resume", Kind::Resume),
+        ("partition", Kind::Partition),
+        ("heal", Kind::Heal),
+        ("clock_skew", Kind::ClockSkew),
+    ];
+
+    /// Keys the kind takes besides `at` and `kind`.
+    fn fields(self) -> &'static [&'static str] {
+        match self {
+            Kind::Crash | Kind::Pause => &["target", "duration"],
+            Kind::Restart | Kind::Resume => &["target"],
+            Kind::Partition => &["mode", "groups", "from", "to", "target", "duration"],
+            Kind::Heal => &[],
+            Kind::ClockSkew => &["target", "offset", "drift_ppm", "duration"],
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Symmetric,
+    OneWay,
+    Isolate,
+}
+
+/// Resolves fault targets, counting nodes against [`MAX_FAULT_NODES`].
+struct Resolver<'a> {
+    fleet: &'a Fleet,
+    nodes_named: &'a mut usize,
+}
+
+impl Resolver<'_> {
+    /// Each target string of `targets` with its span.
+    fn strings(targets: &Spanned<Targets>) -> Vec<(&str, Range<usize>)> {
+        match targets.get_ref() {
+            Targets::One(text) => vec![(text.as_str(), targets.span())],
+            Targets::Many(all) => all.iter().map(|t| (t.get_ref().as_str(), t.span())).collect(),
+        }
+    }
+
+    /// Resolve one target string to its node range, counting its nodes.
+    fn one(&mut self, text: &str, span: &Range<usize>) -> Checked<Range<u32>> {
+        let range = self.fleet.resolve(text).map_err(|m| Diag::new(span.clone(), m))?;
+        *self.nodes_named += range.len();
+        if *self.nodes_named > MAX_FAULT_NODES {
+            return Err(Diag::new(
+                span.clone(),
+                format!(
+                    "faults name more than {MAX_FAULT_NODES} nodes in total \
+                     (counting every node of `*` and `service` targets)"
+                ),
+            ));
+        }
+        Ok(range)
+    }
+
+    /// Resolve a target list to sorted, deduplicated nodes; `key` names it
+    /// in messages.
+    fn nodes(&mut self, key: &str, targets: &Spanned<Targets>) -> Checked<Vec<NodeId>> {
+        let strings = Self::strings(targets);
+        if strings.is_empty() {
+            return Err(Diag::new(targets.span(), format!("`{key}` is empty; name at least one node")));
+        }
+        let mut nodes = Vec::new();
+        for (text, span) in &strings {
+            nodes.extend(self.one(text, span)?.map(NodeId));
+        }
+        nodes.sort_unstable();
+        nodes.dedup();
+        Ok(nodes)
+    }
+}
+
+fn validate_fault(
+    source: &str,
+    raw: &RawFault,
+    run: Duration,
+    fleet: &Fleet,
+    nodes_named: &mut usize,
+) -> Checked<Fault> {
+    let kind_name = raw.kind.get_ref().as_str();
+    let Some(&(_, kind)) = Kind::ALL.iter().find(|(name, _)| *name == kind_name) else {
+        let names: Vec<&str> = Kind::ALL.iter().map(|(n, _)| *n).collect();
+        return Err(Diag::new(
+            raw.kind.span(),
+            format!("unknown fault kind `{kind_name}`; expected one of {}", list(&names)),
+        ));
+    };
+
+    let at = raw.at.get_ref().0;
+    if at >= run {
+        return Err(Diag::new(
+            raw.at.span(),
+            format!(
+                "fault `at` ({}) must be before the end of the run (`duration` = {})",
+                show(at),
+                show(run)
+            ),
+        ));
+    }
+
+    let present = [
+        ("duration", raw.duration.as_ref().map(Spanned::span)),
+        ("target", raw.target.as_ref().map(Spanned::span)),
+        ("mode", raw.mode.as_ref().map(Spanned::span)),
+        ("groups", raw.groups.as_ref().map(Spanned::span)),
+        ("from", raw.from.as_ref().map(Spanned::span)),
+        ("to", raw.to.as_ref().map(Spanned::span)),
+        ("offset", raw.offset.as_ref().map(Spanned::span)),
+        ("drift_ppm", raw.drift_ppm.as_ref().map(Spanned::span)),
+    ];
+    let allowed = kind.fields();
+    let stray = present
+        .iter()
+        .filter_map(|(field, span)| span.as_ref().map(|s| (*field, s)))
+        .filter(|(field, _)| !allowed.contains(field))
+        .min_by_key(|(_, span)| span.start);
+    if let Some((field, span)) = stray {
+        let takes = if allowed.is_empty() {
+            "it takes only `at` and `kind`".to_string()
+        } else {
+            let mut all = vec!["at", "kind"];
+            all.extend_from_slice(allowed);
+            format!("it takes {}", list(&all))
+        };
+        return Err(Diag::new(
+            key_span(source, span),
+            format!("`{field}` is not allowed for fault kind `{kind_name}`; {takes}"),
+        ));
+    }
+
+    let duration = match &raw.duration {
+        None => None,
+        Some(d) if d.get_ref().0.is_zero() => {
+            return Err(Diag::new(d.span(), "fault `duration` must be greater than zero"));
+        }
+        Some(d) => Some(d.get_ref().0),
+    };
+
+    let mut resolver = Resolver { fleet, nodes_named };
+    let needs = |key: &str| Diag::new(raw.kind.span(), format!("fault kind `{kind_name}` needs `{key}`"));
+    let target = |resolver: &mut Resolver<'_>| match &raw.target {
+        None => Err(needs("target")),
+        Some(t) => resolver.nodes("target", t),
+    };
+
+    let action = match kind {
+        Kind::Crash => FaultAction::Crash(target(&mut resolver)?),
+        Kind::Restart => FaultAction::Restart(target(&mut resolver)?),
+        Kind::Pause => FaultAction::Pause(target(&mut resolver)?),
+        Kind::Resume => FaultAction::Resume(target(&mut resolver)?),
+        Kind::Heal => FaultAction::Heal,
+        Kind::ClockSkew => {
+            let targets = target(&mut resolver)?;
+            if raw.offset.is_none() && raw.drift_ppm.is_none() {
+                return Err(Diag::new(
+                    raw.kind.span(),
+                    "fault kind `clock_skew` needs `offset`, `drift_ppm` or both",
+                ));
+            }
+            let offset_ns = raw.offset.as_ref().map_or(0, |o| o.get_ref().0);
+            let drift_ppm = match &raw.drift_ppm {
+                None => 0,
+                Some(d) if d.get_ref().unsigned_abs() > MAX_DRIFT_PPM.unsigned_abs() => {
+                    return Err(Diag::new(
+                        d.span(),
+                        format!(
+                            "`drift_ppm` must be between -{MAX_DRIFT_PPM} and {MAX_DRIFT_PPM}, got {}",
+                            d.get_ref()
+                        ),
+                    ));
+                }
+                Some(d) => *d.get_ref(),
+            };
+            FaultAction::ClockSkew { targets, offset_ns, drift_ppm }
+        }
+        Kind::Partition => FaultAction::Partition(validate_partition(source, raw, &mut resolver)?),
+    };
+
+    Ok(Fault { at, duration, action, line: Location::of(source, raw.kind.span().start).line })
+}
+
+fn validate_partition(source: &str, raw: &RawFault, resolver: &mut Resolver<'_>) -> Checked<Partition> {
+    const MODES: [(&str, Mode, &[&str]); 3] = [
+        ("symmetric", Mode::Symmetric, &["groups"]),
+        ("one_way", Mode::OneWay, &["from", "to"]),
+        ("isolate", Mode::Isolate, &["target"]),
+    ];
+    let mode_name = match &raw.mode {
+        Some(mode) => mode.get_ref().as_str(),
+        None if raw.groups.is_some() => "symmetric",
+        None => {
+            return Err(Diag::new(
+                raw.kind.span(),
+                "fault kind `partition` needs `groups` (a symmetric partition), \
+                 or `mode = \"one_way\"` with `from` and `to`, or `mode = \"isolate\"` with `target`",
+            ));
+        }
+    };
+    let Some(&(_, mode, fields)) = MODES.iter().find(|(name, _, _)| *name == mode_name) else {
+        let span = raw.mode.as_ref().map_or(raw.kind.span(), Spanned::span);
+        let names: Vec<&str> = MODES.iter().map(|(n, _, _)| *n).collect();
+        return Err(Diag::new(
+            span,
+            format!("unknown partition mode `{mode_name}`; expected {}", list(&names)),
+        ));
+    };
+    let present = [
+        ("groups", raw.groups.as_ref().map(Spanned::span)),
+        ("from", raw.from.as_ref().map(Spanned::span)),
+        ("to", raw.to.as_ref().map(Spanned::span)),
+        ("target", raw.target.as_ref().map(Spanned::span)),
+    ];
+    let stray = present
+        .iter()
+        .filter_map(|(field, span)| span.as_ref().map(|s| (*field, s)))
+        .filter(|(field, _)| !fields.contains(field))
+        .min_by_key(|(_, span)| span.start);
+    if let Some((field, span)) = stray {
+        return Err(Diag::new(
+            key_span(source, span),
+            format!("`{field}` is not allowed for partition mode `{mode_name}`; it takes {}", list(fields)),
+        ));
+    }
+    let mode_span = raw.mode.as_ref().map_or(raw.kind.span(), Spanned::span);
+    let needs =
+        |key: &str| Diag::new(mode_span.clone(), format!("partition mode `{mode_name}` needs `{key}`"));
+    Ok(match mode {
+        Mode::Symmetric => {
+            let groups = raw.groups.as_ref().ok_or_else(|| needs("groups"))?;
+            Partition::Groups(validate_groups(groups, resolver)?)
+        }
+        Mode::OneWay => {
+            let from = raw.from.as_ref().ok_or_else(|| needs("from"))?;
+            let to = raw.to.as_ref().ok_or_else(|| needs("to"))?;
+            Partition::OneWay { from: resolver.nodes("from", from)?, to: resolver.nodes("to", to)? }
+        }
+        Mode::Isolate => {
+            let target = raw.target.as_ref().ok_or_else(|| needs("target"))?;
+            Partition::Isolate(resolver.nodes("target", target)?)
+        }
+    })
+}
+
+fn validate_groups(
+    groups: &Spanned<Vec<Spanned<Targets>>>,
+    resolver: &mut Resolver<'_>,
+) -> Checked<Vec<Vec<NodeId>>> {
+    let list = groups.get_ref();
+    if list.len() < 2 {
+        return Err(Diag::new(
+            groups.span(),
+            format!("a symmetric partition needs at least two groups, found {}", list.len()),
+        ));
+    }
+    // Owner group of each node seen so far, indexed by node id; dense
+    // because the fleet is bounded by MAX_TOTAL_INSTANCES.
+    let mut owner: Vec<Option<usize>> = vec![None; resolver.fleet.instances as usize + 1];
+    let mut result = Vec::with_capacity(list.len());
+    for (g, group) in list.iter().enumerate() {
+        let strings = Resolver::strings(group);
+        if strings.is_empty() {
+            return Err(Diag::new(group.span(), format!("group {} is empty; name at least one node", g + 1)));
+        }
+        let mut nodes = Vec::new();
+        for (text, span) in &strings {
+            for node in resolver.one(text, span)? {
+                let slot = &mut owner[node as usize];
+                match *slot {
+                    Some(other) if other != g => {
+                        let name = resolver.fleet.node_name(node);
+                        return Err(Diag::new(
+                            span.clone(),
+                            format!(
+                                "`{name}` is in group {} and group {}; a node can be in only one group",
+                                other + 1,
+                                g + 1
+                            ),
+                        ));
+                    }
+                    _ => *slot = Some(g),
+                }
+                nodes.push(NodeId(node));
+            }
+        }
+        nodes.sort_unstable();
+        nodes.dedup();
+        result.push(nodes);
+    }
+    Ok(result)
+}
