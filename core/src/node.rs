@@ -146,11 +146,13 @@ impl Machine for InstanceNode {
 }
 
 /// Either role, for drivers that keep every node in one table.
+///
+/// The control plane is boxed: a fleet table holds one control node and
+/// thousands of instances, and every slot is as large as the largest variant.
 #[derive(Debug, Clone)]
-#[allow(clippy::large_enum_variant)]
 pub enum Node {
     /// The control node.
-    Control(ControlPlane),
+    Control(Box<ControlPlane>),
     /// A service instance's agent.
     Instance(InstanceNode),
 }
@@ -201,7 +203,7 @@ mod tests {
         let timeouts =
             LivenessTimeouts { suspect_after: Duration::from_secs(2), dead_after: Duration::from_secs(3) };
         let config = ControlConfig { liveness_classes: vec![timeouts], instances: vec![(InstanceId(0), 0)] };
-        let mut control = Node::Control(ControlPlane::new(&config, Instant::ZERO).expect("valid"));
+        let mut control = Node::Control(Box::new(ControlPlane::new(&config, Instant::ZERO).expect("valid")));
         let agent = AgentConfig {
             instance: InstanceId(0),
             control: NodeId(0),

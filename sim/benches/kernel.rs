@@ -1,1 +1,85 @@
-fn main() {}
+//! Kernel throughput: events per second for the heartbeat workload.
+//!
+//! Every node but the control node is an instance heartbeating every second
+//! to the control node, whose failure detector watches all of them. The
+//! simulated duration is chosen so each run processes about 4 million events
+//! whatever the node count: the figure that matters is events per second,
+//! which must stay roughly flat as nodes are added (cost is per event, not
+//! per node).
+//!
+//! `cargo bench -p vigil-sim` prints `thrpt` in events/s (criterion's
+//! "elem/s"). The `hour` group runs 1 000 nodes for one simulated hour;
+//! simulated seconds per wall second is 3600 divided by its time.
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use vigil_core::Duration;
+use vigil_sim::Simulation;
+use vigil_sim::scenario::{Expectations, HeartbeatConfig, NetworkConfig, Scenario, Service};
+
+fn heartbeat_fleet(nodes: u32, duration: Duration) -> Scenario {
+    Scenario {
+        name: format!("bench-{nodes}"),
+        description: None,
+        duration,
+        seed: 1,
+        max_events: u64::MAX,
+        network: NetworkConfig::default(),
+        services: vec![Service {
+            name: "svc".into(),
+            instances: nodes - 1,
+            heartbeat: HeartbeatConfig::default(),
+        }],
+        faults: Vec::new(),
+        expect: Expectations::default(),
+    }
+}
+
+fn events_of(scenario: &Scenario) -> u64 {
+    let mut sim = Simulation::new(scenario, 1);
+    sim.run();
+    sim.events_processed()
+}
+
+fn kernel(c: &mut Criterion) {
+    let mut group = c.benchmark_group("heartbeat");
+    group.sample_size(10);
+    for nodes in [10u32, 100, 1_000, 10_000] {
+        // About two events per instance per simulated second: ~4 M events
+        // per run, long enough that start-up (every agent's first beat, the
+        // queue growing to its working size) does not dominate.
+        let secs = (2_000_000 / u64::from(nodes)).max(10);
+        let scenario = heartbeat_fleet(nodes, Duration::from_secs(secs));
+        let events = events_of(&scenario);
+        group.throughput(Throughput::Elements(events));
+        group.bench_function(format!("{nodes}-nodes"), |b| {
+            b.iter_batched(
+                || Simulation::new(&scenario, 1),
+                |mut sim| {
+                    sim.run();
+                    sim.events_processed()
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
+
+    let mut hour = c.benchmark_group("hour");
+    hour.sample_size(10);
+    let scenario = heartbeat_fleet(1_000, Duration::from_secs(3600));
+    hour.throughput(Throughput::Elements(events_of(&scenario)));
+    hour.bench_function("1000-nodes-1h", |b| {
+        b.iter_batched(
+            || Simulation::new(&scenario, 1),
+            |mut sim| {
+                sim.run();
+                sim.events_processed()
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    hour.finish();
+}
+
+criterion_group!(benches, kernel);
+criterion_main!(benches);

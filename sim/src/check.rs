@@ -68,13 +68,27 @@ pub fn detections(sim: &Simulation<'_>) -> Vec<Detection> {
         let instance = InstanceId(i as u32);
         for &Outage { kind, began: crashed_at, ended: restarted_at } in outages {
             let until = restarted_at.unwrap_or(end);
-            let detected_at = obs
+            // Already dead when the outage began (a partition, a pause that
+            // ends in a crash): detected from the first instant.
+            let dead_before = obs
                 .verdicts
                 .iter()
-                .find(|v| {
-                    v.instance == instance && v.to == Liveness::Dead && v.at >= crashed_at && v.at <= until
-                })
-                .map(|v| v.at);
+                .rev()
+                .find(|v| v.instance == instance && v.at <= crashed_at)
+                .is_some_and(|v| v.to == Liveness::Dead);
+            let detected_at = if dead_before {
+                Some(crashed_at)
+            } else {
+                obs.verdicts
+                    .iter()
+                    .find(|v| {
+                        v.instance == instance
+                            && v.to == Liveness::Dead
+                            && v.at >= crashed_at
+                            && v.at <= until
+                    })
+                    .map(|v| v.at)
+            };
             out.push(Detection {
                 instance: scenario.node_name(Scenario::node_of(instance)),
                 kind,

@@ -65,6 +65,12 @@ fn main() -> ExitCode {
             if let Some(n) = max_events {
                 scenario.max_events = n;
             }
+            if json && timeline.as_deref() == Some(Path::new("-")) {
+                eprintln!(
+                    "error: --json and --timeline - both write to stdout; give the timeline a file path"
+                );
+                return ExitCode::from(2);
+            }
             let seed = seed.unwrap_or(scenario.seed);
             run(&scenario, seed, json, timeline.as_deref(), check_determinism)
         }

@@ -11,8 +11,6 @@
 //! from the run seed and the pair, created when first used: adding a node
 //! never reshuffles the fate of other links' messages.
 
-use std::collections::BTreeMap;
-
 use rand::RngExt as _;
 use vigil_core::rng::{Rng, Seed};
 use vigil_core::{Duration, Instant, NodeId};
@@ -110,7 +108,10 @@ pub struct Network {
     config: NetworkConfig,
     seed: Seed,
     nodes: usize,
-    links: BTreeMap<(u32, u32), Rng>,
+    /// `links[from]`: the random stream of each link out of `from`, sorted
+    /// by destination. Dense by sender, so the common case (a node talking
+    /// to one or a few peers) is a short scan, not a tree walk.
+    links: Vec<Vec<(u32, Rng)>>,
     partitions: Vec<ActivePartition>,
     stats: NetworkStats,
 }
@@ -122,7 +123,7 @@ impl Network {
             config,
             seed,
             nodes,
-            links: BTreeMap::new(),
+            links: (0..nodes).map(|_| Vec::new()).collect(),
             partitions: Vec::new(),
             stats: NetworkStats::default(),
         }
@@ -152,11 +153,7 @@ impl Network {
             self.stats.partitioned += 1;
             return NONE;
         }
-        let seed = self.seed;
-        let rng = self
-            .links
-            .entry((from.0, to.0))
-            .or_insert_with(|| seed.child((u64::from(from.0) << 32) | u64::from(to.0)).rng());
+        let rng = link_rng(&mut self.links[from.index()], self.seed, from, to);
         let config = &self.config;
         if config.loss > 0.0 && rng.random_bool(config.loss) {
             self.stats.lost += 1;
@@ -199,6 +196,20 @@ impl Network {
         self.partitions.retain(|p| p.id != id);
         self.partitions.len() != before
     }
+}
+
+/// The stream of link `from -> to`, created on first use.
+#[inline]
+fn link_rng(out_links: &mut Vec<(u32, Rng)>, seed: Seed, from: NodeId, to: NodeId) -> &mut Rng {
+    let i = match out_links.binary_search_by_key(&to.0, |&(t, _)| t) {
+        Ok(i) => i,
+        Err(i) => {
+            let rng = seed.child((u64::from(from.0) << 32) | u64::from(to.0)).rng();
+            out_links.insert(i, (to.0, rng));
+            i
+        }
+    };
+    &mut out_links[i].1
 }
 
 /// Draw one delay from `model`.

@@ -400,9 +400,9 @@ impl<'a> Simulation<'a> {
                         .map(|i| (InstanceId(i), scenario.locate(InstanceId(i)).map_or(0, |(s, _)| s)))
                         .collect(),
                 };
-                Node::Control(
+                Node::Control(Box::new(
                     ControlPlane::new(&config, local).expect("the scenario loader validated these timeouts"),
-                )
+                ))
             }
             Some(instance) => {
                 let (service, _) = scenario.locate(instance).expect("node ids come from the scenario");

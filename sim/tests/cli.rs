@@ -328,3 +328,11 @@ fn a_timeline_that_cannot_be_written_exits_2() {
     assert_eq!(code(&out), 2, "stdout: {}", stdout(&out));
     assert!(stderr(&out).contains("timeline"), "stderr: {}", stderr(&out));
 }
+
+#[test]
+fn json_with_timeline_on_stdout_is_refused_so_stdout_stays_one_json_object() {
+    let out = vigil(&["run", &scenario("instance-crash.toml"), "--json", "--timeline", "-"]);
+    assert_eq!(code(&out), 2, "stderr: {}", stderr(&out));
+    assert!(stderr(&out).contains("--timeline"), "stderr names the conflict: {}", stderr(&out));
+    assert!(stdout(&out).is_empty(), "nothing half-written to stdout");
+}

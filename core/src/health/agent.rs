@@ -1,7 +1,5 @@
 //! The instance side of liveness: send a heartbeat every interval.
 
-use std::collections::VecDeque;
-
 use rand::RngExt as _;
 
 use super::HealthConfigError;
@@ -38,7 +36,8 @@ pub struct HeartbeatAgent {
     config: AgentConfig,
     seq: u64,
     next_beat: Instant,
-    outputs: VecDeque<Output>,
+    /// At most one output per call, kept inline: no allocation per agent.
+    pending: Option<Output>,
 }
 
 impl HeartbeatAgent {
@@ -49,12 +48,7 @@ impl HeartbeatAgent {
         }
         let interval_ns = u64::try_from(config.interval.as_nanos()).unwrap_or(u64::MAX);
         let splay_ns = seed.rng().random_range(0..interval_ns);
-        Ok(HeartbeatAgent {
-            config,
-            seq: 0,
-            next_beat: now + Duration::from_nanos(splay_ns),
-            outputs: VecDeque::with_capacity(1),
-        })
+        Ok(HeartbeatAgent { config, seq: 0, next_beat: now + Duration::from_nanos(splay_ns), pending: None })
     }
 
     /// The agent's settings.
@@ -74,15 +68,15 @@ impl Machine for HeartbeatAgent {
 
     /// The agent expects no input; anything delivered is ignored.
     fn handle(&mut self, _now: Instant, _input: Input) {
-        debug_assert!(self.outputs.is_empty(), "poll_output was not drained");
+        debug_assert!(self.pending.is_none(), "poll_output was not drained");
     }
 
     fn handle_timeout(&mut self, now: Instant) {
-        debug_assert!(self.outputs.is_empty(), "poll_output was not drained");
+        debug_assert!(self.pending.is_none(), "poll_output was not drained");
         if now < self.next_beat {
             return;
         }
-        self.outputs.push_back(Output::Send {
+        self.pending = Some(Output::Send {
             to: self.config.control,
             message: Message::Heartbeat(Heartbeat {
                 instance: self.config.instance,
@@ -103,7 +97,7 @@ impl Machine for HeartbeatAgent {
     }
 
     fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        self.pending.take()
     }
 }
 

@@ -201,8 +201,8 @@ pub enum Partition {
 /// What must hold for a run to pass.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Expectations {
-    /// Every crashed instance that stays down at least this long is declared
-    /// dead within this bound of its crash.
+    /// Every instance whose host crashes or is paused, and stays so at least
+    /// this long, is declared dead within this bound of the outage's start.
     pub detected_within: Option<Duration>,
     /// No instance is declared dead while no fault touches it (a fault's
     /// window runs from its start to its end plus the instance's
