@@ -404,4 +404,76 @@ mod tests {
         d.register(Instant::from_millis(1), InstanceId(0), 0).expect("fresh");
         assert_eq!(d.poll_timeout(), Some(Instant::from_millis(2010)));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Drive the detector as a driver would: before each heartbeat,
+        /// fire every deadline due by then; optionally also wake it early.
+        /// Returns the verdicts it published.
+        fn drive(timeouts: LivenessTimeouts, gaps_ms: &[u64], early_wakeups: &[bool]) -> Vec<Liveness> {
+            let mut d = FailureDetector::new(&[timeouts]).expect("valid");
+            d.register(Instant::ZERO, InstanceId(0), 0).expect("fresh");
+            let mut seen = Vec::new();
+            let mut now = Instant::ZERO;
+            for (seq, (&gap_ms, &early)) in gaps_ms.iter().zip(early_wakeups.iter().cycle()).enumerate() {
+                let next = now + Duration::from_millis(gap_ms);
+                while let Some(due) = d.poll_timeout().filter(|&t| t <= next) {
+                    d.handle_timeout(due);
+                    seen.extend(drain(&mut d).into_iter().map(|(_, _, to)| to));
+                }
+                if early {
+                    d.handle_timeout(next); // "safe to call early or twice"
+                    seen.extend(drain(&mut d).into_iter().map(|(_, _, to)| to));
+                }
+                now = next;
+                d.on_heartbeat(now, &hb(0, seq as u64));
+                seen.extend(drain(&mut d).into_iter().map(|(_, _, to)| to));
+            }
+            seen
+        }
+
+        proptest! {
+            #[test]
+            fn an_instance_that_keeps_beating_within_the_timeout_is_never_declared_dead(
+                suspect_ms in 100u64..5_000,
+                extra_ms in 0u64..5_000,
+                gaps in proptest::collection::vec(0.0f64..1.0, 1..200),
+                early in proptest::collection::vec(any::<bool>(), 1..8),
+            ) {
+                let timeouts = LivenessTimeouts {
+                    suspect_after: Duration::from_millis(suspect_ms),
+                    dead_after: Duration::from_millis(suspect_ms + extra_ms),
+                };
+                // Every gap strictly shorter than dead_after.
+                let dead_ms = suspect_ms + extra_ms;
+                let gaps_ms: Vec<u64> = gaps.iter().map(|g| (g * (dead_ms - 1) as f64) as u64).collect();
+                let seen = drive(timeouts, &gaps_ms, &early);
+                prop_assert!(!seen.contains(&Liveness::Dead), "declared dead: {seen:?}");
+                // And when every gap is also shorter than suspect_after, never suspected.
+                let short: Vec<u64> = gaps.iter().map(|g| (g * (suspect_ms - 1) as f64) as u64).collect();
+                let seen = drive(timeouts, &short, &early);
+                prop_assert!(!seen.contains(&Liveness::Suspect), "suspected: {seen:?}");
+            }
+
+            #[test]
+            fn a_gap_of_dead_after_or_more_is_always_declared_dead(
+                suspect_ms in 100u64..5_000,
+                extra_ms in 0u64..5_000,
+                over_ms in 10u64..5_000,
+            ) {
+                let timeouts = LivenessTimeouts {
+                    suspect_after: Duration::from_millis(suspect_ms),
+                    dead_after: Duration::from_millis(suspect_ms + extra_ms),
+                };
+                let gaps_ms = [0, suspect_ms + extra_ms + over_ms];
+                let seen = drive(timeouts, &gaps_ms, &[false]);
+                prop_assert_eq!(
+                    seen,
+                    vec![Liveness::Alive, Liveness::Suspect, Liveness::Dead, Liveness::Alive]
+                );
+            }
+        }
+    }
 }
