@@ -110,7 +110,7 @@ fn run(scenario: &Scenario, seed: u64, json: bool, timeline: Option<&Path>, dete
             }
         },
     };
-    let (mut report, wall_ms, timeline_error) = timed(|| {
+    let (mut report, wall, timeline_error) = timed(|| {
         let mut sim = Simulation::new(scenario, seed);
         if let Some(out) = out {
             sim = sim.with_timeline(out);
@@ -118,7 +118,7 @@ fn run(scenario: &Scenario, seed: u64, json: bool, timeline: Option<&Path>, dete
         sim.run();
         (Report::new(&sim, seed, 0), sim.timeline_error().map(ToString::to_string))
     });
-    report.wall_ms = wall_ms;
+    report.wall_ms = u64::try_from(wall.as_millis()).unwrap_or(u64::MAX);
     if let Some(e) = timeline_error {
         eprintln!("error: writing the timeline failed: {e}");
         return ExitCode::from(2);
@@ -129,7 +129,7 @@ fn run(scenario: &Scenario, seed: u64, json: bool, timeline: Option<&Path>, dete
         match vigil_sim::check_determinism(scenario, seed) {
             Ok(second) if second.trace_hash == report.trace_hash => {
                 determinism_line = Some(format!(
-                    "determinism ok: 3 runs, trace {} over {} events",
+                    "determinism ok: replays agree event by event; trace {} over {} events",
                     report.trace_hash, report.events_processed
                 ));
             }
@@ -167,8 +167,12 @@ fn run(scenario: &Scenario, seed: u64, json: bool, timeline: Option<&Path>, dete
         }
     } else {
         print!("{}", report.to_text());
-        let rate = report.events_processed as f64 / (wall_ms.max(1) as f64 / 1000.0);
-        println!("wall      {wall_ms} ms ({:.1} M events/s)", rate / 1e6);
+        let secs = wall.as_secs_f64().max(1e-9);
+        println!(
+            "wall      {:.1} ms ({:.1} M events/s)",
+            secs * 1e3,
+            report.events_processed as f64 / secs / 1e6
+        );
         if let Some(line) = determinism_line {
             println!("{line}");
         }
@@ -179,9 +183,8 @@ fn run(scenario: &Scenario, seed: u64, json: bool, timeline: Option<&Path>, dete
 /// Time `f` by the wall clock. The only clock read in this crate: the
 /// figure goes into `wall_ms`, which no deterministic output contains.
 #[allow(clippy::disallowed_types, clippy::disallowed_methods)]
-fn timed<T, U>(f: impl FnOnce() -> (T, U)) -> (T, u64, U) {
+fn timed<T, U>(f: impl FnOnce() -> (T, U)) -> (T, std::time::Duration, U) {
     let start = std::time::Instant::now();
     let (a, b) = f();
-    let ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-    (a, ms, b)
+    (a, start.elapsed(), b)
 }
