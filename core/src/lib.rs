@@ -11,8 +11,9 @@
 //! simulation is what runs in production.
 //!
 //! The contract every machine follows is [`machine::Machine`]. The folders are
-//! the architecture: one per capability ([`health`] today; registry, recovery,
-//! deploy, scaling, trace and chaos as they land), plus the shared vocabulary
+//! the architecture: one per capability ([`health`]; [`registry`], the
+//! service catalog; recovery, deploy, scaling, trace and chaos as they land),
+//! plus the shared vocabulary
 //! ([`time`], [`id`], [`rng`], [`message`]) and the composed node machines in
 //! [`node`].
 #![forbid(unsafe_code)]
@@ -23,6 +24,7 @@ pub mod id;
 pub mod machine;
 pub mod message;
 pub mod node;
+pub mod registry;
 pub mod rng;
 pub mod time;
 
