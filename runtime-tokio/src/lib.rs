@@ -1,6 +1,9 @@
 //! # vigil-tokio
 //!
 //! Runs vigil's sans-IO machines with tokio: real time, real UDP sockets.
+//! Also the pieces a real deployment needs around them: health endpoints
+//! for a user's service ([`endpoints`]) and the monitor's real prober
+//! ([`probe`]).
 //!
 //! The machines in `vigil-core` decide; they never read a clock or touch a
 //! socket. This crate is their production driver, the counterpart of the
@@ -81,17 +84,29 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Health endpoints and probes
+//!
+//! [`endpoints`] serves `/livez`, `/readyz` and `/healthz` from
+//! user-supplied checks, with Kubernetes' conventions (startup gate, drain
+//! switch, `?verbose`, `?exclude=`). [`probe`] is the other side: an HTTP
+//! GET or a TCP connect with a deadline, whose [`ProbeOutcome`] tells a
+//! refusal (crashed) from a timeout (hung) from an error status.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod clock;
 mod driver;
+pub mod endpoints;
 mod error;
+pub mod probe;
 mod stats;
 mod wire;
 
 pub use clock::{Clock, incarnation_now};
 pub use driver::{Driver, DriverEvent, DriverHandle, EVENT_CAPACITY};
+pub use endpoints::{CheckKind, HealthChecks, HealthServer};
 pub use error::Error;
+pub use probe::{HttpTarget, ProbeOutcome, probe_http, probe_tcp};
 pub use stats::DriverStats;
 pub use wire::{Envelope, MAX_DATAGRAM, WIRE_VERSION, WireError};
