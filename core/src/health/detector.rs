@@ -157,8 +157,8 @@ impl FailureDetector {
 
     /// Feed a protocol message; those that are not heartbeats are ignored.
     pub fn on_message(&mut self, now: Instant, message: &Message) {
-        match message {
-            Message::Heartbeat(hb) => self.on_heartbeat(now, hb),
+        if let Message::Heartbeat(hb) = message {
+            self.on_heartbeat(now, hb);
         }
     }
 
@@ -297,7 +297,10 @@ mod tests {
 
     fn drain(d: &mut FailureDetector) -> Vec<(u32, Liveness, Liveness)> {
         std::iter::from_fn(|| d.poll_event())
-            .map(|HealthEvent::LivenessChanged { instance, from, to, .. }| (instance.0, from, to))
+            .filter_map(|event| match event {
+                HealthEvent::LivenessChanged { instance, from, to, .. } => Some((instance.0, from, to)),
+                _ => None,
+            })
             .collect()
     }
 
