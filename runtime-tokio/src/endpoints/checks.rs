@@ -271,11 +271,9 @@ impl HealthChecks {
             self.lock().iter().filter(|c| c.kind.counts_for(endpoint)).cloned().collect();
         let has_drain = endpoint != Endpoint::Livez;
 
-        let mut unknown: Vec<String> = excluded
-            .iter()
-            .filter(|name| !checks.iter().any(|c| c.name == **name) && !(has_drain && **name == DRAIN_CHECK))
-            .map(|name| (*name).to_owned())
-            .collect();
+        let known = |name: &str| checks.iter().any(|c| c.name == name) || (has_drain && name == DRAIN_CHECK);
+        let mut unknown: Vec<String> =
+            excluded.iter().filter(|name| !known(name)).map(|name| (*name).to_owned()).collect();
         unknown.sort();
 
         let to_run: Vec<Arc<Check>> =
