@@ -350,7 +350,7 @@ async fn run_round(checks: &[Arc<Check>]) -> Vec<CheckOutcome> {
             Ok(Err(_)) => CheckOutcome::Failed("cancelled".to_owned()),
             Err(_elapsed) => {
                 task.0.abort();
-                CheckOutcome::Failed(format!("timeout after {}ms", check.timeout.as_millis()))
+                CheckOutcome::Failed(format!("timeout after {:?}", check.timeout))
             }
         };
         outcomes.push(outcome);

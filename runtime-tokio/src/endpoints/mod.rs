@@ -50,8 +50,8 @@
 //!   ([`CheckKind`]). Every request runs the selected checks concurrently,
 //!   each on its own task with its own timeout (default
 //!   [`DEFAULT_CHECK_TIMEOUT`], 1 s): a check that has not answered by then
-//!   fails with `timeout after …ms`, and one that panics fails with
-//!   `panicked`. A request therefore takes at most its slowest check's
+//!   fails with `timeout after 1s` (its timeout), and one that panics fails
+//!   with `panicked`. A request therefore takes at most its slowest check's
 //!   timeout. Nothing is cached: each probe is a fresh verdict.
 //! - **Startup gate.** Until `mark_started()`, every endpoint answers
 //!   503 `starting` without running any check: the startup-probe semantics

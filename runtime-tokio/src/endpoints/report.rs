@@ -51,7 +51,7 @@ pub enum CheckOutcome {
     Ok,
     /// It was named in `?exclude=` and did not run; it counts as passing.
     Excluded,
-    /// It answered `Err(reason)`, or timed out (`timeout after …ms`), or
+    /// It answered `Err(reason)`, or timed out (`timeout after 200ms`), or
     /// panicked (`panicked`).
     Failed(String),
 }
