@@ -67,7 +67,10 @@ impl LatencyRule {
 /// balancers weigh it down. Strictly above `failed_permille`, if set, it is
 /// [`Failed`](super::HealthStatus::Failed) even without the consecutive
 /// failures the failure threshold needs: an instance failing most probes,
-/// but never enough of them in a row, is broken, not degraded.
+/// but never enough of them in a row, is broken, not degraded. Once failed
+/// by rate, it stays failed until the share is back at or below
+/// `degraded_permille`: a band, so a rate hovering at the failure limit
+/// does not bounce between degraded and failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ErrorRateRule {
     /// Probes kept (at most [`MAX_WINDOW_SAMPLES`]).

@@ -978,7 +978,14 @@ fn evaluate(c: &CheckState, latest: Cause) -> (HealthStatus, Cause) {
                 if w.len() >= usize::from(rule.min_samples) {
                     let failed_permille = w.failed_permille();
                     let cause = Cause::ErrorRate { failed_permille };
-                    if rule.failed_permille.is_some_and(|limit| failed_permille > limit) {
+                    // A band, not a line: once failed by rate, the check stays
+                    // failed until the rate is back to the degraded limit, so a
+                    // rate hovering at the failure limit does not bounce.
+                    let failed_by_rate =
+                        c.status == HealthStatus::Failed && matches!(c.cause, Cause::ErrorRate { .. });
+                    let limit =
+                        if failed_by_rate { Some(rule.degraded_permille) } else { rule.failed_permille };
+                    if limit.is_some_and(|limit| failed_permille > limit) {
                         return (HealthStatus::Failed, cause);
                     }
                     if failed_permille > rule.degraded_permille {
@@ -1035,4 +1042,611 @@ fn aggregate(st: &InstanceState) -> (HealthStatus, bool, Option<(HealthStatus, T
         }
     }
     (raw, ready, recovery)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::check::{ErrorRateRule, HeartbeatCheck, LatencyRule, ProbeCheck};
+    use crate::health::flap::FlapConfig;
+    use crate::health::history::HISTORY_LEN;
+    use crate::health::phi::PhiConfig;
+    use crate::health::probe::FailureReason;
+
+    const SVC: ServiceId = ServiceId(7);
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    fn ok(latency_ms: u64) -> Option<(Duration, ProbeOutcome)> {
+        Some((ms(1), ProbeOutcome::Success { latency: ms(latency_ms) }))
+    }
+
+    fn fail(reason: FailureReason) -> Option<(Duration, ProbeOutcome)> {
+        Some((ms(1), ProbeOutcome::Failure { reason }))
+    }
+
+    /// A driver: fires timers, answers probe requests through `respond`
+    /// (after the returned delay, or never), records everything.
+    struct Harness {
+        m: HealthMonitor,
+        now: Instant,
+        pending: BTreeMap<(Instant, u64), ProbeResult>,
+        requests: Vec<ProbeRequest>,
+        events: Vec<HealthEvent>,
+    }
+
+    impl Harness {
+        fn new() -> Self {
+            Harness {
+                m: HealthMonitor::new(),
+                now: Instant::ZERO,
+                pending: BTreeMap::new(),
+                requests: Vec::new(),
+                events: Vec::new(),
+            }
+        }
+
+        fn register(&mut self, id: u32, config: &InstanceHealthConfig) {
+            self.m.register(self.now, InstanceId(id), SVC, config).expect("valid registration");
+            self.drain(&mut |_, _| None);
+        }
+
+        fn drain(
+            &mut self,
+            respond: &mut impl FnMut(Instant, &ProbeRequest) -> Option<(Duration, ProbeOutcome)>,
+        ) {
+            while let Some(out) = self.m.poll_output() {
+                match out {
+                    MonitorOutput::Probe(req) => {
+                        self.requests.push(req);
+                        if let Some((delay, outcome)) = respond(self.now, &req) {
+                            self.pending.insert(
+                                (self.now + delay, req.probe.seq),
+                                ProbeResult { probe: req.probe, outcome },
+                            );
+                        }
+                    }
+                    MonitorOutput::Event(e) => self.events.push(e),
+                }
+            }
+        }
+
+        fn heartbeat(&mut self, at: Instant, id: u32) {
+            self.run_until(at, &mut |_, _| None);
+            self.m.heartbeat(at, InstanceId(id));
+            self.drain(&mut |_, _| None);
+        }
+
+        /// Results due at an instant are delivered before timers of the same
+        /// instant (the harder order for "late results never count").
+        fn run_until(
+            &mut self,
+            until: Instant,
+            respond: &mut impl FnMut(Instant, &ProbeRequest) -> Option<(Duration, ProbeOutcome)>,
+        ) {
+            for _ in 0..1_000_000 {
+                let timer = self.m.poll_timeout().filter(|&t| t <= until);
+                let result = self.pending.first_key_value().map(|(&(t, _), _)| t).filter(|&t| t <= until);
+                match (timer, result) {
+                    (None, None) => break,
+                    (Some(t), Some(r)) if t < r => self.fire(t, respond),
+                    (Some(t), None) => self.fire(t, respond),
+                    (_, Some(_)) => {
+                        let ((at, _), result) = self.pending.pop_first().expect("checked");
+                        self.now = at;
+                        self.m.handle_probe_result(at, result);
+                        self.drain(respond);
+                    }
+                }
+            }
+            self.now = until;
+        }
+
+        fn fire(
+            &mut self,
+            at: Instant,
+            respond: &mut impl FnMut(Instant, &ProbeRequest) -> Option<(Duration, ProbeOutcome)>,
+        ) {
+            self.now = at;
+            self.m.handle_timeout(at);
+            self.drain(respond);
+        }
+
+        fn take_events(&mut self) -> Vec<HealthEvent> {
+            std::mem::take(&mut self.events)
+        }
+
+        fn status(&self, id: u32) -> HealthStatus {
+            self.m.status(InstanceId(id)).expect("registered")
+        }
+
+        fn view(&self, id: u32) -> InstanceView {
+            self.m.instance(InstanceId(id)).expect("registered")
+        }
+    }
+
+    fn status_changes(events: &[HealthEvent]) -> Vec<(HealthStatus, HealthStatus, Cause)> {
+        events
+            .iter()
+            .filter_map(|e| match *e {
+                HealthEvent::StatusChanged { from, to, reason, .. } => Some((from, to, reason.cause)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn recoveries(events: &[HealthEvent]) -> Vec<(HealthStatus, TransitionReason)> {
+        events
+            .iter()
+            .filter_map(|e| match *e {
+                HealthEvent::NeedsRecovery { status, reason, .. } => Some((status, reason)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn readiness(events: &[HealthEvent]) -> Vec<bool> {
+        events
+            .iter()
+            .filter_map(|e| match *e {
+                HealthEvent::ReadinessChanged { ready, .. } => Some(ready),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn one(check: CheckConfig) -> InstanceHealthConfig {
+        InstanceHealthConfig { checks: vec![check], flap: None }
+    }
+
+    fn liveness() -> CheckConfig {
+        CheckConfig::probe(ProbeKind::Liveness)
+    }
+
+    #[test]
+    fn healthy_probe_goes_healthy_and_ready() {
+        let mut h = Harness::new();
+        h.register(0, &one(liveness()));
+        assert_eq!(readiness(&h.take_events()), vec![true], "no readiness check: ready once started");
+        assert_eq!(h.m.poll_timeout(), Some(Instant::ZERO), "first round due at once");
+        h.run_until(Instant::from_secs(5), &mut |_, _| ok(5));
+        assert_eq!(h.status(0), HealthStatus::Healthy);
+        assert_eq!(
+            status_changes(&h.take_events()),
+            vec![(HealthStatus::Unknown, HealthStatus::Healthy, Cause::ProbePassed)]
+        );
+        assert_eq!(h.requests.len(), 6, "rounds at 0,1,..,5 s");
+        assert_eq!(h.requests[1].deadline, Instant::from_secs(2), "deadline = start + 1 s timeout");
+    }
+
+    #[test]
+    fn startup_gates_liveness_and_readiness() {
+        let mut h = Harness::new();
+        let config = InstanceHealthConfig {
+            checks: vec![
+                CheckConfig::probe(ProbeKind::Startup).with_thresholds(5, 1),
+                CheckConfig::probe(ProbeKind::Liveness),
+                CheckConfig::probe(ProbeKind::Readiness),
+                CheckConfig::heartbeat(ProbeKind::Liveness, Duration::from_secs(3)),
+            ],
+            flap: None,
+        };
+        h.register(0, &config);
+        assert!(h.take_events().is_empty(), "not ready while starting");
+        // Startup refused twice, then passes at the third round (t = 2 s).
+        let mut respond = |now: Instant, req: &ProbeRequest| match req.kind {
+            ProbeKind::Startup if now < Instant::from_secs(2) => fail(FailureReason::Refused),
+            _ => ok(5),
+        };
+        h.run_until(Instant::from_millis(1500), &mut respond);
+        assert!(h.requests.iter().all(|r| r.kind == ProbeKind::Startup), "others wait for startup");
+        h.heartbeat(Instant::from_millis(1600), 0);
+        assert_eq!(h.m.stats().heartbeats_ignored, 1, "heartbeats are ignored while starting");
+        assert_eq!(h.status(0), HealthStatus::Unknown);
+        assert!(!h.view(0).started);
+
+        h.run_until(Instant::from_millis(2500), &mut respond);
+        assert!(h.view(0).started);
+        let kinds: Vec<ProbeKind> = h.requests.iter().map(|r| r.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ProbeKind::Startup,
+                ProbeKind::Startup,
+                ProbeKind::Startup,
+                ProbeKind::Liveness,
+                ProbeKind::Readiness
+            ]
+        );
+        h.heartbeat(Instant::from_millis(2600), 0);
+        assert_eq!(h.status(0), HealthStatus::Healthy);
+        assert_eq!(readiness(&h.take_events()), vec![true]);
+        h.run_until(Instant::from_secs(10), &mut |_, r: &ProbeRequest| {
+            assert_ne!(r.kind, ProbeKind::Startup, "a passed startup check stops");
+            ok(5)
+        });
+    }
+
+    #[test]
+    fn startup_failure_needs_recovery() {
+        let mut h = Harness::new();
+        let config = InstanceHealthConfig {
+            checks: vec![CheckConfig::probe(ProbeKind::Startup), liveness()],
+            flap: None,
+        };
+        h.register(0, &config);
+        h.run_until(Instant::from_secs(10), &mut |_, _| None);
+        let events = h.take_events();
+        assert_eq!(
+            status_changes(&events),
+            vec![(HealthStatus::Unknown, HealthStatus::Failed, Cause::ProbeTimeout)],
+            "a failed start is Failed, whatever the probe saw"
+        );
+        let rec = recoveries(&events);
+        assert_eq!(rec.len(), 1, "raised once: {rec:?}");
+        assert_eq!(rec[0].0, HealthStatus::Failed);
+        assert_eq!(rec[0].1.check.map(|c| c.kind), Some(ProbeKind::Startup));
+        assert!(!h.view(0).ready);
+        assert!(h.requests.iter().all(|r| r.kind == ProbeKind::Startup));
+    }
+
+    #[test]
+    fn readiness_failure_only_removes_from_rotation() {
+        let mut h = Harness::new();
+        let config = InstanceHealthConfig {
+            checks: vec![liveness(), CheckConfig::probe(ProbeKind::Readiness)],
+            flap: None,
+        };
+        h.register(0, &config);
+        let mut respond = |now: Instant, req: &ProbeRequest| match req.kind {
+            ProbeKind::Readiness if now >= Instant::from_secs(3) => fail(FailureReason::Error(503)),
+            _ => ok(5),
+        };
+        h.run_until(Instant::from_secs(2), &mut respond);
+        assert_eq!(readiness(&h.take_events()), vec![true]);
+        h.run_until(Instant::from_secs(10), &mut respond);
+        let events = h.take_events();
+        assert_eq!(readiness(&events), vec![false]);
+        assert!(recoveries(&events).is_empty(), "readiness never asks for recovery");
+        assert_eq!(
+            status_changes(&events),
+            vec![(HealthStatus::Healthy, HealthStatus::Failed, Cause::ErrorCode { code: 503 })]
+        );
+        assert!(!h.view(0).needs_recovery);
+    }
+
+    #[test]
+    fn liveness_refused_is_failed_and_asks_for_recovery_once() {
+        let mut h = Harness::new();
+        h.register(0, &one(liveness()));
+        let mut respond = |now: Instant, _: &ProbeRequest| {
+            if now < Instant::from_secs(3) { ok(5) } else { fail(FailureReason::Refused) }
+        };
+        h.run_until(Instant::from_secs(20), &mut respond);
+        let events = h.take_events();
+        assert_eq!(
+            status_changes(&events),
+            vec![
+                (HealthStatus::Unknown, HealthStatus::Healthy, Cause::ProbePassed),
+                (HealthStatus::Healthy, HealthStatus::Failed, Cause::Refused)
+            ]
+        );
+        let rec = recoveries(&events);
+        assert_eq!(rec.len(), 1);
+        assert_eq!(rec[0].0, HealthStatus::Failed);
+        assert_eq!(
+            rec[0].1,
+            TransitionReason {
+                check: Some(CheckRef { index: 0, kind: ProbeKind::Liveness }),
+                cause: Cause::Refused
+            }
+        );
+        assert_eq!(readiness(&events), vec![true, false]);
+        // Failed at the third refused round: 3, 4, 5 s.
+        let failed_at = events.iter().find_map(|e| match *e {
+            HealthEvent::StatusChanged { to: HealthStatus::Failed, at, .. } => Some(at),
+            _ => None,
+        });
+        assert_eq!(failed_at, Some(Instant::from_secs(5) + ms(1)));
+    }
+
+    #[test]
+    fn timeouts_count_as_unresponsive_and_unreachable_too() {
+        let mut h = Harness::new();
+        h.register(0, &one(liveness()));
+        h.register(1, &one(liveness()));
+        h.run_until(Instant::from_secs(10), &mut |_, r: &ProbeRequest| {
+            if r.instance == InstanceId(0) { None } else { fail(FailureReason::Unreachable) }
+        });
+        assert_eq!(h.status(0), HealthStatus::Unresponsive);
+        assert_eq!(h.status(1), HealthStatus::Unresponsive);
+        let rec = recoveries(&h.take_events());
+        assert_eq!(rec.len(), 2);
+        assert_eq!(rec[0].1.cause, Cause::Unreachable, "driver-reported: known at once");
+        assert_eq!(rec[1].1.cause, Cause::ProbeTimeout, "known at the deadline");
+        assert!(h.m.stats().probes_timed_out >= 3);
+    }
+
+    #[test]
+    fn a_result_at_or_after_the_deadline_is_ignored() {
+        let mut h = Harness::new();
+        h.register(0, &one(liveness().with_thresholds(1, 1)));
+        // Answers exactly at the deadline (timeout 1 s), delivered before the
+        // timer of the same instant: still too late.
+        h.run_until(Instant::from_secs(5), &mut |_, _| {
+            Some((ms(1000), ProbeOutcome::Success { latency: ms(1000) }))
+        });
+        assert_eq!(h.status(0), HealthStatus::Unresponsive);
+        assert!(h.m.stats().results_ignored >= 4);
+        assert_eq!(h.m.stats().results_accepted, 0);
+        // A result for a round that is not in flight is ignored too.
+        let stale = ProbeResult {
+            probe: ProbeId { instance: InstanceId(0), check: 0, seq: 0 },
+            outcome: ProbeOutcome::Success { latency: ms(1) },
+        };
+        h.m.handle_probe_result(h.now, stale);
+        assert_eq!(h.m.poll_output(), None);
+        let unknown = ProbeResult { probe: ProbeId { instance: InstanceId(9), check: 3, seq: 0 }, ..stale };
+        h.m.handle_probe_result(h.now, unknown);
+        assert_eq!(h.status(0), HealthStatus::Unresponsive);
+    }
+
+    #[test]
+    fn slow_p99_degrades_but_keeps_in_rotation() {
+        let mut h = Harness::new();
+        let probe = ProbeCheck {
+            latency: Some(LatencyRule { window_samples: 20, min_samples: 5, p99_max: ms(100) }),
+            ..ProbeCheck::default()
+        };
+        h.register(0, &one(CheckConfig::probe_with(ProbeKind::Liveness, probe)));
+        h.run_until(Instant::from_secs(9), &mut |_, _| ok(10));
+        assert_eq!(h.status(0), HealthStatus::Healthy);
+        h.run_until(Instant::from_secs(20), &mut |_, _| ok(250));
+        assert_eq!(h.status(0), HealthStatus::Degraded);
+        assert!(h.view(0).ready, "degraded still serves");
+        let events = h.take_events();
+        assert!(recoveries(&events).is_empty());
+        assert!(status_changes(&events).contains(&(
+            HealthStatus::Healthy,
+            HealthStatus::Degraded,
+            Cause::SlowP99 { p99_us: 250_000 }
+        )));
+        // Fast again: once the slow samples have left the 20-sample window.
+        h.run_until(Instant::from_secs(45), &mut |_, _| ok(10));
+        assert_eq!(h.status(0), HealthStatus::Healthy);
+    }
+
+    #[test]
+    fn error_rate_degrades_then_fails() {
+        let mut h = Harness::new();
+        let rule = ErrorRateRule {
+            window_samples: 12,
+            min_samples: 6,
+            degraded_permille: 100,
+            failed_permille: Some(500),
+        };
+        let probe = ProbeCheck { error_rate: Some(rule), ..ProbeCheck::default() };
+        h.register(0, &one(CheckConfig::probe_with(ProbeKind::Liveness, probe)));
+        // One failure in three, never three in a row: degraded.
+        let mut round = 0u32;
+        h.run_until(Instant::from_secs(15), &mut |_, _| {
+            round += 1;
+            if round % 3 == 0 { fail(FailureReason::Error(500)) } else { ok(5) }
+        });
+        assert_eq!(h.status(0), HealthStatus::Degraded);
+        assert!(recoveries(&h.take_events()).is_empty());
+        // Two failures in three: failed by rate, although never three in a row.
+        h.run_until(Instant::from_secs(40), &mut |_, _| {
+            round += 1;
+            if round % 3 == 0 { ok(5) } else { fail(FailureReason::Error(500)) }
+        });
+        assert_eq!(h.status(0), HealthStatus::Failed);
+        let rec = recoveries(&h.take_events());
+        assert_eq!(rec.len(), 1);
+        assert!(matches!(rec[0].1.cause, Cause::ErrorRate { failed_permille } if failed_permille > 500));
+    }
+
+    #[test]
+    fn hysteresis_needs_consecutive_runs() {
+        let mut h = Harness::new();
+        h.register(0, &one(liveness().with_thresholds(3, 2)));
+        // s s f f s f f s s: never three failures in a row.
+        let script = [true, true, false, false, true, false, false, true, true];
+        let mut i = 0;
+        h.run_until(Instant::from_secs(8), &mut |_, _| {
+            let good = script.get(i).copied().unwrap_or(true);
+            i += 1;
+            if good { ok(5) } else { fail(FailureReason::Refused) }
+        });
+        assert_eq!(
+            status_changes(&h.take_events()),
+            vec![(HealthStatus::Unknown, HealthStatus::Healthy, Cause::ProbePassed)],
+            "two successes to become healthy, and the short failure runs change nothing"
+        );
+    }
+
+    #[test]
+    fn ttl_heartbeat_check() {
+        let mut h = Harness::new();
+        h.register(
+            0,
+            &one(CheckConfig::heartbeat(ProbeKind::Liveness, Duration::from_secs(1)).with_thresholds(2, 1)),
+        );
+        for s in 0..5 {
+            h.heartbeat(Instant::from_millis(s * 900 + 100), 0);
+        }
+        assert_eq!(h.status(0), HealthStatus::Healthy);
+        // Last beat at 3.7 s: one failure at 4.7 s, the second at 5.7 s.
+        h.run_until(Instant::from_millis(5699), &mut |_, _| None);
+        assert_eq!(h.status(0), HealthStatus::Healthy);
+        h.run_until(Instant::from_millis(5700), &mut |_, _| None);
+        assert_eq!(h.status(0), HealthStatus::Unresponsive);
+        let rec = recoveries(&h.take_events());
+        assert_eq!(rec[0].1.cause, Cause::TtlExpired);
+        h.heartbeat(Instant::from_secs(8), 0);
+        assert_eq!(h.status(0), HealthStatus::Healthy);
+        assert!(!h.view(0).needs_recovery, "the episode ends when liveness passes again");
+    }
+
+    #[test]
+    fn phi_suspects_a_regular_heartbeat_before_its_ttl() {
+        let mut h = Harness::new();
+        let check = CheckConfig {
+            kind: ProbeKind::Liveness,
+            check: CheckType::Heartbeat(HeartbeatCheck {
+                ttl: Duration::from_secs(10),
+                phi: Some(PhiConfig::default()),
+            }),
+            failure_threshold: 1,
+            success_threshold: 1,
+        };
+        h.register(0, &one(check));
+        for s in 0..30 {
+            h.heartbeat(Instant::from_secs(s), 0);
+        }
+        let last = Instant::from_secs(29);
+        h.run_until(last + ms(1200), &mut |_, _| None);
+        assert_eq!(h.status(0), HealthStatus::Healthy, "a little late is fine");
+        let phi = h.m.phi(InstanceId(0), 0).expect("phi configured");
+        assert!(phi.phi(last + ms(1200)) < 8.0);
+        h.run_until(last + Duration::from_secs(2), &mut |_, _| None);
+        assert_eq!(h.status(0), HealthStatus::Unresponsive);
+        let at = h.take_events().iter().find_map(|e| match *e {
+            HealthEvent::StatusChanged { to: HealthStatus::Unresponsive, reason, at, .. } => {
+                Some((reason.cause, at))
+            }
+            _ => None,
+        });
+        let (cause, at) = at.expect("went unresponsive");
+        assert_eq!(cause, Cause::PhiSuspected);
+        assert!(at - last < Duration::from_secs(2), "well before the 10 s ttl: {:?}", at - last);
+        assert!(h.m.phi(InstanceId(0), 0).expect("phi").phi(at) >= 8.0);
+    }
+
+    #[test]
+    fn flapping_is_damped_at_the_worse_state_until_quiet() {
+        let mut h = Harness::new();
+        let flap =
+            FlapConfig { max_changes: 3, window: Duration::from_secs(60), quiet: Duration::from_secs(10) };
+        h.register(
+            0,
+            &InstanceHealthConfig { checks: vec![liveness().with_thresholds(1, 1)], flap: Some(flap) },
+        );
+        // Alternate every round for 10 s, then stay healthy.
+        h.run_until(Instant::from_secs(10), &mut |now, _| {
+            if now.as_millis() / 1000 % 2 == 0 { ok(5) } else { fail(FailureReason::Refused) }
+        });
+        let events = h.take_events();
+        assert!(events.contains(&HealthEvent::FlappingChanged {
+            instance: InstanceId(0),
+            service: SVC,
+            flapping: true,
+            at: Instant::from_millis(3001)
+        }));
+        assert!(h.view(0).flapping);
+        assert_eq!(h.status(0), HealthStatus::Failed, "held at the worse state");
+        // Changes at 0 s (unknown→healthy), 1 s, 2 s and 3 s: the fourth
+        // reveals the flapping. Two genuine failures before it, none after.
+        let recovery_times: Vec<Instant> = events
+            .iter()
+            .filter_map(|e| match *e {
+                HealthEvent::NeedsRecovery { at, .. } => Some(at),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(recovery_times, vec![Instant::from_millis(1001), Instant::from_millis(3001)]);
+        let reported: Vec<_> = status_changes(&events).into_iter().map(|(_, to, _)| to).collect();
+        assert_eq!(
+            reported,
+            vec![HealthStatus::Healthy, HealthStatus::Failed, HealthStatus::Healthy, HealthStatus::Failed],
+            "from 3 s on, no bouncing is reported"
+        );
+        assert!(!h.view(0).ready, "out of rotation while flapping");
+
+        h.run_until(Instant::from_secs(30), &mut |_, _| ok(5));
+        let events = h.take_events();
+        assert!(!h.view(0).flapping);
+        assert_eq!(h.status(0), HealthStatus::Healthy);
+        assert_eq!(
+            status_changes(&events),
+            vec![(HealthStatus::Failed, HealthStatus::Healthy, Cause::FlapSettled)]
+        );
+        // Last change at 10 s (healthy again), quiet 10 s: settles at 20 s.
+        assert!(events.contains(&HealthEvent::FlappingChanged {
+            instance: InstanceId(0),
+            service: SVC,
+            flapping: false,
+            at: Instant::from_millis(20_001)
+        }));
+        assert_eq!(readiness(&events), vec![true]);
+    }
+
+    #[test]
+    fn service_summary_counts_by_status() {
+        let mut h = Harness::new();
+        for id in 0..4 {
+            h.register(id, &one(liveness()));
+        }
+        h.run_until(Instant::from_secs(10), &mut |_, r: &ProbeRequest| {
+            if r.instance == InstanceId(3) { fail(FailureReason::Refused) } else { ok(5) }
+        });
+        let s = *h.m.service(SVC).expect("has instances");
+        assert_eq!(s.instances, 4);
+        assert_eq!(s.count(HealthStatus::Healthy), 3);
+        assert_eq!(s.count(HealthStatus::Failed), 1);
+        assert_eq!(s.ready, 3);
+        assert_eq!(s.healthy_permille(), 750);
+        assert_eq!(s.ready_permille(), 750);
+        assert!(h.m.deregister(InstanceId(3)));
+        assert!(!h.m.deregister(InstanceId(3)));
+        let s = *h.m.service(SVC).expect("has instances");
+        assert_eq!((s.instances, s.count(HealthStatus::Failed), s.healthy_permille()), (3, 0, 1000));
+        for id in 0..3 {
+            h.m.deregister(InstanceId(id));
+        }
+        assert!(h.m.service(SVC).is_none());
+        assert!(h.m.is_empty());
+        assert_eq!(h.m.poll_timeout(), None, "deregistering disarms every timer");
+    }
+
+    #[test]
+    fn history_is_bounded_and_queryable() {
+        let mut h = Harness::new();
+        h.register(0, &one(liveness().with_thresholds(1, 1)));
+        h.run_until(Instant::from_secs(200), &mut |now, _| {
+            if now.as_millis() / 1000 % 2 == 0 { ok(5) } else { fail(FailureReason::Refused) }
+        });
+        let history = h.m.history(InstanceId(0)).expect("registered");
+        assert_eq!(history.len(), HISTORY_LEN);
+        assert!(history.total() > 190);
+        let last = history.last().expect("non-empty");
+        assert_eq!(last.to, h.status(0));
+        assert!(history.iter().zip(history.iter().skip(1)).all(|(a, b)| a.at <= b.at && a.to == b.from));
+    }
+
+    #[test]
+    fn bad_registrations_are_rejected_and_change_nothing() {
+        let mut m = HealthMonitor::new();
+        let good = one(liveness());
+        m.register(Instant::ZERO, InstanceId(0), SVC, &good).expect("fresh");
+        assert_eq!(
+            m.register(Instant::ZERO, InstanceId(0), SVC, &good),
+            Err(HealthConfigError::AlreadyRegistered(0))
+        );
+        assert!(matches!(
+            m.register(Instant::ZERO, InstanceId(u32::MAX), SVC, &good),
+            Err(HealthConfigError::InstanceIdTooLarge { .. })
+        ));
+        let bad = one(liveness().with_thresholds(0, 1));
+        assert!(m.register(Instant::ZERO, InstanceId(1), SVC, &bad).is_err());
+        assert_eq!(m.len(), 1);
+        assert_eq!(m.service(SVC).map(|s| s.instances), Some(1));
+    }
+
+    #[test]
+    fn health_event_stays_small() {
+        assert!(core::mem::size_of::<HealthEvent>() <= 40, "{}", core::mem::size_of::<HealthEvent>());
+    }
 }
