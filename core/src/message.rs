@@ -5,7 +5,7 @@
 //! possible): the simulator moves millions of them a second and must not
 //! allocate for each. The tokio driver encodes them with `postcard`.
 
-use crate::id::InstanceId;
+use crate::id::{InstanceId, NodeId};
 
 /// A protocol message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -13,6 +13,90 @@ use crate::id::InstanceId;
 pub enum Message {
     /// "I am alive": sent by an instance agent to the control node.
     Heartbeat(Heartbeat),
+    /// A client's call to a service instance.
+    Request(Request),
+    /// An instance's answer to a [`Request`].
+    Response(Response),
+    /// The destination host is up but nothing listens (the process is
+    /// dead): what a TCP RST or ICMP port-unreachable tells a caller. Sent
+    /// by the destination's host in place of an answer to a request or a
+    /// probe, never by a machine.
+    Refused(Refused),
+    /// A health probe of an instance (its health endpoint).
+    Probe(Probe),
+    /// An instance's answer to a [`Probe`].
+    ProbeReply(ProbeReply),
+    /// The control node tells a client how an endpoint stands, so the
+    /// client's balancer routes around sick instances.
+    EndpointUpdate(EndpointUpdate),
+    /// A client asks the control node for endpoint updates. A lease:
+    /// clients renew it periodically, and a control node that does not know
+    /// the client (it restarted) answers with its whole table.
+    Subscribe,
+}
+
+/// A call from a client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Request {
+    /// Chosen by the caller, unique among its outstanding calls.
+    pub id: u64,
+}
+
+/// How a call ended, as the instance answered it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum ResponseStatus {
+    /// Success (an HTTP 2xx).
+    Ok,
+    /// The instance answered with an error (an HTTP 5xx).
+    Error,
+}
+
+/// An answer to a [`Request`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Response {
+    /// The request's id.
+    pub id: u64,
+    /// Outcome.
+    pub status: ResponseStatus,
+}
+
+/// Nothing listens at the destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Refused {
+    /// Id of the request or probe that was refused.
+    pub id: u64,
+    /// Whether it was a probe (else a request).
+    pub probe: bool,
+}
+
+/// A health probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Probe {
+    /// Chosen by the prober, unique among its outstanding probes.
+    pub id: u64,
+}
+
+/// An answer to a [`Probe`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct ProbeReply {
+    /// The probe's id.
+    pub id: u64,
+    /// Whether the instance reports itself healthy (an HTTP 2xx).
+    pub ok: bool,
+}
+
+/// How one endpoint stands, from the control node's point of view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct EndpointUpdate {
+    /// The instance.
+    pub instance: InstanceId,
+    /// Where to reach it.
+    pub node: NodeId,
+    /// Whether clients should send it traffic.
+    pub routable: bool,
+    /// The catalog index this state is current as of; a client ignores an
+    /// update older than one it has applied.
+    pub index: u64,
 }
 
 /// A liveness beacon.

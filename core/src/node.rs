@@ -11,12 +11,15 @@
 //! knowing what the node does. [`Node`] is either role, for drivers that hold
 //! a whole fleet in one table.
 
+use std::collections::{BTreeSet, VecDeque};
+
+use crate::client::{CallDone, ClientNode};
 use crate::health::{
-    AgentConfig, FailureDetector, HealthConfigError, HealthEvent, HeartbeatAgent, LivenessTimeouts,
+    AgentConfig, FailureDetector, HealthConfigError, HealthEvent, HeartbeatAgent, Liveness, LivenessTimeouts,
 };
 use crate::id::{InstanceId, NodeId};
 use crate::machine::Machine;
-use crate::message::Message;
+use crate::message::{EndpointUpdate, Message};
 use crate::rng::Seed;
 use crate::time::Instant;
 
@@ -30,6 +33,12 @@ pub enum Input {
         from: NodeId,
         /// What it sent.
         message: Message,
+    },
+    /// The application asks a client to make a call (see
+    /// [`ClientNode`]); other roles ignore it.
+    Call {
+        /// Unique among the client's outstanding calls.
+        id: u64,
     },
 }
 
@@ -47,6 +56,8 @@ pub enum Output {
     },
     /// A health verdict changed: publish it.
     Health(HealthEvent),
+    /// A client's call finished: hand the outcome to the application.
+    CallDone(CallDone),
 }
 
 /// Settings of the control node.
@@ -54,32 +65,127 @@ pub enum Output {
 pub struct ControlConfig {
     /// Timeout classes; each watched instance names one by index.
     pub liveness_classes: Vec<LivenessTimeouts>,
-    /// The instances to watch from the start, with their class.
-    pub instances: Vec<(InstanceId, usize)>,
+    /// The instances to watch from the start.
+    pub instances: Vec<WatchedInstance>,
 }
 
-/// The control node: watches the fleet's heartbeats and publishes verdicts.
+/// An instance the control node watches from boot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WatchedInstance {
+    /// The instance.
+    pub instance: InstanceId,
+    /// Where it runs: where clients send it calls.
+    pub node: NodeId,
+    /// Index of its liveness timeout class.
+    pub class: usize,
+}
+
+/// Most clients a control node keeps subscribed; further subscriptions are
+/// ignored (and counted) until the table has room.
+pub const MAX_SUBSCRIBERS: usize = 4096;
+
+/// The control node: watches the fleet's heartbeats, publishes verdicts,
+/// and tells subscribed clients which instances are routable.
 #[derive(Debug, Clone)]
 pub struct ControlPlane {
     detector: FailureDetector,
+    /// Node of each instance, indexed by instance id.
+    nodes: Vec<Option<NodeId>>,
+    subscribers: BTreeSet<NodeId>,
+    /// Bumped on every routability change; stamps every update.
+    index: u64,
+    outputs: VecDeque<Output>,
+    refused_subscriptions: u64,
 }
 
 impl ControlPlane {
     /// A control node booting at `now`.
     pub fn new(config: &ControlConfig, now: Instant) -> Result<Self, HealthConfigError> {
         let mut detector = FailureDetector::new(&config.liveness_classes)?;
-        for &(instance, class) in &config.instances {
-            if class >= config.liveness_classes.len() {
-                return Err(HealthConfigError::ZeroTimeout { which: "liveness class (index out of range)" });
+        let mut nodes = Vec::new();
+        for w in &config.instances {
+            if w.class >= config.liveness_classes.len() {
+                return Err(HealthConfigError::UnknownClass {
+                    class: w.class,
+                    classes: config.liveness_classes.len(),
+                });
             }
-            detector.register(now, instance, class)?;
+            detector.register(now, w.instance, w.class)?;
+            if nodes.len() <= w.instance.index() {
+                nodes.resize(w.instance.index() + 1, None);
+            }
+            nodes[w.instance.index()] = Some(w.node);
         }
-        Ok(ControlPlane { detector })
+        Ok(ControlPlane {
+            detector,
+            nodes,
+            subscribers: BTreeSet::new(),
+            index: 0,
+            outputs: VecDeque::new(),
+            refused_subscriptions: 0,
+        })
     }
 
     /// The failure detector, for queries.
     pub fn detector(&self) -> &FailureDetector {
         &self.detector
+    }
+
+    /// Clients subscribed to endpoint updates.
+    pub fn subscribers(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.subscribers.iter().copied()
+    }
+
+    /// Subscriptions refused because the table was full.
+    pub fn refused_subscriptions(&self) -> u64 {
+        self.refused_subscriptions
+    }
+
+    fn update_for(&self, instance: InstanceId, routable: bool) -> Option<Message> {
+        let node = self.nodes.get(instance.index()).copied().flatten()?;
+        Some(Message::EndpointUpdate(EndpointUpdate { instance, node, routable, index: self.index }))
+    }
+
+    fn subscribe(&mut self, client: NodeId) {
+        if self.subscribers.contains(&client) {
+            return; // a renewal
+        }
+        if self.subscribers.len() >= MAX_SUBSCRIBERS {
+            self.refused_subscriptions += 1;
+            return;
+        }
+        self.subscribers.insert(client);
+        let table: Vec<Message> = self
+            .detector
+            .instances()
+            .filter_map(|(id, s)| self.update_for(id, s.status == Liveness::Alive))
+            .collect();
+        for message in table {
+            self.outputs.push_back(Output::Send { to: client, message });
+        }
+    }
+
+    /// Move the detector's verdicts to the output queue, announcing every
+    /// change of routability to subscribers.
+    fn collect_events(&mut self) {
+        while let Some(event) = self.detector.poll_event() {
+            self.outputs.push_back(Output::Health(event));
+            #[allow(unreachable_patterns)] // more health events are coming
+            let (instance, was, is) = match event {
+                HealthEvent::LivenessChanged { instance, from, to, .. } => {
+                    (instance, from == Liveness::Alive, to == Liveness::Alive)
+                }
+                _ => continue, // other health events do not change routability (yet)
+            };
+            if was != is {
+                self.index += 1;
+                if let Some(message) = self.update_for(instance, is) {
+                    for &to in &self.subscribers {
+                        self.outputs.push_back(Output::Send { to, message });
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -88,13 +194,19 @@ impl Machine for ControlPlane {
     type Output = Output;
 
     fn handle(&mut self, now: Instant, input: Input) {
+        debug_assert!(self.outputs.is_empty(), "poll_output was not drained");
         match input {
+            Input::Message { from, message: Message::Subscribe } => self.subscribe(from),
             Input::Message { message, .. } => self.detector.on_message(now, &message),
+            Input::Call { .. } => {}
         }
+        self.collect_events();
     }
 
     fn handle_timeout(&mut self, now: Instant) {
+        debug_assert!(self.outputs.is_empty(), "poll_output was not drained");
         self.detector.handle_timeout(now);
+        self.collect_events();
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
@@ -102,7 +214,7 @@ impl Machine for ControlPlane {
     }
 
     fn poll_output(&mut self) -> Option<Output> {
-        self.detector.poll_event().map(Output::Health)
+        self.outputs.pop_front()
     }
 }
 
@@ -155,6 +267,8 @@ pub enum Node {
     Control(Box<ControlPlane>),
     /// A service instance's agent.
     Instance(InstanceNode),
+    /// A client of a service.
+    Client(ClientNode),
 }
 
 impl Machine for Node {
@@ -165,6 +279,7 @@ impl Machine for Node {
         match self {
             Node::Control(m) => m.handle(now, input),
             Node::Instance(m) => m.handle(now, input),
+            Node::Client(m) => m.handle(now, input),
         }
     }
 
@@ -172,6 +287,7 @@ impl Machine for Node {
         match self {
             Node::Control(m) => m.handle_timeout(now),
             Node::Instance(m) => m.handle_timeout(now),
+            Node::Client(m) => m.handle_timeout(now),
         }
     }
 
@@ -179,6 +295,7 @@ impl Machine for Node {
         match self {
             Node::Control(m) => m.poll_timeout(),
             Node::Instance(m) => m.poll_timeout(),
+            Node::Client(m) => m.poll_timeout(),
         }
     }
 
@@ -186,12 +303,10 @@ impl Machine for Node {
         match self {
             Node::Control(m) => m.poll_output(),
             Node::Instance(m) => m.poll_output(),
+            Node::Client(m) => m.poll_output(),
         }
     }
 }
-
-/// Re-exported so drivers need only this module.
-pub use crate::health::Liveness;
 
 #[cfg(test)]
 mod tests {
@@ -202,7 +317,10 @@ mod tests {
     fn instance_heartbeats_reach_control_and_make_it_alive() {
         let timeouts =
             LivenessTimeouts { suspect_after: Duration::from_secs(2), dead_after: Duration::from_secs(3) };
-        let config = ControlConfig { liveness_classes: vec![timeouts], instances: vec![(InstanceId(0), 0)] };
+        let config = ControlConfig {
+            liveness_classes: vec![timeouts],
+            instances: vec![WatchedInstance { instance: InstanceId(0), node: NodeId(1), class: 0 }],
+        };
         let mut control = Node::Control(Box::new(ControlPlane::new(&config, Instant::ZERO).expect("valid")));
         let agent = AgentConfig {
             instance: InstanceId(0),

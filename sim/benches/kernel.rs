@@ -14,7 +14,9 @@
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use vigil_core::Duration;
 use vigil_sim::Simulation;
-use vigil_sim::scenario::{Expectations, HeartbeatConfig, NetworkConfig, Scenario, Service};
+use vigil_sim::scenario::{
+    DEFAULT_SERVICE_TIME, Expectations, HeartbeatConfig, NetworkConfig, Scenario, Service,
+};
 
 fn heartbeat_fleet(nodes: u32, duration: Duration) -> Scenario {
     Scenario {
@@ -28,8 +30,10 @@ fn heartbeat_fleet(nodes: u32, duration: Duration) -> Scenario {
             name: "svc".into(),
             instances: nodes - 1,
             heartbeat: HeartbeatConfig::default(),
+            service_time: DEFAULT_SERVICE_TIME,
         }],
         faults: Vec::new(),
+        load: None,
         expect: Expectations::default(),
     }
 }

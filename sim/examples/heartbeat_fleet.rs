@@ -4,7 +4,9 @@
 
 use vigil_core::Duration;
 use vigil_sim::Simulation;
-use vigil_sim::scenario::{Expectations, HeartbeatConfig, NetworkConfig, Scenario, Service};
+use vigil_sim::scenario::{
+    DEFAULT_SERVICE_TIME, Expectations, HeartbeatConfig, NetworkConfig, Scenario, Service,
+};
 
 fn main() {
     let mut args = std::env::args().skip(1).map(|a| a.parse::<u64>());
@@ -21,8 +23,10 @@ fn main() {
             name: "svc".into(),
             instances: u32::try_from(nodes.saturating_sub(1).max(1)).unwrap_or(u32::MAX),
             heartbeat: HeartbeatConfig::default(),
+            service_time: DEFAULT_SERVICE_TIME,
         }],
         faults: Vec::new(),
+        load: None,
         expect: Expectations::default(),
     };
     let mut sim = Simulation::new(&scenario, 1);

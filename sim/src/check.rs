@@ -118,7 +118,37 @@ pub fn evaluate(sim: &Simulation<'_>) -> Vec<ExpectationOutcome> {
     if expect.alive_at_end {
         out.push(alive_at_end(sim));
     }
+    if let Some(least) = expect.availability {
+        out.push(availability(sim, least));
+    }
     out
+}
+
+fn availability(sim: &Simulation<'_>, least: f64) -> ExpectationOutcome {
+    let calls = &sim.observations().calls;
+    let required = format!(">= {} of client calls succeed", fmt_share(least));
+    let (passed, observed) = match calls.availability() {
+        None => (false, "no client call ended".to_string()),
+        Some(share) => (
+            share >= least,
+            format!(
+                "{} ({} of {} calls; {} error, {} refused, {} timeout, {} no endpoint)",
+                fmt_share(share),
+                calls.ok,
+                calls.total,
+                calls.error,
+                calls.refused,
+                calls.timeout,
+                calls.no_endpoint
+            ),
+        ),
+    };
+    ExpectationOutcome { name: "availability".into(), passed, required, observed }
+}
+
+/// A share as a percentage with as many decimals as a "nines" target needs.
+pub fn fmt_share(share: f64) -> String {
+    format!("{:.3}%", share * 100.0)
 }
 
 fn completed(sim: &Simulation<'_>) -> ExpectationOutcome {

@@ -16,7 +16,7 @@ use crate::scenario::{Fault, FaultAction, Partition, Scenario};
 use crate::world::{OutageKind, Simulation};
 
 /// The outcome of one seeded run.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Report {
     /// Scenario name.
     pub scenario: String,
@@ -43,6 +43,33 @@ pub struct Report {
     pub verdicts: VerdictCounts,
     /// What the network did.
     pub network: NetworkStats,
+    /// Client calls, when the scenario has load.
+    pub calls: Option<CallReport>,
+}
+
+/// Client calls as clients saw them.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct CallReport {
+    /// Calls that ended.
+    pub total: u64,
+    /// Succeeded.
+    pub ok: u64,
+    /// Answered with an error.
+    pub error: u64,
+    /// Refused: nothing listened.
+    pub refused: u64,
+    /// No answer in time.
+    pub timeout: u64,
+    /// No routable endpoint.
+    pub no_endpoint: u64,
+    /// `ok / total`, or `None` when no call ended.
+    pub availability: Option<f64>,
+    /// Median latency, µs.
+    pub latency_p50_us: u64,
+    /// 99th percentile latency, µs.
+    pub latency_p99_us: u64,
+    /// Largest latency, µs.
+    pub latency_max_us: u64,
 }
 
 /// A fault as it happened.
@@ -112,6 +139,21 @@ impl Report {
             detections: check::detections(sim),
             verdicts,
             network: *sim.network().stats(),
+            calls: scenario.load.map(|_| {
+                let c = &obs.calls;
+                CallReport {
+                    total: c.total,
+                    ok: c.ok,
+                    error: c.error,
+                    refused: c.refused,
+                    timeout: c.timeout,
+                    no_endpoint: c.no_endpoint,
+                    availability: c.availability(),
+                    latency_p50_us: c.latency_us.value_at_quantile(0.5),
+                    latency_p99_us: c.latency_us.value_at_quantile(0.99),
+                    latency_max_us: c.latency_us.max(),
+                }
+            }),
         }
     }
 
@@ -175,6 +217,21 @@ impl Report {
                 );
             }
         }
+        if let Some(c) = &self.calls {
+            let share = c.availability.map_or_else(|| "-".to_string(), crate::check::fmt_share);
+            let _ = writeln!(
+                s,
+                "\ncalls     {} ended, {share} ok; {} error, {} refused, {} timeout, {} no endpoint",
+                c.total, c.error, c.refused, c.timeout, c.no_endpoint
+            );
+            let _ = writeln!(
+                s,
+                "latency   p50 {} p99 {} max {}",
+                fmt_micros(c.latency_p50_us),
+                fmt_micros(c.latency_p99_us),
+                fmt_micros(c.latency_max_us)
+            );
+        }
         let v = &self.verdicts;
         let _ = writeln!(s, "\nverdicts  {} alive, {} suspect, {} dead", v.alive, v.suspect, v.dead);
         let n = &self.network;
@@ -185,6 +242,10 @@ impl Report {
         );
         s
     }
+}
+
+fn fmt_micros(us: u64) -> String {
+    if us < 1000 { format!("{us}us") } else { fmt_duration(Duration::from_micros(us)) }
 }
 
 fn opt_ms(ms: Option<u64>) -> String {
@@ -219,6 +280,16 @@ pub fn describe(scenario: &Scenario, fault: &Fault) -> String {
             format!("one-way partition [{}] -> [{}]", names(scenario, from), names(scenario, to))
         }
         FaultAction::Partition(Partition::Isolate(t)) => format!("isolate {}", names(scenario, t)),
+        FaultAction::Hang(t) => format!("hang {}", names(scenario, t)),
+        FaultAction::Slow { targets, extra } => {
+            format!("slow {} by +{}", names(scenario, targets), fmt_duration(*extra))
+        }
+        FaultAction::Errors { targets, rate } => {
+            format!("errors {} at {:.1}%", names(scenario, targets), rate * 100.0)
+        }
+        FaultAction::Flap { targets, period } => {
+            format!("flap {} every {}", names(scenario, targets), fmt_duration(*period))
+        }
         FaultAction::ClockSkew { targets, offset_ns, drift_ppm } => {
             let sign = if *offset_ns < 0 { "-" } else { "+" };
             let offset = fmt_duration(Duration::from_nanos(offset_ns.unsigned_abs()));

@@ -21,27 +21,45 @@
 
 use std::io::Write;
 
+use hdrhistogram::Histogram;
+use rand::RngExt as _;
+use vigil_core::client::{CallOutcome, ClientConfig, ClientNode};
 use vigil_core::health::{AgentConfig, HealthEvent, Liveness, LivenessTimeouts};
 use vigil_core::machine::{Checked, Machine};
-use vigil_core::message::Message;
-use vigil_core::node::{ControlConfig, ControlPlane, Input, InstanceNode, Node, Output};
+use vigil_core::message::{Message, ProbeReply, Refused, Response, ResponseStatus};
+use vigil_core::node::{ControlConfig, ControlPlane, Input, InstanceNode, Node, Output, WatchedInstance};
+use vigil_core::rng::Rng;
 use vigil_core::rng::Seed;
 use vigil_core::{Duration, InstanceId, Instant, NodeId};
 
 use crate::host::HostClock;
-use crate::net::Network;
+use crate::net::{Network, sample};
 use crate::queue::EventQueue;
-use crate::scenario::{FaultAction, Partition, Scenario};
+use crate::scenario::{FaultAction, LoadShape, Partition, Scenario};
 use crate::trace::{StableHasher, TraceHash};
 
 /// Something scheduled on the event queue.
 #[derive(Clone, Copy, Debug)]
 enum Event {
-    Deliver { from: NodeId, to: NodeId, message: Message },
-    Timer { node: NodeId },
-    FaultStart { fault: u32 },
-    FaultEnd { fault: u32 },
-    Heal { partition: u32 },
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        message: Message,
+    },
+    Timer {
+        node: NodeId,
+    },
+    FaultStart {
+        fault: u32,
+    },
+    FaultEnd {
+        fault: u32,
+    },
+    Heal {
+        partition: u32,
+    },
+    /// The load generator makes its next call.
+    Arrival,
 }
 
 impl Event {
@@ -52,6 +70,7 @@ impl Event {
             Event::FaultStart { .. } => 3,
             Event::FaultEnd { .. } => 4,
             Event::Heal { .. } => 5,
+            Event::Arrival => 6,
         }
     }
 }
@@ -76,6 +95,64 @@ struct NodeSlot {
     /// Messages that arrived while paused, in arrival order.
     held: Vec<(NodeId, Message)>,
     incarnation: u64,
+}
+
+/// The simulated application on one instance: how it answers requests and
+/// probes. Its heartbeat agent is separate (a sidecar): a hung application
+/// keeps heartbeating.
+#[derive(Clone, Debug, Default)]
+struct App {
+    /// Hang faults in force (they nest).
+    hung: u32,
+    /// Added to every service time.
+    extra: Duration,
+    /// Share of answers that are errors.
+    error_rate: f64,
+    /// `(period, since)`: failing in every odd half-cycle since `since`.
+    flap: Option<(Duration, Instant)>,
+    /// Service times and error draws; created on first use.
+    rng: Option<Rng>,
+}
+
+/// Client calls as the load generator saw them end.
+#[derive(Clone, Debug)]
+pub struct CallStats {
+    /// Calls that ended (in flight at the end of the run: not counted).
+    pub total: u64,
+    /// Answered with success.
+    pub ok: u64,
+    /// Answered with an error.
+    pub error: u64,
+    /// Refused: nothing listened.
+    pub refused: u64,
+    /// No answer in time.
+    pub timeout: u64,
+    /// No routable endpoint.
+    pub no_endpoint: u64,
+    /// Latency of every ended call, in microseconds.
+    pub latency_us: Histogram<u64>,
+}
+
+impl Default for CallStats {
+    fn default() -> Self {
+        CallStats {
+            total: 0,
+            ok: 0,
+            error: 0,
+            refused: 0,
+            timeout: 0,
+            no_endpoint: 0,
+            // Three significant figures, auto-resizing: any latency fits.
+            latency_us: Histogram::new(3).expect("3 significant figures is a valid precision"),
+        }
+    }
+}
+
+impl CallStats {
+    /// Share of ended calls that succeeded, if any ended.
+    pub fn availability(&self) -> Option<f64> {
+        (self.total > 0).then(|| self.ok as f64 / self.total as f64)
+    }
 }
 
 /// A health verdict as the control node published it.
@@ -130,6 +207,8 @@ pub struct Observations {
     pub faults: Vec<FaultSpan>,
     /// Per instance: each time its host went down (crash) or froze (pause).
     pub outages: Vec<Vec<Outage>>,
+    /// Client calls, when the scenario has load.
+    pub calls: CallStats,
     /// Per node: windows `[start, end]` during which some fault touched it
     /// (crashed, paused, partitioned or its clock skewed); `end` is `None`
     /// while it lasts to the end of the run.
@@ -189,6 +268,9 @@ pub struct Simulation<'a> {
     timeline_error: Option<std::io::Error>,
     history: Option<Vec<(Instant, u64)>>,
     halted: Option<Halt>,
+    apps: Vec<App>,
+    load_rng: Rng,
+    next_call: u64,
 }
 
 impl<'a> Simulation<'a> {
@@ -210,6 +292,7 @@ impl<'a> Simulation<'a> {
                 verdicts: Vec::new(),
                 faults: vec![FaultSpan { began: None, ended: None }; scenario.faults.len()],
                 outages: vec![Vec::new(); scenario.instance_count() as usize],
+                calls: CallStats::default(),
                 disturbed: vec![Vec::new(); node_count],
                 depth: vec![0; node_count],
             },
@@ -218,6 +301,9 @@ impl<'a> Simulation<'a> {
             timeline_error: None,
             history: None,
             halted: None,
+            apps: vec![App::default(); scenario.instance_count() as usize],
+            load_rng: seed.child_named("load").rng(),
+            next_call: 0,
         };
         for n in 0..node_count {
             sim.nodes.push(NodeSlot {
@@ -233,7 +319,26 @@ impl<'a> Simulation<'a> {
         for (i, fault) in scenario.faults.iter().enumerate() {
             sim.queue.push(Instant::ZERO + fault.at, Event::FaultStart { fault: i as u32 });
         }
+        if let Some(load) = scenario.load {
+            let first = sim.next_arrival_gap();
+            sim.queue.push(Instant::ZERO + load.start + first, Event::Arrival);
+        }
         sim
+    }
+
+    /// Time to the next call of the load generator.
+    fn next_arrival_gap(&mut self) -> Duration {
+        let Some(load) = self.scenario.load else { return Duration::MAX };
+        let mean_s = 1.0 / load.rate_per_sec;
+        let gap_s = match load.shape {
+            LoadShape::Constant => mean_s,
+            LoadShape::Poisson => {
+                let u: f64 = self.load_rng.random();
+                -libm::log(1.0 - u) * mean_s
+            }
+        };
+        // At least a nanosecond, so arrivals always move time forward.
+        Duration::from_nanos(((gap_s * 1e9) as u64).max(1))
     }
 
     /// Write one line per processed event to `out`.
@@ -282,6 +387,7 @@ impl<'a> Simulation<'a> {
             Event::Timer { node } => (node.0, 0),
             Event::FaultStart { fault } | Event::FaultEnd { fault } => (u32::MAX, u64::from(fault)),
             Event::Heal { partition } => (u32::MAX, u64::from(partition)),
+            Event::Arrival => (u32::MAX - 1, self.next_call),
         };
         self.trace.fold(time, node, event.kind(), digest);
         if let Some(h) = self.history.as_mut() {
@@ -296,8 +402,62 @@ impl<'a> Simulation<'a> {
             Event::FaultStart { fault } => self.fault_start(fault as usize),
             Event::FaultEnd { fault } => self.fault_end(fault as usize),
             Event::Heal { partition } => self.heal(partition),
+            Event::Arrival => self.arrival(),
         }
         true
+    }
+
+    fn arrival(&mut self) {
+        let Some(client) = self.scenario.client_node() else { return };
+        let id = self.next_call;
+        self.next_call += 1;
+        let slot = &mut self.nodes[client.index()];
+        if slot.state == HostState::Up {
+            let local = slot.clock.local(self.now);
+            if let Some(m) = slot.machine.as_mut() {
+                m.handle(local, Input::Call { id });
+            }
+            self.drain(client);
+        }
+        let gap = self.next_arrival_gap();
+        self.queue.push(self.now + gap, Event::Arrival);
+    }
+
+    /// The application on instance node `node` answers a request or probe.
+    fn app_answer(&mut self, from: NodeId, node: NodeId, message: Message) {
+        let Some(instance) = self.scenario.instance_on(node) else { return };
+        let (service, _) = self.scenario.locate(instance).expect("instance_on checked the range");
+        let service_time = self.scenario.services[service].service_time;
+        let seed = self.seed;
+        let now = self.now;
+        let app = &mut self.apps[instance.index()];
+        if app.hung > 0 {
+            return; // accepts nothing, answers nothing
+        }
+        let rng = app.rng.get_or_insert_with(|| seed.child_named("app").child(u64::from(instance.0)).rng());
+        let delay = sample(&service_time, rng) + app.extra;
+        let flapping_bad = app.flap.is_some_and(|(period, since)| {
+            let period_ns = period.as_nanos().max(1);
+            ((now - since).as_nanos() / period_ns) % 2 == 1
+        });
+        let error = flapping_bad || (app.error_rate > 0.0 && rng.random_bool(app.error_rate.min(1.0)));
+        let reply = match message {
+            Message::Request(r) => Message::Response(Response {
+                id: r.id,
+                status: if error { ResponseStatus::Error } else { ResponseStatus::Ok },
+            }),
+            Message::Probe(p) => Message::ProbeReply(ProbeReply { id: p.id, ok: !error }),
+            _ => return,
+        };
+        self.transmit(node, from, reply, delay);
+    }
+
+    /// Send `message` from `from` to `to` after `after` (local processing).
+    fn transmit(&mut self, from: NodeId, to: NodeId, message: Message, after: Duration) {
+        let fate = self.network.send(from, to);
+        for delay in fate.copies.into_iter().flatten() {
+            self.queue.push(self.now + after + delay, Event::Deliver { from, to, message });
+        }
     }
 
     fn deliver(&mut self, from: NodeId, to: NodeId, message: Message) {
@@ -305,10 +465,27 @@ impl<'a> Simulation<'a> {
             self.network.stats_mut().partitioned += 1;
             return;
         }
+        let for_app = matches!(message, Message::Request(_) | Message::Probe(_))
+            && self.scenario.instance_on(to).is_some();
         let slot = &mut self.nodes[to.index()];
         match slot.state {
-            HostState::Down => self.network.stats_mut().host_down += 1,
+            HostState::Down => {
+                self.network.stats_mut().host_down += 1;
+                // The process is dead but the host answers: connection refused.
+                let refused = match message {
+                    Message::Request(r) => Some(Refused { id: r.id, probe: false }),
+                    Message::Probe(p) => Some(Refused { id: p.id, probe: true }),
+                    _ => None,
+                };
+                if let Some(r) = refused {
+                    self.transmit(to, from, Message::Refused(r), Duration::ZERO);
+                }
+            }
             HostState::Paused => slot.held.push((from, message)),
+            HostState::Up if for_app => {
+                self.network.stats_mut().delivered += 1;
+                self.app_answer(from, to, message);
+            }
             HostState::Up => {
                 self.network.stats_mut().delivered += 1;
                 let local = slot.clock.local(self.now);
@@ -367,6 +544,20 @@ impl<'a> Simulation<'a> {
                         );
                     }
                 }
+                Output::CallDone(done) => {
+                    let calls = &mut observed.calls;
+                    calls.total += 1;
+                    match done.outcome {
+                        CallOutcome::Ok => calls.ok += 1,
+                        CallOutcome::Error => calls.error += 1,
+                        CallOutcome::Refused => calls.refused += 1,
+                        CallOutcome::Timeout => calls.timeout += 1,
+                        CallOutcome::NoEndpoint => calls.no_endpoint += 1,
+                    }
+                    let us = u64::try_from(done.latency.as_micros()).unwrap_or(u64::MAX);
+                    // Auto-resizing histogram: recording cannot fail for a u64.
+                    let _ = calls.latency_us.record(us);
+                }
                 _ => {}
             }
         }
@@ -385,7 +576,16 @@ impl<'a> Simulation<'a> {
         let slot = &mut self.nodes[node.index()];
         slot.incarnation += 1;
         let local = slot.clock.local(self.now);
-        let machine = match Scenario::instance_of(node) {
+        let machine = match scenario.instance_on(node) {
+            None if Some(node) == scenario.client_node() => {
+                let load = scenario.load.expect("a client node exists only with load");
+                let config = ClientConfig {
+                    control: Scenario::CONTROL,
+                    call_timeout: load.timeout,
+                    ..ClientConfig::default()
+                };
+                Node::Client(ClientNode::new(config, local))
+            }
             None => {
                 let config = ControlConfig {
                     liveness_classes: scenario
@@ -397,7 +597,11 @@ impl<'a> Simulation<'a> {
                         })
                         .collect(),
                     instances: (0..scenario.instance_count())
-                        .map(|i| (InstanceId(i), scenario.locate(InstanceId(i)).map_or(0, |(s, _)| s)))
+                        .map(|i| WatchedInstance {
+                            instance: InstanceId(i),
+                            node: Scenario::node_of(InstanceId(i)),
+                            class: scenario.locate(InstanceId(i)).map_or(0, |(s, _)| s),
+                        })
                         .collect(),
                 };
                 Node::Control(Box::new(
@@ -445,13 +649,13 @@ impl<'a> Simulation<'a> {
     }
 
     fn outage_begins(&mut self, node: NodeId, kind: OutageKind) {
-        if let Some(instance) = Scenario::instance_of(node) {
+        if let Some(instance) = self.scenario.instance_on(node) {
             self.observed.outages[instance.index()].push(Outage { kind, began: self.now, ended: None });
         }
     }
 
     fn outage_ends(&mut self, node: NodeId) {
-        if let Some(instance) = Scenario::instance_of(node)
+        if let Some(instance) = self.scenario.instance_on(node)
             && let Some(last) = self.observed.outages[instance.index()].last_mut()
             && last.ended.is_none()
         {
@@ -521,10 +725,36 @@ impl<'a> Simulation<'a> {
                     self.reschedule(n);
                 }
             }
+            FaultAction::Hang(targets)
+            | FaultAction::Slow { targets, .. }
+            | FaultAction::Errors { targets, .. }
+            | FaultAction::Flap { targets, .. } => {
+                let now = self.now;
+                for &n in targets {
+                    let Some(i) = self.scenario.instance_on(n) else { continue };
+                    let app = &mut self.apps[i.index()];
+                    match &fault.action {
+                        FaultAction::Hang(_) => app.hung += 1,
+                        FaultAction::Slow { extra, .. } => app.extra = *extra,
+                        FaultAction::Errors { rate, .. } => app.error_rate = *rate,
+                        FaultAction::Flap { period, .. } => app.flap = Some((*period, now)),
+                        _ => {}
+                    }
+                    self.observed.disturb(n, now);
+                }
+            }
         }
         if let Some(duration) = fault.duration {
             self.queue.push(self.now + duration, Event::FaultEnd { fault: index as u32 });
-        } else if !matches!(fault.action, FaultAction::Partition(_) | FaultAction::ClockSkew { .. }) {
+        } else if !matches!(
+            fault.action,
+            FaultAction::Partition(_)
+                | FaultAction::ClockSkew { .. }
+                | FaultAction::Hang(_)
+                | FaultAction::Slow { .. }
+                | FaultAction::Errors { .. }
+                | FaultAction::Flap { .. }
+        ) {
             // Point-in-time actions end as they begin.
             self.observed.faults[index].ended = Some(self.now);
         }
@@ -551,6 +781,24 @@ impl<'a> Simulation<'a> {
                     let still = Duration::from_nanos(u64::try_from(ahead.max(0)).unwrap_or(u64::MAX));
                     self.observed.restore(n, self.now + still);
                     self.reschedule(n);
+                }
+            }
+            FaultAction::Hang(targets)
+            | FaultAction::Slow { targets, .. }
+            | FaultAction::Errors { targets, .. }
+            | FaultAction::Flap { targets, .. } => {
+                let now = self.now;
+                for &n in targets {
+                    let Some(i) = self.scenario.instance_on(n) else { continue };
+                    let app = &mut self.apps[i.index()];
+                    match &fault.action {
+                        FaultAction::Hang(_) => app.hung = app.hung.saturating_sub(1),
+                        FaultAction::Slow { .. } => app.extra = Duration::ZERO,
+                        FaultAction::Errors { .. } => app.error_rate = 0.0,
+                        FaultAction::Flap { .. } => app.flap = None,
+                        _ => {}
+                    }
+                    self.observed.restore(n, now);
                 }
             }
             FaultAction::Restart(_) | FaultAction::Resume(_) | FaultAction::Heal => {}
@@ -606,6 +854,7 @@ impl<'a> Simulation<'a> {
             }
             Event::FaultEnd { fault } => format!("{now} {:<14} fault#{fault} ends", "-"),
             Event::Heal { partition } => format!("{now} {:<14} partition fault#{partition} heals", "-"),
+            Event::Arrival => format!("{now} {:<14} call #{}", "client", self.next_call),
         };
         if let Some(out) = self.timeline.as_mut()
             && let Err(e) = writeln!(out, "{line}")
@@ -659,7 +908,7 @@ impl<'a> Simulation<'a> {
     pub fn control(&self) -> Option<&ControlPlane> {
         match self.nodes[Scenario::CONTROL.index()].machine.as_ref().map(Checked::get) {
             Some(Node::Control(c)) => Some(c),
-            Some(Node::Instance(_)) | None => None,
+            Some(Node::Instance(_) | Node::Client(_)) | None => None,
         }
     }
 

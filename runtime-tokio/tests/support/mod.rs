@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use tokio::sync::broadcast;
 use tokio::time::Instant as TokioInstant;
 use vigil_core::health::{AgentConfig, HealthEvent, Liveness, LivenessTimeouts};
-use vigil_core::node::{ControlConfig, ControlPlane, InstanceNode};
+use vigil_core::node::{ControlConfig, ControlPlane, InstanceNode, WatchedInstance};
 use vigil_core::rng::Seed;
 use vigil_core::{Duration, InstanceId, NodeId};
 use vigil_tokio::{Clock, Driver, DriverEvent, DriverHandle};
@@ -43,7 +43,10 @@ pub async fn spawn_control(
 ) -> (DriverHandle<ControlPlane>, broadcast::Receiver<DriverEvent>) {
     let config = ControlConfig {
         liveness_classes: vec![LivenessTimeouts { suspect_after: SUSPECT_AFTER, dead_after: DEAD_AFTER }],
-        instances: instances.iter().map(|&i| (InstanceId(i), 0)).collect(),
+        instances: instances
+            .iter()
+            .map(|&i| WatchedInstance { instance: InstanceId(i), node: NodeId(i + 1), class: 0 })
+            .collect(),
     };
     let control = ControlPlane::new(&config, clock.now()).expect("valid control config");
     let driver = Driver::bind(CONTROL, any_loopback_port(), clock, control).await.expect("bind control");

@@ -27,8 +27,8 @@ use vigil_core::{Duration, NodeId};
 
 use super::error::{Location, ScenarioError};
 use super::model::{
-    Expectations, Fault, FaultAction, HeartbeatConfig, LatencyModel, NetworkConfig, Partition, Scenario,
-    Service,
+    DEFAULT_SERVICE_TIME, Expectations, Fault, FaultAction, HeartbeatConfig, LatencyModel, Load, LoadShape,
+    NetworkConfig, Partition, Scenario, Service,
 };
 
 /// Longest duration anywhere in a file: 30 days. It bounds the run, and keeps
@@ -95,7 +95,18 @@ struct RawScenario {
     network: Option<RawNetwork>,
     service: Option<Spanned<Vec<RawService>>>,
     fault: Option<Vec<RawFault>>,
+    load: Option<RawLoad>,
     expect: Option<RawExpect>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a `[load]` table with `target` and `rate`")]
+struct RawLoad {
+    target: Spanned<String>,
+    rate: Spanned<Number>,
+    shape: Option<Spanned<String>>,
+    timeout: Option<Spanned<Dur>>,
+    start: Option<Spanned<Dur>>,
 }
 
 #[derive(Deserialize)]
@@ -129,6 +140,7 @@ struct RawService {
     name: Spanned<String>,
     instances: Spanned<i64>,
     heartbeat: Option<RawHeartbeat>,
+    service_time: Option<RawLatency>,
 }
 
 #[derive(Deserialize)]
@@ -155,6 +167,9 @@ struct RawFault {
     to: Option<Spanned<Targets>>,
     offset: Option<Spanned<SignedDur>>,
     drift_ppm: Option<Spanned<i64>>,
+    latency: Option<Spanned<Dur>>,
+    rate: Option<Spanned<Number>>,
+    period: Option<Spanned<Dur>>,
 }
 
 #[derive(Deserialize)]
@@ -163,6 +178,42 @@ struct RawExpect {
     detected_within: Option<Spanned<Dur>>,
     no_false_dead: Option<bool>,
     alive_at_end: Option<bool>,
+    availability: Option<Spanned<Share>>,
+}
+
+/// A share: `"99.9%"` or a number in `[0, 1]`.
+struct Share(f64);
+
+impl<'de> Deserialize<'de> for Share {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Share;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a percentage like \"99.9%\" or a number between 0 and 1")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Share, E> {
+                let Some(number) = v.trim().strip_suffix('%') else {
+                    return Err(E::custom(format!("`{v}` is not a percentage: write it like \"99.9%\"")));
+                };
+                match number.trim().parse::<f64>() {
+                    Ok(p) if (0.0..=100.0).contains(&p) => Ok(Share(p / 100.0)),
+                    _ => Err(E::custom(format!("`{v}` is not a percentage between 0% and 100%"))),
+                }
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Share, E> {
+                if (0.0..=1.0).contains(&v) {
+                    Ok(Share(v))
+                } else {
+                    Err(E::custom(format!("{v} is not a share between 0 and 1 (or write \"99.9%\")")))
+                }
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Share, E> {
+                self.visit_f64(v as f64)
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -448,11 +499,32 @@ fn validate(source: &str, raw: RawScenario) -> Checked<Scenario> {
                 }
                 Some(d) => Some(d.get_ref().0),
             };
+            if let Some(a) = &expect.availability
+                && raw.load.is_none()
+            {
+                return Err(Diag::new(
+                    a.span(),
+                    "`availability` is measured on client calls: add a `[load]` table",
+                ));
+            }
             Expectations {
                 detected_within,
                 no_false_dead: expect.no_false_dead.unwrap_or(false),
                 alive_at_end: expect.alive_at_end.unwrap_or(false),
+                availability: expect.availability.as_ref().map(|a| a.get_ref().0),
             }
+        }
+    };
+
+    let load = match &raw.load {
+        None => None,
+        Some(load) => {
+            let load = validate_load(load, &fleet)?;
+            if load.start >= duration {
+                let span = raw.load.as_ref().and_then(|l| l.start.as_ref()).map_or(0..0, Spanned::span);
+                return Err(Diag::new(span, "load `start` must be before the end of the run"));
+            }
+            Some(load)
         }
     };
 
@@ -465,8 +537,50 @@ fn validate(source: &str, raw: RawScenario) -> Checked<Scenario> {
         network,
         services,
         faults,
+        load,
         expect,
     })
+}
+
+/// Most calls per second a `[load]` may ask for.
+const MAX_LOAD_RATE: f64 = 1_000_000.0;
+
+fn validate_load(raw: &RawLoad, fleet: &Fleet) -> Checked<Load> {
+    let name = raw.target.get_ref();
+    let Some(&service) = fleet.by_name.get(name.as_str()) else {
+        let known: Vec<&str> = fleet.services.iter().map(|(n, _, _)| n.as_str()).collect();
+        return Err(Diag::new(
+            raw.target.span(),
+            format!("`[load]` target `{name}` is not a service; known services: {}", list(&known)),
+        ));
+    };
+    let rate = raw.rate.get_ref().0;
+    if !(rate > 0.0 && rate <= MAX_LOAD_RATE) {
+        return Err(Diag::new(
+            raw.rate.span(),
+            format!("`rate` must be more than 0 and at most {MAX_LOAD_RATE} calls per second, got {rate}"),
+        ));
+    }
+    let shape = match raw.shape.as_ref().map(|s| s.get_ref().as_str()) {
+        None | Some("poisson") => LoadShape::Poisson,
+        Some("constant") => LoadShape::Constant,
+        Some(other) => {
+            let span = raw.shape.as_ref().map_or(0..0, Spanned::span);
+            return Err(Diag::new(
+                span,
+                format!("unknown load shape `{other}`; expected `poisson` or `constant`"),
+            ));
+        }
+    };
+    let timeout = match &raw.timeout {
+        None => Duration::from_secs(1),
+        Some(t) if t.get_ref().0.is_zero() => {
+            return Err(Diag::new(t.span(), "load `timeout` must be greater than zero"));
+        }
+        Some(t) => t.get_ref().0,
+    };
+    let start = raw.start.as_ref().map_or(Duration::from_secs(5), |s| s.get_ref().0);
+    Ok(Load { service, rate_per_sec: rate, shape, timeout, start })
 }
 
 fn probability(what: &str, value: &Option<Spanned<Number>>, default: f64) -> Checked<f64> {
@@ -764,7 +878,11 @@ fn validate_services(source: &str, raw: &[RawService]) -> Checked<(Vec<Service>,
         fleet.by_name.insert(name.to_string(), fleet.services.len());
         fleet.services.push((name.to_string(), fleet.instances + 1, count));
         fleet.instances += count;
-        services.push(Service { name: name.to_string(), instances: count, heartbeat });
+        let service_time = match &service.service_time {
+            None => DEFAULT_SERVICE_TIME,
+            Some(latency) => validate_latency(source, latency)?,
+        };
+        services.push(Service { name: name.to_string(), instances: count, heartbeat, service_time });
     }
     Ok((services, fleet))
 }
@@ -820,10 +938,14 @@ enum Kind {
     Partition,
     Heal,
     ClockSkew,
+    Hang,
+    Slow,
+    Errors,
+    Flap,
 }
 
 impl Kind {
-    const ALL: [(&'static str, Kind); 7] = [
+    const ALL: [(&'static str, Kind); 11] = [
         ("crash", Kind::Crash),
         ("restart", Kind::Restart),
         ("pause", Kind::Pause),
@@ -831,6 +953,10 @@ impl Kind {
         ("partition", Kind::Partition),
         ("heal", Kind::Heal),
         ("clock_skew", Kind::ClockSkew),
+        ("hang", Kind::Hang),
+        ("slow", Kind::Slow),
+        ("errors", Kind::Errors),
+        ("flap", Kind::Flap),
     ];
 
     /// Keys the kind takes besides `at` and `kind`.
@@ -841,6 +967,10 @@ impl Kind {
             Kind::Partition => &["mode", "groups", "from", "to", "target", "duration"],
             Kind::Heal => &[],
             Kind::ClockSkew => &["target", "offset", "drift_ppm", "duration"],
+            Kind::Hang => &["target", "duration"],
+            Kind::Slow => &["target", "latency", "duration"],
+            Kind::Errors => &["target", "rate", "duration"],
+            Kind::Flap => &["target", "period", "duration"],
         }
     }
 }
@@ -937,6 +1067,9 @@ fn validate_fault(
         ("to", raw.to.as_ref().map(Spanned::span)),
         ("offset", raw.offset.as_ref().map(Spanned::span)),
         ("drift_ppm", raw.drift_ppm.as_ref().map(Spanned::span)),
+        ("latency", raw.latency.as_ref().map(Spanned::span)),
+        ("rate", raw.rate.as_ref().map(Spanned::span)),
+        ("period", raw.period.as_ref().map(Spanned::span)),
     ];
     let allowed = kind.fields();
     let stray = present
@@ -1004,6 +1137,38 @@ fn validate_fault(
             FaultAction::ClockSkew { targets, offset_ns, drift_ppm }
         }
         Kind::Partition => FaultAction::Partition(validate_partition(source, raw, &mut resolver)?),
+        Kind::Hang | Kind::Slow | Kind::Errors | Kind::Flap => {
+            let targets = target(&mut resolver)?;
+            if targets.first() == Some(&NodeId(0)) {
+                let span = raw.target.as_ref().map_or(raw.kind.span(), Spanned::span);
+                return Err(Diag::new(
+                    span,
+                    format!(
+                        "fault kind `{kind_name}` acts on service instances; `control` runs no application"
+                    ),
+                ));
+            }
+            match kind {
+                Kind::Hang => FaultAction::Hang(targets),
+                Kind::Slow => {
+                    let Some(extra) = &raw.latency else { return Err(needs("latency")) };
+                    FaultAction::Slow { targets, extra: extra.get_ref().0 }
+                }
+                Kind::Errors => {
+                    if raw.rate.is_none() {
+                        return Err(needs("rate"));
+                    }
+                    FaultAction::Errors { targets, rate: probability("rate", &raw.rate, 1.0)? }
+                }
+                _ => {
+                    let Some(period) = &raw.period else { return Err(needs("period")) };
+                    if period.get_ref().0.is_zero() {
+                        return Err(Diag::new(period.span(), "flap `period` must be greater than zero"));
+                    }
+                    FaultAction::Flap { targets, period: period.get_ref().0 }
+                }
+            }
+        }
     };
 
     Ok(Fault { at, duration, action, line: Location::of(source, raw.kind.span().start).line })

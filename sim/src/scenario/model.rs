@@ -28,6 +28,8 @@ pub struct Scenario {
     pub services: Vec<Service>,
     /// Faults, sorted by `at` (stable: file order among equal times).
     pub faults: Vec<Fault>,
+    /// Client traffic, if any: calls made through a client node.
+    pub load: Option<Load>,
     /// What must hold.
     pub expect: Expectations,
 }
@@ -41,6 +43,37 @@ pub struct Service {
     pub instances: u32,
     /// Liveness settings of its instances.
     pub heartbeat: HeartbeatConfig,
+    /// How long an instance takes to serve one request or probe when well.
+    pub service_time: LatencyModel,
+}
+
+/// Default service time: uniform between 2 and 10 ms.
+pub const DEFAULT_SERVICE_TIME: LatencyModel =
+    LatencyModel::Uniform { min: Duration::from_millis(2), max: Duration::from_millis(10) };
+
+/// Traffic from clients, measured as clients see it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Load {
+    /// Index of the service called.
+    pub service: usize,
+    /// Mean calls per second.
+    pub rate_per_sec: f64,
+    /// How calls are spaced.
+    pub shape: LoadShape,
+    /// How long a call waits for an answer before it counts as failed.
+    pub timeout: Duration,
+    /// When the first call is made: the fleet's warm-up (default 5 s), so
+    /// a cold start is not counted against availability.
+    pub start: Duration,
+}
+
+/// Arrival process of calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadShape {
+    /// Evenly spaced.
+    Constant,
+    /// Poisson arrivals: exponential gaps with the given mean rate.
+    Poisson,
 }
 
 /// Heartbeat and detector timing for a service.
@@ -168,6 +201,32 @@ pub enum FaultAction {
     Partition(Partition),
     /// Every partition ends (after its stability time).
     Heal,
+    /// The application stops answering requests and probes (the host and
+    /// its heartbeat agent keep running: a deadlock, not a crash).
+    Hang(Vec<NodeId>),
+    /// The application answers `extra` later than usual.
+    Slow {
+        /// Affected instances.
+        targets: Vec<NodeId>,
+        /// Added to every service time.
+        extra: Duration,
+    },
+    /// The application answers a share `rate` of requests and probes with
+    /// an error.
+    Errors {
+        /// Affected instances.
+        targets: Vec<NodeId>,
+        /// Probability of an error answer, in `[0, 1]`.
+        rate: f64,
+    },
+    /// The application alternates: `period` healthy, `period` failing every
+    /// request and probe, and so on.
+    Flap {
+        /// Affected instances.
+        targets: Vec<NodeId>,
+        /// Length of each half-cycle.
+        period: Duration,
+    },
     /// Hosts' clocks jump by `offset_ns` (negative: the monotonic clock
     /// stands still until real time catches up) and run `drift_ppm` parts
     /// per million fast (negative: slow).
@@ -199,7 +258,7 @@ pub enum Partition {
 }
 
 /// What must hold for a run to pass.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Expectations {
     /// Every instance whose host crashes or is paused, and stays so at least
     /// this long, is declared dead within this bound of the outage's start.
@@ -211,6 +270,9 @@ pub struct Expectations {
     /// At the end of the run every running instance is `Alive` in the
     /// detector's view (the system converged after the faults).
     pub alive_at_end: bool,
+    /// Least share of client calls that succeed, in `[0, 1]` (needs
+    /// `[load]`). Calls still in flight when the run ends are not counted.
+    pub availability: Option<f64>,
 }
 
 impl Scenario {
@@ -219,9 +281,15 @@ impl Scenario {
         self.services.iter().map(|s| s.instances).sum()
     }
 
-    /// Node count: the control node plus every instance.
+    /// Node count: the control node, every instance, and the client node
+    /// when there is load.
     pub fn node_count(&self) -> u32 {
-        1 + self.instance_count()
+        1 + self.instance_count() + u32::from(self.load.is_some())
+    }
+
+    /// The client node, when the scenario has load: after every instance.
+    pub fn client_node(&self) -> Option<NodeId> {
+        self.load.map(|_| NodeId(1 + self.instance_count()))
     }
 
     /// The node of the control plane.
@@ -232,9 +300,16 @@ impl Scenario {
         NodeId(instance.0 + 1)
     }
 
-    /// Fleet instance on `node`, or `None` for the control node.
+    /// Fleet instance on `node`, or `None` for the control node. Meaningful
+    /// only for nodes below `1 + instance_count()`; see
+    /// [`Scenario::instance_on`] for a checked version.
     pub fn instance_of(node: NodeId) -> Option<InstanceId> {
         node.0.checked_sub(1).map(InstanceId)
+    }
+
+    /// Fleet instance on `node`, or `None` for the control and client nodes.
+    pub fn instance_on(&self, node: NodeId) -> Option<InstanceId> {
+        Self::instance_of(node).filter(|i| i.0 < self.instance_count())
     }
 
     /// The service index of fleet instance `instance`, and its index within
@@ -252,9 +327,10 @@ impl Scenario {
 
     /// Display name of a node: `control` or `service/index`.
     pub fn node_name(&self, node: NodeId) -> String {
-        match Self::instance_of(node).and_then(|i| self.locate(i)) {
+        match self.instance_on(node).and_then(|i| self.locate(i)) {
             Some((s, i)) => format!("{}/{}", self.services[s].name, i),
             None if node == Self::CONTROL => "control".to_string(),
+            None if Some(node) == self.client_node() => "client".to_string(),
             None => format!("{node}"),
         }
     }

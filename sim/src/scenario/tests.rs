@@ -154,8 +154,14 @@ fn scenario_full_file_parses_into_the_model() {
                     suspect_after: Duration::from_secs(2),
                     dead_after: Duration::from_secs(4),
                 },
+                service_time: DEFAULT_SERVICE_TIME,
             },
-            Service { name: "payments".into(), instances: 2, heartbeat: HeartbeatConfig::default() },
+            Service {
+                name: "payments".into(),
+                instances: 2,
+                heartbeat: HeartbeatConfig::default(),
+                service_time: DEFAULT_SERVICE_TIME,
+            },
         ]
     );
     // Nodes: control 0, checkout/0..2 = 1..3, payments/0..1 = 4..5.
@@ -211,7 +217,8 @@ fn scenario_full_file_parses_into_the_model() {
         Expectations {
             detected_within: Some(Duration::from_secs(5)),
             no_false_dead: true,
-            alive_at_end: true
+            alive_at_end: true,
+            availability: None,
         }
     );
     assert_eq!(
@@ -253,7 +260,10 @@ fn scenario_partial_tables_take_defaults() {
         s.network.latency,
         LatencyModel::Pareto { min: Duration::from_millis(1), alpha: 2.0, max: Duration::from_secs(10) }
     );
-    assert_eq!(s.expect, Expectations { detected_within: None, no_false_dead: true, alive_at_end: false });
+    assert_eq!(
+        s.expect,
+        Expectations { detected_within: None, no_false_dead: true, alive_at_end: false, availability: None }
+    );
 }
 
 #[test]
@@ -367,7 +377,7 @@ fn scenario_error_unknown_key_in_service() {
 #[test]
 fn scenario_error_unknown_key_in_heartbeat_and_expect() {
     assert_error(&with("heartbeat = { intervall = \"1s\" }\n"), 7, 15, &["intervall", "suspect_after"]);
-    assert_error(&with("[expect]\navailability = \"99.9%\"\n"), 8, 1, &["availability", "detected_within"]);
+    assert_error(&with("[expect]\nlatency_p99 = \"10ms\"\n"), 8, 1, &["latency_p99", "detected_within"]);
 }
 
 #[test]
