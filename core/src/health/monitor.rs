@@ -705,11 +705,11 @@ impl HealthMonitor {
                     self.next_seq += 1;
                     let deadline = now + p.timeout;
                     *in_flight = Some((seq, deadline));
-                    // Fixed rate from the first round; rounds missed while
-                    // the driver was late are skipped, not burst.
-                    while *next_run <= now {
-                        *next_run += p.interval;
-                    }
+                    // Fixed rate from the first round. Rounds missed while the
+                    // driver was late are skipped, not burst, and so is a round
+                    // that would start before this one's deadline: rounds never
+                    // overlap, even when this one started late.
+                    *next_run = first_at_or_after(*next_run, p.interval, deadline);
                     request = Some(ProbeRequest {
                         probe: ProbeId { instance, check: slot_of(i), seq },
                         instance,
@@ -718,6 +718,7 @@ impl HealthMonitor {
                     });
                 }
                 let at = in_flight.map_or(*next_run, |(_, deadline)| deadline.min(*next_run));
+                debug_assert!(at > now, "a probe timer re-armed at or before now would spin");
                 self.arm(instance, i, Some(at));
                 if let Some(request) = request {
                     self.stats.probes_sent += 1;
@@ -740,6 +741,7 @@ impl HealthMonitor {
                     None // early: phi's closed form ran ahead of its evaluation
                 };
                 let at = self.heartbeat_deadline(instance, i, now);
+                debug_assert!(at.is_none_or(|at| at > now), "a heartbeat timer re-armed at or before now");
                 self.arm(instance, i, at);
                 if let Some(cause) = cause {
                     self.observe(now, instance, i, Err((HealthStatus::Unresponsive, cause)));
@@ -956,6 +958,17 @@ impl Machine for HealthMonitor {
     fn poll_output(&mut self) -> Option<MonitorOutput> {
         HealthMonitor::poll_output(self)
     }
+}
+
+/// The first instant of the grid `start + k·interval` (k ≥ 0) at or after
+/// `bound`: O(1) however far behind the grid is.
+fn first_at_or_after(start: Instant, interval: Duration, bound: Instant) -> Instant {
+    if start >= bound {
+        return start;
+    }
+    let step_ns = interval.as_nanos().max(1);
+    let steps = (bound - start).as_nanos().div_ceil(step_ns);
+    start + Duration::from_nanos(u64::try_from(steps * step_ns).unwrap_or(u64::MAX))
 }
 
 fn slot_of(i: usize) -> u16 {
@@ -1219,6 +1232,33 @@ mod tests {
         );
         assert_eq!(h.requests.len(), 6, "rounds at 0,1,..,5 s");
         assert_eq!(h.requests[1].deadline, Instant::from_secs(2), "deadline = start + 1 s timeout");
+    }
+
+    #[test]
+    fn a_late_driver_skips_rounds_and_rounds_never_overlap() {
+        let mut m = HealthMonitor::new();
+        m.register(Instant::ZERO, InstanceId(0), SVC, &one(liveness())).expect("valid");
+        while m.poll_output().is_some() {}
+        let mut requests = Vec::new();
+        // Timers fired 700 ms late, then an hour late: no burst, no overlap.
+        for now in [Instant::from_millis(700), Instant::from_millis(1200), Instant::from_secs(3600)] {
+            m.handle_timeout(now);
+            while let Some(out) = m.poll_output() {
+                if let MonitorOutput::Probe(req) = out {
+                    requests.push((now, req.deadline));
+                }
+            }
+            assert!(m.poll_timeout().is_some_and(|t| t > now));
+        }
+        assert_eq!(
+            requests,
+            vec![
+                (Instant::from_millis(700), Instant::from_millis(1700)),
+                (Instant::from_secs(3600), Instant::from_secs(3601)),
+            ],
+            "the round due at 1 s would overlap the late one: skipped"
+        );
+        assert_eq!(m.poll_timeout(), Some(Instant::from_secs(3601)));
     }
 
     #[test]
@@ -1648,5 +1688,217 @@ mod tests {
     #[test]
     fn health_event_stays_small() {
         assert!(core::mem::size_of::<HealthEvent>() <= 40, "{}", core::mem::size_of::<HealthEvent>());
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Clone, Copy, Debug)]
+        enum Round {
+            Ok,
+            Refused,
+            Silent,
+            /// Answered exactly at the deadline, delivered before the timer.
+            LateBeforeTimer,
+            /// Answered after the timer counted the round.
+            LateAfterTimer,
+        }
+
+        fn round() -> impl Strategy<Value = Round> {
+            prop_oneof![
+                3 => Just(Round::Ok),
+                2 => Just(Round::Refused),
+                1 => Just(Round::Silent),
+                1 => Just(Round::LateBeforeTimer),
+                1 => Just(Round::LateAfterTimer),
+            ]
+        }
+
+        fn drain(m: &mut HealthMonitor) -> Vec<MonitorOutput> {
+            std::iter::from_fn(|| m.poll_output()).collect()
+        }
+
+        proptest! {
+            /// Over any schedule of probe answers, the instance's status never
+            /// turns serving on fewer consecutive successes than the success
+            /// threshold, nor failing on fewer consecutive failures than the
+            /// failure threshold; and an answer that reaches the monitor at or
+            /// after its round's deadline never counts as a success.
+            #[test]
+            fn status_flips_only_after_threshold_runs_and_late_answers_never_count(
+                k in 1u32..5,
+                m in 1u32..5,
+                script in proptest::collection::vec(round(), 1..80),
+            ) {
+                let probe = ProbeCheck { interval: ms(1000), timeout: ms(500), ..ProbeCheck::default() };
+                let config = one(CheckConfig::probe_with(ProbeKind::Liveness, probe).with_thresholds(k, m));
+                let mut mon = HealthMonitor::new();
+                mon.register(Instant::ZERO, InstanceId(0), SVC, &config).expect("valid");
+                drain(&mut mon);
+                let (mut ok_run, mut bad_run) = (0u32, 0u32);
+                for (r, round) in script.iter().enumerate() {
+                    let t0 = Instant::from_secs(r as u64);
+                    let before = mon.status(InstanceId(0)).expect("registered");
+                    mon.handle_timeout(t0);
+                    let req = drain(&mut mon).into_iter().find_map(|o| match o {
+                        MonitorOutput::Probe(req) => Some(req),
+                        MonitorOutput::Event(_) => None,
+                    });
+                    let req = req.expect("a round starts every interval");
+                    prop_assert_eq!(req.deadline, t0 + ms(500));
+                    let success = ProbeResult { probe: req.probe, outcome: ProbeOutcome::Success { latency: ms(5) } };
+                    let refused = ProbeResult {
+                        probe: req.probe,
+                        outcome: ProbeOutcome::Failure { reason: FailureReason::Refused },
+                    };
+                    match round {
+                        Round::Ok => mon.handle_probe_result(t0 + ms(10), success),
+                        Round::Refused => mon.handle_probe_result(t0 + ms(10), refused),
+                        Round::Silent => {}
+                        Round::LateBeforeTimer => mon.handle_probe_result(req.deadline, success),
+                        Round::LateAfterTimer => {
+                            mon.handle_timeout(req.deadline);
+                            drain(&mut mon);
+                            mon.handle_probe_result(req.deadline + ms(1), success);
+                        }
+                    }
+                    drain(&mut mon);
+                    mon.handle_timeout(req.deadline);
+                    drain(&mut mon);
+                    if matches!(round, Round::Ok) {
+                        ok_run += 1;
+                        bad_run = 0;
+                    } else {
+                        bad_run += 1;
+                        ok_run = 0;
+                    }
+                    let after = mon.status(InstanceId(0)).expect("registered");
+                    let check = mon.checks(InstanceId(0)).next().expect("one check");
+                    if !before.is_serving() && after.is_serving() {
+                        prop_assert!(ok_run >= m, "serving after {} < {} successes", ok_run, m);
+                    }
+                    if !before.is_failure() && after.is_failure() {
+                        prop_assert!(bad_run >= k, "failing after {} < {} failures", bad_run, k);
+                    }
+                    if matches!(round, Round::LateBeforeTimer | Round::LateAfterTimer) {
+                        prop_assert_eq!(check.successes_in_row, 0, "a late answer counted as a success");
+                        prop_assert!(check.failures_in_row >= 1, "a late answer did not count as a failure");
+                    }
+                }
+            }
+
+            /// Same schedule, same outputs: the monitor is a pure function of
+            /// its inputs. Also checks, at every step, that no timer is left in
+            /// the past and that service summaries add up.
+            #[test]
+            fn outputs_are_deterministic(
+                ops in proptest::collection::vec((0u64..700, 0u8..4, 0u32..4, 0u8..6), 1..300),
+            ) {
+                let first = run_schedule(&ops)?;
+                let second = run_schedule(&ops)?;
+                prop_assert_eq!(first, second);
+            }
+        }
+
+        fn configs() -> Vec<InstanceHealthConfig> {
+            let rich = ProbeCheck {
+                interval: ms(500),
+                timeout: ms(300),
+                latency: Some(LatencyRule { window_samples: 8, min_samples: 3, p99_max: ms(30) }),
+                error_rate: Some(ErrorRateRule {
+                    window_samples: 8,
+                    min_samples: 4,
+                    degraded_permille: 200,
+                    failed_permille: Some(600),
+                }),
+                ..ProbeCheck::default()
+            };
+            let phi = HeartbeatCheck { ttl: ms(2000), phi: Some(PhiConfig::default()) };
+            let flap =
+                FlapConfig { max_changes: 3, window: Duration::from_secs(10), quiet: Duration::from_secs(3) };
+            vec![
+                InstanceHealthConfig {
+                    checks: vec![CheckConfig::probe_with(ProbeKind::Liveness, rich).with_thresholds(2, 1)],
+                    flap: Some(flap),
+                },
+                InstanceHealthConfig {
+                    checks: vec![CheckConfig {
+                        kind: ProbeKind::Liveness,
+                        check: CheckType::Heartbeat(phi),
+                        failure_threshold: 1,
+                        success_threshold: 2,
+                    }],
+                    flap: Some(flap),
+                },
+                InstanceHealthConfig {
+                    checks: vec![
+                        CheckConfig::probe(ProbeKind::Startup).with_thresholds(3, 1),
+                        CheckConfig::probe(ProbeKind::Liveness).with_thresholds(2, 1),
+                        CheckConfig::probe_with(ProbeKind::Readiness, rich).with_thresholds(1, 1),
+                    ],
+                    flap: None,
+                },
+                InstanceHealthConfig::standard(),
+            ]
+        }
+
+        type Trace = (Vec<(Instant, MonitorOutput)>, Vec<(InstanceId, InstanceView)>);
+
+        fn run_schedule(ops: &[(u64, u8, u32, u8)]) -> Result<Trace, TestCaseError> {
+            let mut mon = HealthMonitor::new();
+            let mut now = Instant::ZERO;
+            let mut trace = Vec::new();
+            let mut outstanding: VecDeque<ProbeRequest> = VecDeque::new();
+            for (i, config) in configs().iter().enumerate() {
+                let service = ServiceId(u32::from(i >= 2));
+                mon.register(now, InstanceId(i as u32), service, config).expect("valid");
+                collect(&mut mon, now, &mut trace, &mut outstanding);
+            }
+            for &(delay_ms, op, instance, kind) in ops {
+                now += ms(delay_ms);
+                match op {
+                    0 => mon.handle_timeout(now),
+                    1 => mon.heartbeat(now, InstanceId(instance)),
+                    2 => {
+                        if let Some(req) = outstanding.pop_front() {
+                            let outcome = match kind {
+                                0 => ProbeOutcome::Failure { reason: FailureReason::Refused },
+                                1 => ProbeOutcome::Failure { reason: FailureReason::Error(500) },
+                                2 => ProbeOutcome::Failure { reason: FailureReason::Unreachable },
+                                k => ProbeOutcome::Success { latency: ms(u64::from(k) * 10) },
+                            };
+                            mon.handle_probe_result(now, ProbeResult { probe: req.probe, outcome });
+                        }
+                    }
+                    _ => {
+                        outstanding.pop_front(); // lost
+                    }
+                }
+                collect(&mut mon, now, &mut trace, &mut outstanding);
+                if op == 0 {
+                    prop_assert!(mon.poll_timeout().is_none_or(|t| t > now), "a timer left in the past");
+                }
+                for (_, s) in mon.services() {
+                    prop_assert_eq!(s.by_status.iter().sum::<u32>(), s.instances);
+                    prop_assert!(s.ready <= s.instances && s.flapping <= s.instances);
+                }
+            }
+            Ok((trace, mon.instances().collect()))
+        }
+
+        fn collect(
+            mon: &mut HealthMonitor,
+            now: Instant,
+            trace: &mut Vec<(Instant, MonitorOutput)>,
+            outstanding: &mut VecDeque<ProbeRequest>,
+        ) {
+            while let Some(out) = mon.poll_output() {
+                if let MonitorOutput::Probe(req) = out {
+                    outstanding.push_back(req);
+                }
+                trace.push((now, out));
+            }
+        }
     }
 }
