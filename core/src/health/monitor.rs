@@ -1686,6 +1686,28 @@ mod tests {
     }
 
     #[test]
+    fn drives_as_a_machine_under_the_contract_checker() {
+        use crate::machine::Checked;
+        let mut m = Checked::new(HealthMonitor::new());
+        let config =
+            one(CheckConfig::heartbeat(ProbeKind::Liveness, Duration::from_secs(1)).with_thresholds(1, 1));
+        m.get_mut().register(Instant::ZERO, InstanceId(0), SVC, &config).expect("valid");
+        while m.poll_output().is_some() {}
+        m.handle(Instant::from_millis(500), MonitorInput::Heartbeat { instance: InstanceId(0) });
+        let out: Vec<_> = std::iter::from_fn(|| m.poll_output()).collect();
+        assert!(matches!(
+            out.as_slice(),
+            [MonitorOutput::Event(HealthEvent::StatusChanged { to: HealthStatus::Healthy, .. })]
+        ));
+        assert_eq!(m.poll_timeout(), Some(Instant::from_millis(1500)));
+        m.handle_timeout(Instant::from_millis(1500));
+        let out: Vec<_> = std::iter::from_fn(|| m.poll_output()).collect();
+        assert_eq!(out.len(), 3, "status, readiness, recovery: {out:?}");
+        m.handle_timeout(Instant::from_millis(1500));
+        assert_eq!(m.poll_output(), None, "twice is harmless");
+    }
+
+    #[test]
     fn health_event_stays_small() {
         assert!(core::mem::size_of::<HealthEvent>() <= 40, "{}", core::mem::size_of::<HealthEvent>());
     }
