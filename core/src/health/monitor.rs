@@ -1,56 +1,8 @@
 //! The health monitor: many instances, each with several checks, turned
 //! into statuses, verdicts and a history.
 //!
-//! # Semantics
-//!
-//! - **Startup gates.** An instance with startup checks runs only those
-//!   until every one of them has gone good once; meanwhile its status is
-//!   `Unknown` and it is not ready. Liveness and readiness checks are not
-//!   scheduled and heartbeats do not reach them. A startup check that goes
-//!   bad means the instance failed to start: status `Failed`, and
-//!   [`HealthEvent::NeedsRecovery`] naming the startup check. Startup checks
-//!   keep running after such a failure; should one pass later, the instance
-//!   starts. Once passed, a startup check stops for good.
-//! - **Instance status** is the worst status of its liveness and readiness
-//!   checks (severity order of [`HealthStatus`]; an instance with only
-//!   startup checks is `Healthy` once started).
-//! - **Ready** means started, every readiness check serving (`Healthy` or
-//!   `Degraded`; a readiness check with no verdict yet is not ready, as in
-//!   Kubernetes), no liveness check failing, and not flapping. An instance
-//!   without readiness checks is ready as soon as it has started.
-//! - **Needs recovery** is raised once when a liveness check goes
-//!   `Unresponsive` or `Failed` (or startup fails), and re-armed when none
-//!   fails any more and the instance is not flapping. Readiness failures
-//!   never ask for recovery.
-//! - **Flapping** damps the reported status ([`FlapDamper`]'s rule) and
-//!   keeps the instance out of rotation until it settles.
-//! - A probe result is matched to its round by [`ProbeId`]; one that
-//!   reaches the monitor at or after the round's deadline is ignored, even
-//!   if `handle_timeout` has not run yet, so the verdict does not depend on
-//!   the order in which a driver delivers a result and a timer that fall on
-//!   the same instant.
-//!
-//! # Cost
-//!
-//! Every check has at most one pending timer: its next round, its
-//! in-flight probe's deadline, or its TTL expiry; every flapping instance
-//! one more (its quiet deadline). Timers live in one ordered set keyed
-//! `(deadline, instance, slot)`, and each check remembers its own key, so
-//! re-arming is an exact O(log n) removal and insertion, and
-//! `handle_timeout` costs O(due · log n): idle instances cost nothing. A
-//! probe result and a heartbeat cost O(log n) plus the check's window
-//! update (O(window) for the latency window's sorted insert) plus
-//! O(checks of the instance) to re-aggregate when a check's status changes.
-//! Service summaries are maintained incrementally: queries are O(log s).
-//!
-//! # Bounds
-//!
-//! Instances: a dense table up to [`MAX_INSTANCE_ID`]. Checks per instance:
-//! [`MAX_CHECKS_PER_INSTANCE`](super::MAX_CHECKS_PER_INSTANCE). Windows:
-//! [`MAX_WINDOW_SAMPLES`](super::MAX_WINDOW_SAMPLES). History:
-//! [`HISTORY_LEN`](super::HISTORY_LEN) per instance. Timers: one per check
-//! plus one per instance. Pending outputs: those of one call, drained by
-//! the driver before the next (the machine contract).
+//! The semantics, costs and bounds are documented on [`HealthMonitor`],
+//! where users of the re-exported type read them.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -263,9 +215,62 @@ struct InstanceState {
 /// - getters: [`instance`](Self::instance), [`checks`](Self::checks),
 ///   [`history`](Self::history), [`service`](Self::service),
 ///   [`services`](Self::services), [`stats`](Self::stats).
+///
+/// # Semantics
+///
+/// - **Startup gates.** An instance with startup checks runs only those
+///   until every one of them has gone good once; meanwhile its status is
+///   `Unknown` and it is not ready. Liveness and readiness checks are not
+///   scheduled and heartbeats do not reach them. A startup check that goes
+///   bad means the instance failed to start: status `Failed`, and
+///   [`HealthEvent::NeedsRecovery`] naming the startup check. Startup checks
+///   keep running after such a failure; should one pass later, the instance
+///   starts. Once passed, a startup check stops for good.
+/// - **Instance status** is the worst status of its liveness and readiness
+///   checks (severity order of [`HealthStatus`]; an instance with only
+///   startup checks is `Healthy` once started).
+/// - **Ready** means started, every readiness check serving (`Healthy` or
+///   `Degraded`; a readiness check with no verdict yet is not ready, as in
+///   Kubernetes), no liveness check failing, and not flapping. An instance
+///   without readiness checks is ready as soon as it has started.
+/// - **Needs recovery** is raised once when a liveness check goes
+///   `Unresponsive` or `Failed` (or startup fails), and re-armed when none
+///   fails any more and the instance is not flapping. Readiness failures
+///   never ask for recovery.
+/// - **Flapping** damps the reported status ([`FlapDamper`]'s rule) and
+///   keeps the instance out of rotation until it settles.
+/// - A probe result is matched to its round by [`ProbeId`]; one that
+///   reaches the monitor at or after the round's deadline is ignored, even
+///   if `handle_timeout` has not run yet, so the verdict does not depend on
+///   the order in which a driver delivers a result and a timer that fall on
+///   the same instant.
+///
+/// # Cost
+///
+/// Every check has at most one pending timer: its next round, its
+/// in-flight probe's deadline, or its TTL expiry; every flapping instance
+/// one more (its quiet deadline). Timers live in one ordered set keyed
+/// `(deadline, instance, slot)`, and each check remembers its own key, so
+/// re-arming is an exact O(log n) removal and insertion, and
+/// `handle_timeout` costs O(due · log n): idle instances cost nothing. A
+/// probe result and a heartbeat cost O(log n) plus the check's window
+/// update (O(window) for the latency window's sorted insert) plus
+/// O(checks of the instance) to re-aggregate when a check's status changes.
+/// Service summaries are maintained incrementally: queries are O(log s).
+///
+/// # Bounds
+///
+/// Instances: a dense table of boxed slots (one pointer per empty id) up to
+/// 2²⁴ (the failure detector's bound). Checks per instance:
+/// [`MAX_CHECKS_PER_INSTANCE`](super::MAX_CHECKS_PER_INSTANCE). Windows:
+/// [`MAX_WINDOW_SAMPLES`](super::MAX_WINDOW_SAMPLES). History:
+/// [`HISTORY_LEN`](super::HISTORY_LEN) per instance. Timers: one per check
+/// plus one per instance. Pending outputs: those of one call, drained by
+/// the driver before the next (the machine contract).
 #[derive(Clone, Debug, Default)]
 pub struct HealthMonitor {
-    slots: Vec<Option<InstanceState>>,
+    /// Dense by instance id; boxed so an empty slot costs one pointer.
+    slots: Vec<Option<Box<InstanceState>>>,
     services: BTreeMap<ServiceId, ServiceSummary>,
     /// `(deadline, instance, slot)`: slot is a check index or [`FLAP_SLOT`].
     timers: BTreeSet<(Instant, InstanceId, u16)>,
@@ -420,7 +425,7 @@ impl HealthMonitor {
         if self.slots.len() <= index {
             self.slots.resize_with(index + 1, || None);
         }
-        self.slots[index] = Some(InstanceState {
+        self.slots[index] = Some(Box::new(InstanceState {
             service,
             registered_at: now,
             checks,
@@ -432,7 +437,7 @@ impl HealthMonitor {
             flap: config.flap.map(|f| FlapDamper::new(f, HealthStatus::Unknown)),
             flap_timer: None,
             history: TransitionHistory::new(),
-        });
+        }));
         self.registered += 1;
         let summary = self.services.entry(service).or_default();
         summary.instances += 1;
@@ -612,17 +617,20 @@ impl HealthMonitor {
     // ----- internals -----------------------------------------------------
 
     fn slot(&self, instance: InstanceId) -> Option<&InstanceState> {
-        self.slots.get(instance.index()).and_then(Option::as_ref)
+        self.slots.get(instance.index()).and_then(Option::as_deref)
     }
 
     fn slot_mut(&mut self, instance: InstanceId) -> Option<&mut InstanceState> {
-        self.slots.get_mut(instance.index()).and_then(Option::as_mut)
+        self.slots.get_mut(instance.index()).and_then(Option::as_deref_mut)
     }
 
     /// Move check `i`'s timer to `at` (or disarm it).
     fn arm(&mut self, instance: InstanceId, i: usize, at: Option<Instant>) {
-        let Some(c) =
-            self.slots.get_mut(instance.index()).and_then(Option::as_mut).and_then(|st| st.checks.get_mut(i))
+        let Some(c) = self
+            .slots
+            .get_mut(instance.index())
+            .and_then(Option::as_deref_mut)
+            .and_then(|st| st.checks.get_mut(i))
         else {
             return;
         };
@@ -680,8 +688,11 @@ impl HealthMonitor {
     }
 
     fn fire_check(&mut self, now: Instant, instance: InstanceId, i: usize) {
-        let Some(c) =
-            self.slots.get_mut(instance.index()).and_then(Option::as_mut).and_then(|st| st.checks.get_mut(i))
+        let Some(c) = self
+            .slots
+            .get_mut(instance.index())
+            .and_then(Option::as_deref_mut)
+            .and_then(|st| st.checks.get_mut(i))
         else {
             return;
         };
@@ -811,7 +822,7 @@ impl HealthMonitor {
     }
 
     fn fire_flap(&mut self, now: Instant, instance: InstanceId) {
-        let Some(st) = self.slots.get_mut(instance.index()).and_then(Option::as_mut) else { return };
+        let Some(st) = self.slots.get_mut(instance.index()).and_then(Option::as_deref_mut) else { return };
         let Some(flap) = &mut st.flap else { return };
         if flap.settle(now) {
             let service = st.service;
@@ -836,7 +847,7 @@ impl HealthMonitor {
     /// Re-aggregate `instance` after a check changed (or flapping ended),
     /// and emit every verdict that changed, attributed to `reason`.
     fn refresh(&mut self, now: Instant, instance: InstanceId, reason: TransitionReason) {
-        let Some(st) = self.slots.get_mut(instance.index()).and_then(Option::as_mut) else { return };
+        let Some(st) = self.slots.get_mut(instance.index()).and_then(Option::as_deref_mut) else { return };
         let service = st.service;
         let (raw, ready_raw, recovery) = aggregate(st);
 
