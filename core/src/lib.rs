@@ -12,13 +12,15 @@
 //!
 //! The contract every machine follows is [`machine::Machine`]. The folders are
 //! the architecture: one per capability ([`health`]; [`registry`], the
-//! service catalog; recovery, deploy, scaling, trace and chaos as they land),
-//! plus the shared vocabulary
+//! service catalog; [`balance`], client-side load balancing over it;
+//! recovery, deploy, scaling, trace and chaos as they land), plus the shared
+//! vocabulary
 //! ([`time`], [`id`], [`rng`], [`message`]) and the composed node machines in
 //! [`node`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod balance;
 pub mod client;
 pub mod health;
 pub mod id;
