@@ -13,6 +13,10 @@
 //!   without changing it (Finagle reads by observing a zero sample): an
 //!   endpoint that got no traffic after a spike looks cheaper over time and
 //!   is eventually tried again, instead of being shunned forever.
+//!
+//! `exp` is `libm`'s, not std's (which calls the platform's C library and
+//! may differ in the last bit): picks depend on these estimates, and a seed
+//! must replay bit for bit on any machine.
 
 use crate::time::{Duration, Instant};
 
@@ -36,7 +40,7 @@ impl PeakEwma {
             self.estimate_ns = rtt_ns;
         } else {
             let elapsed_ns = now.saturating_duration_since(self.stamp).as_nanos() as f64;
-            let w = (-elapsed_ns / decay_ns).exp();
+            let w = libm::exp(-elapsed_ns / decay_ns);
             self.estimate_ns = self.estimate_ns * w + rtt_ns * (1.0 - w);
         }
         self.sampled = true;
@@ -54,7 +58,7 @@ impl PeakEwma {
         if elapsed == 0 {
             return self.estimate_ns;
         }
-        self.estimate_ns * (-(elapsed as f64) / decay_ns).exp()
+        self.estimate_ns * libm::exp(-(elapsed as f64) / decay_ns)
     }
 }
 
