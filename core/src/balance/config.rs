@@ -89,7 +89,8 @@ pub struct OutlierConfig {
     /// At most this share of the endpoints ejected at once, in percent
     /// (0..=100). When above 0, at least one endpoint may always be ejected,
     /// however small the set (Envoy's behaviour): with 3 endpoints and 10 %,
-    /// one may be ejected.
+    /// one may be ejected. The cap is checked when ejecting: endpoints
+    /// already ejected stay so when the set shrinks under them.
     pub max_ejection_percent: u32,
 }
 

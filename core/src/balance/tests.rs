@@ -551,6 +551,7 @@ proptest! {
         let mut now = Instant::ZERO;
         let mut open: Vec<Pick> = Vec::new();
         for op in ops {
+            let ejected_before = b.ejected_len();
             match op {
                 Op::Pick(key) => {
                     if let Some(p) = b.pick(now, key) {
@@ -587,7 +588,11 @@ proptest! {
                 }
             }
             while b.poll_event().is_some() {}
-            prop_assert!(b.ejected_len() <= (b.len() / 2).max(1));
+            // The cap binds when ejecting; a set that shrinks afterwards
+            // keeps its ejections (see `OutlierConfig::max_ejection_percent`).
+            if b.ejected_len() > ejected_before {
+                prop_assert!(b.ejected_len() <= (b.len() / 2).max(1));
+            }
             let healthy_now = (0..12u32)
                 .filter_map(|id| b.endpoint(now, InstanceId(id)))
                 .filter(|e| e.healthy && e.ejected_until.is_none())
