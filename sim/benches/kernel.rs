@@ -31,6 +31,8 @@ fn heartbeat_fleet(nodes: u32, duration: Duration) -> Scenario {
             instances: nodes - 1,
             heartbeat: HeartbeatConfig::default(),
             service_time: DEFAULT_SERVICE_TIME,
+            health: None,
+            zones: Vec::new(),
         }],
         faults: Vec::new(),
         load: None,

@@ -24,6 +24,8 @@ fn main() {
             instances: u32::try_from(nodes.saturating_sub(1).max(1)).unwrap_or(u32::MAX),
             heartbeat: HeartbeatConfig::default(),
             service_time: DEFAULT_SERVICE_TIME,
+            health: None,
+            zones: Vec::new(),
         }],
         faults: Vec::new(),
         load: None,

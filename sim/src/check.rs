@@ -5,12 +5,12 @@
 //! `cluster/*_checker.zig`): they read [`Observations`] gathered by the
 //! simulator, never the machines' own opinion of how they did.
 
-use vigil_core::health::Liveness;
+use vigil_core::health::{HealthStatus, Liveness};
 use vigil_core::{Duration, InstanceId, Instant, NodeId};
 
 use crate::report::{fmt_duration, fmt_instant};
 use crate::scenario::Scenario;
-use crate::world::{Halt, HostState, Observations, Outage, OutageKind, Simulation};
+use crate::world::{Halt, HostState, MonitorChange, Observations, Outage, OutageKind, Simulation};
 
 /// Extra time allowed after a verdict is due: the detector batches deadlines
 /// to 10 ms (`vigil_core::health::detector` resolution).
@@ -29,22 +29,25 @@ pub struct ExpectationOutcome {
     pub observed: String,
 }
 
-/// An outage (crash or pause) and when (whether) the detector declared the
-/// instance dead.
+/// An outage (a crash, a pause, or an application fault) and when
+/// (whether) vigil noticed it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Detection {
     /// Instance name.
     pub instance: String,
-    /// Crash or pause.
+    /// What happened to it.
     pub kind: OutageKind,
     /// Simulated ms the outage began.
     pub began_ms: u64,
-    /// Simulated ms the host came back (restart or resume), if within the run.
+    /// Simulated ms it ended (restart, resume, fault over), if within the run.
     pub ended_ms: Option<u64>,
-    /// Simulated ms of the first `dead` verdict during the outage.
+    /// Simulated ms of the first verdict that something was wrong.
     pub detected_ms: Option<u64>,
+    /// That verdict: `dead` (failure detector) or the health monitor's
+    /// status (`unresponsive`, `failed`, `degraded`).
+    pub detected_as: Option<String>,
     #[serde(skip)]
-    crashed_at: Instant,
+    began_at: Instant,
     #[serde(skip)]
     down_for: Duration,
     #[serde(skip)]
@@ -52,9 +55,76 @@ pub struct Detection {
 }
 
 impl Detection {
-    /// Time from crash to `dead` verdict.
+    /// Time from the outage's start to the first verdict.
     pub fn latency(&self) -> Option<Duration> {
-        self.detected_at.map(|d| d - self.crashed_at)
+        self.detected_at.map(|d| d - self.began_at)
+    }
+
+    /// Whether the verdict is a failure type this kind of outage can show.
+    /// A crashed process refuses (`failed`) or goes silent (`dead`); a
+    /// paused host is silent (`unresponsive`, `dead`); a hung application
+    /// answers nothing (`unresponsive`); a slow one is `degraded` (or
+    /// `unresponsive` when slower than the probe timeout); an erroring one
+    /// is `failed` or `degraded`; a flapping one anything bad.
+    pub fn type_matches(&self) -> Option<bool> {
+        let seen = self.detected_as.as_deref()?;
+        let allowed: &[&str] = match self.kind {
+            OutageKind::Crash => &["failed", "dead"],
+            OutageKind::Pause => &["unresponsive", "dead"],
+            OutageKind::Hang => &["unresponsive"],
+            OutageKind::Slow => &["degraded", "unresponsive"],
+            OutageKind::Errors => &["failed", "degraded"],
+            OutageKind::Flap => &["failed", "degraded", "unresponsive", "dead"],
+        };
+        Some(allowed.contains(&seen))
+    }
+}
+
+fn is_bad(status: HealthStatus) -> bool {
+    matches!(status, HealthStatus::Degraded | HealthStatus::Unresponsive | HealthStatus::Failed)
+}
+
+/// The first verdict that `instance` is unwell at or after `from` and not
+/// after `until`, or the unwell state already standing at `from`.
+fn first_bad_verdict(
+    obs: &Observations,
+    instance: InstanceId,
+    from: Instant,
+    until: Instant,
+) -> Option<(Instant, String)> {
+    // Standing state at `from`: the last verdict of each source before it.
+    let dead_before = obs
+        .verdicts
+        .iter()
+        .rev()
+        .find(|v| v.instance == instance && v.at <= from)
+        .is_some_and(|v| v.to == Liveness::Dead);
+    if dead_before {
+        return Some((from, "dead".to_string()));
+    }
+    let status_before = obs.monitor.iter().rev().find_map(|m| match m.change {
+        MonitorChange::Status { to, .. } if m.instance == instance && m.at <= from => Some(to),
+        _ => None,
+    });
+    if let Some(status) = status_before.filter(|&s| is_bad(s)) {
+        return Some((from, status.to_string()));
+    }
+    let dead = obs
+        .verdicts
+        .iter()
+        .find(|v| v.instance == instance && v.to == Liveness::Dead && v.at >= from && v.at <= until)
+        .map(|v| (v.at, "dead".to_string()));
+    let status = obs.monitor.iter().find_map(|m| match m.change {
+        MonitorChange::Status { to, .. }
+            if m.instance == instance && is_bad(to) && m.at >= from && m.at <= until =>
+        {
+            Some((m.at, to.to_string()))
+        }
+        _ => None,
+    });
+    match (dead, status) {
+        (Some(d), Some(s)) => Some(if s.0 < d.0 { s } else { d }),
+        (d, s) => d.or(s),
     }
 }
 
@@ -66,41 +136,23 @@ pub fn detections(sim: &Simulation<'_>) -> Vec<Detection> {
     let mut out = Vec::new();
     for (i, outages) in obs.outages.iter().enumerate() {
         let instance = InstanceId(i as u32);
-        for &Outage { kind, began: crashed_at, ended: restarted_at } in outages {
-            let until = restarted_at.unwrap_or(end);
-            // Already dead when the outage began (a partition, a pause that
-            // ends in a crash): detected from the first instant.
-            let dead_before = obs
-                .verdicts
-                .iter()
-                .rev()
-                .find(|v| v.instance == instance && v.at <= crashed_at)
-                .is_some_and(|v| v.to == Liveness::Dead);
-            let detected_at = if dead_before {
-                Some(crashed_at)
-            } else {
-                obs.verdicts
-                    .iter()
-                    .find(|v| {
-                        v.instance == instance
-                            && v.to == Liveness::Dead
-                            && v.at >= crashed_at
-                            && v.at <= until
-                    })
-                    .map(|v| v.at)
-            };
+        for &Outage { kind, began, ended } in outages {
+            let until = ended.unwrap_or(end);
+            let found = first_bad_verdict(obs, instance, began, until);
             out.push(Detection {
                 instance: scenario.node_name(Scenario::node_of(instance)),
                 kind,
-                began_ms: crashed_at.as_millis(),
-                ended_ms: restarted_at.map(Instant::as_millis),
-                detected_ms: detected_at.map(Instant::as_millis),
-                crashed_at,
-                down_for: until - crashed_at,
-                detected_at,
+                began_ms: began.as_millis(),
+                ended_ms: ended.map(Instant::as_millis),
+                detected_ms: found.as_ref().map(|f| f.0.as_millis()),
+                detected_as: found.as_ref().map(|f| f.1.clone()),
+                began_at: began,
+                down_for: until - began,
+                detected_at: found.map(|f| f.0),
             });
         }
     }
+    out.sort_by_key(|d| (d.began_at, d.instance.clone()));
     out
 }
 
@@ -121,7 +173,39 @@ pub fn evaluate(sim: &Simulation<'_>) -> Vec<ExpectationOutcome> {
     if let Some(least) = expect.availability {
         out.push(availability(sim, least));
     }
+    if expect.failure_types {
+        out.push(failure_types(sim));
+    }
     out
+}
+
+fn failure_types(sim: &Simulation<'_>) -> ExpectationOutcome {
+    let all = detections(sim);
+    let detected: Vec<&Detection> = all.iter().filter(|d| d.detected_as.is_some()).collect();
+    let wrong: Vec<String> = detected
+        .iter()
+        .filter(|d| d.type_matches() == Some(false))
+        .map(|d| {
+            format!(
+                "{} {} at {} seen as {}",
+                d.instance,
+                d.kind.name(),
+                fmt_instant(d.began_at),
+                d.detected_as.as_deref().unwrap_or("?")
+            )
+        })
+        .collect();
+    let observed = if wrong.is_empty() {
+        format!("{} of {} outage(s) detected, each as its own failure type", detected.len(), all.len())
+    } else {
+        wrong.join("; ")
+    };
+    ExpectationOutcome {
+        name: "failure_types".into(),
+        passed: wrong.is_empty(),
+        required: "each detected outage classified as its failure type".into(),
+        observed,
+    }
 }
 
 fn availability(sim: &Simulation<'_>, least: f64) -> ExpectationOutcome {
@@ -173,13 +257,13 @@ fn completed(sim: &Simulation<'_>) -> ExpectationOutcome {
 fn detected_within(sim: &Simulation<'_>, bound: Duration) -> ExpectationOutcome {
     let all = detections(sim);
     let due: Vec<&Detection> = all.iter().filter(|d| d.down_for >= bound).collect();
-    let required = format!("every outage >= {0} declared dead within {0}", fmt_duration(bound));
+    let required = format!("every outage >= {0} detected within {0}", fmt_duration(bound));
     let late: Vec<String> = due
         .iter()
         .filter(|d| d.latency().is_none_or(|l| l > bound))
         .map(|d| match d.latency() {
-            Some(l) => format!("{} at {} took {}", d.instance, fmt_instant(d.crashed_at), fmt_duration(l)),
-            None => format!("{} at {} never declared dead", d.instance, fmt_instant(d.crashed_at)),
+            Some(l) => format!("{} at {} took {}", d.instance, fmt_instant(d.began_at), fmt_duration(l)),
+            None => format!("{} at {} never detected", d.instance, fmt_instant(d.began_at)),
         })
         .collect();
     let observed = if due.is_empty() {

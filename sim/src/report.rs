@@ -13,7 +13,7 @@ use vigil_core::{Duration, Instant, NodeId};
 use crate::check::{self, Detection, ExpectationOutcome};
 use crate::net::NetworkStats;
 use crate::scenario::{Fault, FaultAction, Partition, Scenario};
-use crate::world::{OutageKind, Simulation};
+use crate::world::Simulation;
 
 /// The outcome of one seeded run.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -198,19 +198,16 @@ impl Report {
         if !self.detections.is_empty() {
             let _ = writeln!(s, "\noutages");
             for d in &self.detections {
-                let latency = match d.detected_ms {
-                    Some(det) => {
-                        format!("dead after {}", fmt_duration(Duration::from_millis(det - d.began_ms)))
+                let latency = match (d.detected_ms, &d.detected_as) {
+                    (Some(det), Some(what)) => {
+                        format!("{what} after {}", fmt_duration(Duration::from_millis(det - d.began_ms)))
                     }
-                    None => "never declared dead".to_string(),
+                    _ => "not detected".to_string(),
                 };
-                let kind = match d.kind {
-                    OutageKind::Crash => "crash",
-                    OutageKind::Pause => "pause",
-                };
+                let kind = d.kind.name();
                 let _ = writeln!(
                     s,
-                    "  {:<16} {kind:<5} {:<12} back {:<12} {latency}",
+                    "  {:<16} {kind:<6} {:<12} back {:<12} {latency}",
                     d.instance,
                     opt_ms(Some(d.began_ms)),
                     opt_ms(d.ended_ms),

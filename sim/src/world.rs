@@ -24,13 +24,13 @@ use std::io::Write;
 use hdrhistogram::Histogram;
 use rand::RngExt as _;
 use vigil_core::client::{CallOutcome, ClientConfig, ClientNode};
-use vigil_core::health::{AgentConfig, HealthEvent, Liveness, LivenessTimeouts};
+use vigil_core::health::{AgentConfig, HealthEvent, HealthStatus, Liveness, LivenessTimeouts};
 use vigil_core::machine::{Checked, Machine};
 use vigil_core::message::{Message, ProbeReply, Refused, Response, ResponseStatus};
 use vigil_core::node::{ControlConfig, ControlPlane, Input, InstanceNode, Node, Output, WatchedInstance};
 use vigil_core::rng::Rng;
 use vigil_core::rng::Seed;
-use vigil_core::{Duration, InstanceId, Instant, NodeId};
+use vigil_core::{Duration, InstanceId, Instant, NodeId, ServiceId};
 
 use crate::host::HostClock;
 use crate::net::{Network, sample};
@@ -187,6 +187,55 @@ pub enum OutageKind {
     Crash,
     /// The host was paused.
     Pause,
+    /// The application hung.
+    Hang,
+    /// The application slowed down.
+    Slow,
+    /// The application answered with errors.
+    Errors,
+    /// The application flapped.
+    Flap,
+}
+
+impl OutageKind {
+    /// Lower-case name, as reports print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            OutageKind::Crash => "crash",
+            OutageKind::Pause => "pause",
+            OutageKind::Hang => "hang",
+            OutageKind::Slow => "slow",
+            OutageKind::Errors => "errors",
+            OutageKind::Flap => "flap",
+        }
+    }
+}
+
+/// A health-monitor verdict, as the control node published it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MonitorVerdict {
+    /// Simulated time of publication.
+    pub at: Instant,
+    /// The instance.
+    pub instance: InstanceId,
+    /// What changed.
+    pub change: MonitorChange,
+}
+
+/// What a health-monitor verdict changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MonitorChange {
+    /// The reported status.
+    Status {
+        /// Before.
+        from: HealthStatus,
+        /// After.
+        to: HealthStatus,
+    },
+    /// Whether it is in rotation.
+    Ready(bool),
+    /// It needs recovery, for this failure type.
+    NeedsRecovery(HealthStatus),
 }
 
 /// When a scheduled fault actually began and ended.
@@ -203,6 +252,8 @@ pub struct FaultSpan {
 pub struct Observations {
     /// Every verdict change, in order.
     pub verdicts: Vec<Verdict>,
+    /// Every health-monitor verdict, in order.
+    pub monitor: Vec<MonitorVerdict>,
     /// Per scheduled fault (same index as `Scenario::faults`).
     pub faults: Vec<FaultSpan>,
     /// Per instance: each time its host went down (crash) or froze (pause).
@@ -292,6 +343,7 @@ impl<'a> Simulation<'a> {
                 verdicts: Vec::new(),
                 faults: vec![FaultSpan { began: None, ended: None }; scenario.faults.len()],
                 outages: vec![Vec::new(); scenario.instance_count() as usize],
+                monitor: Vec::new(),
                 calls: CallStats::default(),
                 disturbed: vec![Vec::new(); node_count],
                 depth: vec![0; node_count],
@@ -544,6 +596,35 @@ impl<'a> Simulation<'a> {
                         );
                     }
                 }
+                Output::Health(event) => {
+                    let (instance, change) = match event {
+                        HealthEvent::StatusChanged { instance, from, to, .. } => {
+                            (instance, MonitorChange::Status { from, to })
+                        }
+                        HealthEvent::ReadinessChanged { instance, ready, .. } => {
+                            (instance, MonitorChange::Ready(ready))
+                        }
+                        HealthEvent::NeedsRecovery { instance, status, .. } => {
+                            (instance, MonitorChange::NeedsRecovery(status))
+                        }
+                        _ => continue,
+                    };
+                    observed.monitor.push(MonitorVerdict { at: now, instance, change });
+                    if let Some(out) = timeline.as_mut() {
+                        let what = match change {
+                            MonitorChange::Status { from, to } => format!("health {from} -> {to}"),
+                            MonitorChange::Ready(true) => "ready".to_string(),
+                            MonitorChange::Ready(false) => "not ready".to_string(),
+                            MonitorChange::NeedsRecovery(s) => format!("needs recovery ({s})"),
+                        };
+                        let _ = writeln!(
+                            out,
+                            "{now} {:<14} monitor {} {what}",
+                            names[node.index()],
+                            names.get(Scenario::node_of(instance).index()).map_or("?", String::as_str),
+                        );
+                    }
+                }
                 Output::CallDone(done) => {
                     let calls = &mut observed.calls;
                     calls.total += 1;
@@ -588,6 +669,7 @@ impl<'a> Simulation<'a> {
             }
             None => {
                 let config = ControlConfig {
+                    health_classes: scenario.services.iter().map(|s| s.health.clone()).collect(),
                     liveness_classes: scenario
                         .services
                         .iter()
@@ -597,10 +679,14 @@ impl<'a> Simulation<'a> {
                         })
                         .collect(),
                     instances: (0..scenario.instance_count())
-                        .map(|i| WatchedInstance {
-                            instance: InstanceId(i),
-                            node: Scenario::node_of(InstanceId(i)),
-                            class: scenario.locate(InstanceId(i)).map_or(0, |(s, _)| s),
+                        .map(|i| {
+                            let class = scenario.locate(InstanceId(i)).map_or(0, |(s, _)| s);
+                            WatchedInstance {
+                                instance: InstanceId(i),
+                                node: Scenario::node_of(InstanceId(i)),
+                                service: ServiceId(class as u32),
+                                class,
+                            }
                         })
                         .collect(),
                 };
@@ -656,8 +742,10 @@ impl<'a> Simulation<'a> {
 
     fn outage_ends(&mut self, node: NodeId) {
         if let Some(instance) = self.scenario.instance_on(node)
-            && let Some(last) = self.observed.outages[instance.index()].last_mut()
-            && last.ended.is_none()
+            && let Some(last) = self.observed.outages[instance.index()]
+                .iter_mut()
+                .rev()
+                .find(|o| matches!(o.kind, OutageKind::Crash | OutageKind::Pause) && o.ended.is_none())
         {
             last.ended = Some(self.now);
         }
@@ -733,14 +821,28 @@ impl<'a> Simulation<'a> {
                 for &n in targets {
                     let Some(i) = self.scenario.instance_on(n) else { continue };
                     let app = &mut self.apps[i.index()];
-                    match &fault.action {
-                        FaultAction::Hang(_) => app.hung += 1,
-                        FaultAction::Slow { extra, .. } => app.extra = *extra,
-                        FaultAction::Errors { rate, .. } => app.error_rate = *rate,
-                        FaultAction::Flap { period, .. } => app.flap = Some((*period, now)),
-                        _ => {}
-                    }
+                    let kind = match &fault.action {
+                        FaultAction::Hang(_) => {
+                            app.hung += 1;
+                            OutageKind::Hang
+                        }
+                        FaultAction::Slow { extra, .. } => {
+                            app.extra = *extra;
+                            OutageKind::Slow
+                        }
+                        FaultAction::Errors { rate, .. } => {
+                            app.error_rate = *rate;
+                            OutageKind::Errors
+                        }
+                        _ => {
+                            if let FaultAction::Flap { period, .. } = &fault.action {
+                                app.flap = Some((*period, now));
+                            }
+                            OutageKind::Flap
+                        }
+                    };
                     self.observed.disturb(n, now);
+                    self.observed.outages[i.index()].push(Outage { kind, began: now, ended: None });
                 }
             }
         }
@@ -791,14 +893,33 @@ impl<'a> Simulation<'a> {
                 for &n in targets {
                     let Some(i) = self.scenario.instance_on(n) else { continue };
                     let app = &mut self.apps[i.index()];
-                    match &fault.action {
-                        FaultAction::Hang(_) => app.hung = app.hung.saturating_sub(1),
-                        FaultAction::Slow { .. } => app.extra = Duration::ZERO,
-                        FaultAction::Errors { .. } => app.error_rate = 0.0,
-                        FaultAction::Flap { .. } => app.flap = None,
-                        _ => {}
-                    }
+                    let kind = match &fault.action {
+                        FaultAction::Hang(_) => {
+                            app.hung = app.hung.saturating_sub(1);
+                            OutageKind::Hang
+                        }
+                        FaultAction::Slow { .. } => {
+                            app.extra = Duration::ZERO;
+                            OutageKind::Slow
+                        }
+                        FaultAction::Errors { .. } => {
+                            app.error_rate = 0.0;
+                            OutageKind::Errors
+                        }
+                        _ => {
+                            app.flap = None;
+                            OutageKind::Flap
+                        }
+                    };
                     self.observed.restore(n, now);
+                    // The newest open outage of this kind ends.
+                    if let Some(o) = self.observed.outages[i.index()]
+                        .iter_mut()
+                        .rev()
+                        .find(|o| o.kind == kind && o.ended.is_none())
+                    {
+                        o.ended = Some(now);
+                    }
                 }
             }
             FaultAction::Restart(_) | FaultAction::Resume(_) | FaultAction::Heal => {}

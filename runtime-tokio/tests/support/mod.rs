@@ -9,7 +9,7 @@ use tokio::time::Instant as TokioInstant;
 use vigil_core::health::{AgentConfig, HealthEvent, Liveness, LivenessTimeouts};
 use vigil_core::node::{ControlConfig, ControlPlane, InstanceNode, WatchedInstance};
 use vigil_core::rng::Seed;
-use vigil_core::{Duration, InstanceId, NodeId};
+use vigil_core::{Duration, InstanceId, NodeId, ServiceId};
 use vigil_tokio::{Clock, Driver, DriverEvent, DriverHandle};
 
 /// Time between two heartbeats of an agent.
@@ -42,10 +42,16 @@ pub async fn spawn_control(
     instances: &[u32],
 ) -> (DriverHandle<ControlPlane>, broadcast::Receiver<DriverEvent>) {
     let config = ControlConfig {
+        health_classes: Vec::new(),
         liveness_classes: vec![LivenessTimeouts { suspect_after: SUSPECT_AFTER, dead_after: DEAD_AFTER }],
         instances: instances
             .iter()
-            .map(|&i| WatchedInstance { instance: InstanceId(i), node: NodeId(i + 1), class: 0 })
+            .map(|&i| WatchedInstance {
+                instance: InstanceId(i),
+                node: NodeId(i + 1),
+                service: ServiceId(0),
+                class: 0,
+            })
             .collect(),
     };
     let control = ControlPlane::new(&config, clock.now()).expect("valid control config");

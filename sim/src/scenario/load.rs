@@ -25,6 +25,12 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use toml::Spanned;
 use vigil_core::{Duration, NodeId};
 
+use vigil_core::health::{
+    CheckConfig, DEFAULT_FAILURE_THRESHOLD, DEFAULT_PROBE_INTERVAL, DEFAULT_PROBE_TIMEOUT,
+    DEFAULT_SUCCESS_THRESHOLD, ErrorRateRule, FlapConfig, InstanceHealthConfig, LatencyRule, ProbeCheck,
+    ProbeKind,
+};
+
 use super::error::{Location, ScenarioError};
 use super::model::{
     DEFAULT_SERVICE_TIME, Expectations, Fault, FaultAction, HeartbeatConfig, LatencyModel, Load, LoadShape,
@@ -141,6 +147,26 @@ struct RawService {
     instances: Spanned<i64>,
     heartbeat: Option<RawHeartbeat>,
     service_time: Option<RawLatency>,
+    health: Option<Spanned<RawHealth>>,
+    zones: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+/// Most zones a service may list.
+const MAX_ZONES: usize = 64;
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a health table like { interval = \"1s\", timeout = \"500ms\", failure_threshold = 3 }"
+)]
+struct RawHealth {
+    interval: Option<Spanned<Dur>>,
+    timeout: Option<Spanned<Dur>>,
+    failure_threshold: Option<Spanned<i64>>,
+    success_threshold: Option<Spanned<i64>>,
+    latency_p99: Option<Spanned<Dur>>,
+    error_rate: Option<Spanned<Number>>,
+    flap: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -179,6 +205,7 @@ struct RawExpect {
     no_false_dead: Option<bool>,
     alive_at_end: Option<bool>,
     availability: Option<Spanned<Share>>,
+    failure_types: Option<bool>,
 }
 
 /// A share: `"99.9%"` or a number in `[0, 1]`.
@@ -512,6 +539,7 @@ fn validate(source: &str, raw: RawScenario) -> Checked<Scenario> {
                 no_false_dead: expect.no_false_dead.unwrap_or(false),
                 alive_at_end: expect.alive_at_end.unwrap_or(false),
                 availability: expect.availability.as_ref().map(|a| a.get_ref().0),
+                failure_types: expect.failure_types.unwrap_or(false),
             }
         }
     };
@@ -729,20 +757,49 @@ struct Fleet {
     by_name: BTreeMap<String, usize>,
     /// Instances across all services.
     instances: u32,
+    /// Zones of each service (same index as `services`); empty: no zone.
+    zones: Vec<Vec<String>>,
 }
 
 /// What every target error ends with.
 const TARGET_SYNTAX: &str = "a target is `control`, `*` (every instance), \
-     `service` or `service/*` (all its instances), or `service/N`";
+     `service` or `service/*` (all its instances), `service/N`, or `zone:NAME` (every instance in a zone)";
 
 impl Fleet {
     /// Node ids `target` names, as a half-open range.
-    fn resolve(&self, target: &str) -> Result<Range<u32>, String> {
+    // A list of node ranges, often of one: not a `Vec` meant to hold a range's values.
+    #[allow(clippy::single_range_in_vec_init)]
+    fn resolve(&self, target: &str) -> Result<Vec<Range<u32>>, String> {
         if target == "control" {
-            return Ok(0..1);
+            return Ok(vec![0..1]);
         }
         if target == "*" {
-            return Ok(1..self.instances + 1);
+            return Ok(vec![1..self.instances + 1]);
+        }
+        if let Some(zone) = target.strip_prefix("zone:") {
+            let mut nodes = Vec::new();
+            for (s, zones) in self.zones.iter().enumerate() {
+                let (_, first, count) = &self.services[s];
+                if zones.is_empty() {
+                    continue;
+                }
+                for i in 0..*count {
+                    if zones[i as usize % zones.len()] == zone {
+                        nodes.push(first + i..first + i + 1);
+                    }
+                }
+            }
+            if nodes.is_empty() {
+                let mut known: Vec<&str> = self.zones.iter().flatten().map(String::as_str).collect();
+                known.sort_unstable();
+                known.dedup();
+                let known =
+                    if known.is_empty() { "none (give services `zones`)".to_string() } else { list(&known) };
+                return Err(format!(
+                    "no instance is in zone `{zone}` (target `{target}`); known zones: {known}"
+                ));
+            }
+            return Ok(nodes);
         }
         let (service, index) = match target.split_once('/') {
             Some((service, index)) => (service, Some(index)),
@@ -762,7 +819,7 @@ impl Fleet {
         };
         let (name, first, count) = &self.services[s];
         match index {
-            None | Some("*") => Ok(*first..*first + *count),
+            None | Some("*") => Ok(vec![*first..*first + *count]),
             Some(index) => {
                 let parsed =
                     if !index.is_empty() && index.len() <= 10 && index.bytes().all(|b| b.is_ascii_digit()) {
@@ -785,7 +842,7 @@ impl Fleet {
                 }
                 // i < count ≤ MAX_SERVICE_INSTANCES, so it fits a u32.
                 let node = first + i as u32;
-                Ok(node..node + 1)
+                Ok(vec![node..node + 1])
             }
         }
     }
@@ -816,7 +873,7 @@ impl Fleet {
 
 fn validate_services(source: &str, raw: &[RawService]) -> Checked<(Vec<Service>, Fleet)> {
     let mut services = Vec::with_capacity(raw.len());
-    let mut fleet = Fleet { services: Vec::new(), by_name: BTreeMap::new(), instances: 0 };
+    let mut fleet = Fleet { services: Vec::new(), by_name: BTreeMap::new(), instances: 0, zones: Vec::new() };
     let mut first_span: BTreeMap<&str, usize> = BTreeMap::new();
     for service in raw {
         let name = service.name.get_ref().as_str();
@@ -882,9 +939,119 @@ fn validate_services(source: &str, raw: &[RawService]) -> Checked<(Vec<Service>,
             None => DEFAULT_SERVICE_TIME,
             Some(latency) => validate_latency(source, latency)?,
         };
-        services.push(Service { name: name.to_string(), instances: count, heartbeat, service_time });
+        let zones = match &service.zones {
+            None => Vec::new(),
+            Some(zones) => {
+                let list = zones.get_ref();
+                if list.is_empty() || list.len() > MAX_ZONES {
+                    return Err(Diag::new(
+                        zones.span(),
+                        format!("`zones` must list 1 to {MAX_ZONES} zones, got {}", list.len()),
+                    ));
+                }
+                let mut seen = BTreeMap::new();
+                for z in list {
+                    let name = z.get_ref();
+                    let ok = !name.is_empty()
+                        && name.len() <= 64
+                        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                    if !ok {
+                        return Err(Diag::new(
+                            z.span(),
+                            format!("invalid zone name `{name}`: use 1 to 64 letters, digits, `-` and `_`"),
+                        ));
+                    }
+                    if seen.insert(name.clone(), ()).is_some() {
+                        return Err(Diag::new(z.span(), format!("zone `{name}` is listed twice")));
+                    }
+                }
+                list.iter().map(|z| z.get_ref().clone()).collect()
+            }
+        };
+        let health = match &service.health {
+            None => None,
+            Some(health) => Some(validate_health(health)?),
+        };
+        fleet.zones.push(zones.clone());
+        services.push(Service {
+            name: name.to_string(),
+            instances: count,
+            heartbeat,
+            service_time,
+            health,
+            zones,
+        });
     }
     Ok((services, fleet))
+}
+
+/// Largest `failure_threshold` / `success_threshold` of a health table.
+const MAX_HEALTH_THRESHOLD: i64 = 100;
+
+/// A service's `health` table: one liveness probe and one readiness probe
+/// of the same endpoint, at the same interval. Readiness carries the
+/// latency and error-rate rules (a slow or erroring instance leaves
+/// rotation); liveness only asks "does it answer at all" (a hung or
+/// crashed instance needs recovery).
+fn validate_health(raw: &Spanned<RawHealth>) -> Checked<InstanceHealthConfig> {
+    let h = raw.get_ref();
+    let interval = h.interval.as_ref().map_or(DEFAULT_PROBE_INTERVAL, |d| d.get_ref().0);
+    if interval.is_zero() {
+        let span = h.interval.as_ref().map_or(raw.span(), Spanned::span);
+        return Err(Diag::new(span, "health `interval` must be greater than zero"));
+    }
+    let timeout = h.timeout.as_ref().map_or(interval.min(DEFAULT_PROBE_TIMEOUT), |d| d.get_ref().0);
+    if timeout.is_zero() || timeout > interval {
+        let span = h.timeout.as_ref().map_or(raw.span(), Spanned::span);
+        return Err(Diag::new(
+            span,
+            format!(
+                "health `timeout` ({}) must be more than zero and at most `interval` ({})",
+                show(timeout),
+                show(interval)
+            ),
+        ));
+    }
+    let threshold = |v: &Option<Spanned<i64>>, default: u32, key: &str| -> Checked<u32> {
+        match v {
+            None => Ok(default),
+            Some(t) if (1..=MAX_HEALTH_THRESHOLD).contains(t.get_ref()) => Ok(*t.get_ref() as u32),
+            Some(t) => Err(Diag::new(
+                t.span(),
+                format!("`{key}` must be between 1 and {MAX_HEALTH_THRESHOLD}, got {}", t.get_ref()),
+            )),
+        }
+    };
+    let failure_threshold = threshold(&h.failure_threshold, DEFAULT_FAILURE_THRESHOLD, "failure_threshold")?;
+    let success_threshold = threshold(&h.success_threshold, DEFAULT_SUCCESS_THRESHOLD, "success_threshold")?;
+    let latency = match &h.latency_p99 {
+        None => None,
+        Some(d) if d.get_ref().0.is_zero() => {
+            return Err(Diag::new(d.span(), "`latency_p99` must be greater than zero"));
+        }
+        Some(d) => Some(LatencyRule::new(d.get_ref().0)),
+    };
+    let error_rate = match &h.error_rate {
+        None => None,
+        Some(_) => {
+            let share = probability("error_rate", &h.error_rate, 0.0)?;
+            Some(ErrorRateRule {
+                degraded_permille: (share * 1000.0).round() as u16,
+                ..ErrorRateRule::default()
+            })
+        }
+    };
+    let liveness = ProbeCheck { interval, timeout, ..ProbeCheck::default() };
+    let readiness = ProbeCheck { latency, error_rate, ..liveness };
+    Ok(InstanceHealthConfig {
+        checks: vec![
+            CheckConfig::probe_with(ProbeKind::Liveness, liveness)
+                .with_thresholds(failure_threshold, success_threshold),
+            CheckConfig::probe_with(ProbeKind::Readiness, readiness)
+                .with_thresholds(failure_threshold, success_threshold),
+        ],
+        flap: h.flap.unwrap_or(true).then(FlapConfig::default),
+    })
 }
 
 fn validate_heartbeat(raw: &RawHeartbeat, service_span: &Range<usize>) -> Checked<HeartbeatConfig> {
@@ -998,9 +1165,9 @@ impl Resolver<'_> {
     }
 
     /// Resolve one target string to its node range, counting its nodes.
-    fn one(&mut self, text: &str, span: &Range<usize>) -> Checked<Range<u32>> {
-        let range = self.fleet.resolve(text).map_err(|m| Diag::new(span.clone(), m))?;
-        *self.nodes_named += range.len();
+    fn one(&mut self, text: &str, span: &Range<usize>) -> Checked<Vec<u32>> {
+        let ranges = self.fleet.resolve(text).map_err(|m| Diag::new(span.clone(), m))?;
+        *self.nodes_named += ranges.iter().map(ExactSizeIterator::len).sum::<usize>();
         if *self.nodes_named > MAX_FAULT_NODES {
             return Err(Diag::new(
                 span.clone(),
@@ -1010,7 +1177,7 @@ impl Resolver<'_> {
                 ),
             ));
         }
-        Ok(range)
+        Ok(ranges.into_iter().flatten().collect())
     }
 
     /// Resolve a target list to sorted, deduplicated nodes; `key` names it
@@ -1022,7 +1189,7 @@ impl Resolver<'_> {
         }
         let mut nodes = Vec::new();
         for (text, span) in &strings {
-            nodes.extend(self.one(text, span)?.map(NodeId));
+            nodes.extend(self.one(text, span)?.into_iter().map(NodeId));
         }
         nodes.sort_unstable();
         nodes.dedup();

@@ -7,6 +7,7 @@
 //! `payments/0`, …). Instance `i` of the fleet (0-based, across services) is
 //! node `i + 1` and has `InstanceId(i)`.
 
+use vigil_core::health::InstanceHealthConfig;
 use vigil_core::{Duration, InstanceId, NodeId};
 
 /// A validated scenario.
@@ -45,6 +46,12 @@ pub struct Service {
     pub heartbeat: HeartbeatConfig,
     /// How long an instance takes to serve one request or probe when well.
     pub service_time: LatencyModel,
+    /// Active health checks run by the control node's monitor; `None`:
+    /// heartbeat liveness only.
+    pub health: Option<InstanceHealthConfig>,
+    /// Zones its instances are spread over, round robin (instance `i` is in
+    /// `zones[i % len]`); empty: no zones.
+    pub zones: Vec<String>,
 }
 
 /// Default service time: uniform between 2 and 10 ms.
@@ -273,6 +280,9 @@ pub struct Expectations {
     /// Least share of client calls that succeed, in `[0, 1]` (needs
     /// `[load]`). Calls still in flight when the run ends are not counted.
     pub availability: Option<f64>,
+    /// Every detected outage is classified as a failure type its kind can
+    /// show (a hang as unresponsive, errors as failed or degraded, …).
+    pub failure_types: bool,
 }
 
 impl Scenario {
@@ -323,6 +333,13 @@ impl Scenario {
             first += service.instances;
         }
         None
+    }
+
+    /// Zone of fleet instance `instance`, if its service has zones.
+    pub fn zone_of(&self, instance: InstanceId) -> Option<&str> {
+        let (s, i) = self.locate(instance)?;
+        let zones = &self.services[s].zones;
+        (!zones.is_empty()).then(|| zones[i as usize % zones.len()].as_str())
     }
 
     /// Display name of a node: `control` or `service/index`.

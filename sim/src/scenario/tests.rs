@@ -155,12 +155,16 @@ fn scenario_full_file_parses_into_the_model() {
                     dead_after: Duration::from_secs(4),
                 },
                 service_time: DEFAULT_SERVICE_TIME,
+                health: None,
+                zones: Vec::new(),
             },
             Service {
                 name: "payments".into(),
                 instances: 2,
                 heartbeat: HeartbeatConfig::default(),
                 service_time: DEFAULT_SERVICE_TIME,
+                health: None,
+                zones: Vec::new(),
             },
         ]
     );
@@ -219,6 +223,7 @@ fn scenario_full_file_parses_into_the_model() {
             no_false_dead: true,
             alive_at_end: true,
             availability: None,
+            failure_types: false,
         }
     );
     assert_eq!(
@@ -262,7 +267,13 @@ fn scenario_partial_tables_take_defaults() {
     );
     assert_eq!(
         s.expect,
-        Expectations { detected_within: None, no_false_dead: true, alive_at_end: false, availability: None }
+        Expectations {
+            detected_within: None,
+            no_false_dead: true,
+            alive_at_end: false,
+            availability: None,
+            failure_types: false
+        }
     );
 }
 
