@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use crate::balance::BalanceEvent;
 use crate::client::{CallDone, ClientNode};
 use crate::health::{
     AgentConfig, FailureDetector, FailureReason, HealthConfigError, HealthEvent, HealthMonitor,
@@ -60,6 +61,9 @@ pub enum Output {
     Health(HealthEvent),
     /// A client's call finished: hand the outcome to the application.
     CallDone(CallDone),
+    /// A client's balancer ejected or returned an endpoint, or entered or
+    /// left panic mode.
+    Balance(BalanceEvent),
 }
 
 /// Settings of the control node.
@@ -385,8 +389,9 @@ impl Machine for InstanceNode {
 
 /// Either role, for drivers that keep every node in one table.
 ///
-/// The control plane is boxed: a fleet table holds one control node and
-/// thousands of instances, and every slot is as large as the largest variant.
+/// The control plane and the client are boxed: a fleet table holds one
+/// control node, a few clients and thousands of instances, and every slot
+/// is as large as the largest variant.
 #[derive(Debug, Clone)]
 pub enum Node {
     /// The control node.
@@ -394,7 +399,7 @@ pub enum Node {
     /// A service instance's agent.
     Instance(InstanceNode),
     /// A client of a service.
-    Client(ClientNode),
+    Client(Box<ClientNode>),
 }
 
 impl Machine for Node {

@@ -33,6 +33,7 @@ fn heartbeat_fleet(nodes: u32, duration: Duration) -> Scenario {
             service_time: DEFAULT_SERVICE_TIME,
             health: None,
             zones: Vec::new(),
+            capacity: None,
         }],
         faults: Vec::new(),
         load: None,

@@ -26,6 +26,7 @@ fn main() {
             service_time: DEFAULT_SERVICE_TIME,
             health: None,
             zones: Vec::new(),
+            capacity: None,
         }],
         faults: Vec::new(),
         load: None,

@@ -19,6 +19,7 @@ pub mod net;
 pub mod queue;
 pub mod report;
 pub mod run;
+pub mod sweep;
 pub mod trace;
 pub mod world;
 

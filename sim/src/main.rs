@@ -5,6 +5,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -48,6 +49,45 @@ enum Command {
         #[arg(long, value_name = "N")]
         max_events: Option<u64>,
     },
+    /// Run scenarios across a range of seeds, in parallel, and summarise.
+    Sweep {
+        /// Scenario files, or directories of them (every `*.toml` inside).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Seeds to run: `A..B` (B excluded) or `A..=B`.
+        #[arg(long, value_name = "A..B", value_parser = parse_seeds)]
+        seeds: Range<u64>,
+        /// Worker threads; defaults to the number of cores.
+        #[arg(long, value_name = "N")]
+        jobs: Option<usize>,
+        /// Print the summaries as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Most seeds one sweep may run.
+const MAX_SWEEP_SEEDS: u64 = 10_000_000;
+
+fn parse_seeds(text: &str) -> Result<Range<u64>, String> {
+    let (a, b, inclusive) = if let Some((a, b)) = text.split_once("..=") {
+        (a, b, true)
+    } else if let Some((a, b)) = text.split_once("..") {
+        (a, b, false)
+    } else {
+        return Err(format!("`{text}` is not a seed range: write `A..B` (B excluded) or `A..=B`"));
+    };
+    let number =
+        |t: &str| t.trim().parse::<u64>().map_err(|_| format!("`{t}` is not a seed (a whole number)"));
+    let (a, b) = (number(a)?, number(b)?);
+    let end = if inclusive { b.checked_add(1).ok_or("the range ends past the largest seed")? } else { b };
+    if end <= a {
+        return Err(format!("`{text}` is empty: the end must be after the start"));
+    }
+    if end - a > MAX_SWEEP_SEEDS {
+        return Err(format!("`{text}` has {} seeds; a sweep runs at most {MAX_SWEEP_SEEDS}", end - a));
+    }
+    Ok(a..end)
 }
 
 fn main() -> ExitCode {
@@ -74,7 +114,121 @@ fn main() -> ExitCode {
             let seed = seed.unwrap_or(scenario.seed);
             run(&scenario, seed, json, timeline.as_deref(), check_determinism)
         }
+        Command::Sweep { paths, seeds, jobs, json } => sweep(&paths, seeds, jobs, json),
     }
+}
+
+/// Scenario files named by `paths`: files as given, directories expanded
+/// to their `*.toml` files in name order.
+fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let entries =
+                std::fs::read_dir(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            found.sort();
+            if found.is_empty() {
+                return Err(format!("{} holds no *.toml scenario", path.display()));
+            }
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
+fn sweep(paths: &[PathBuf], seeds: Range<u64>, jobs: Option<usize>, json: bool) -> ExitCode {
+    let files = match scenario_files(paths) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut scenarios = Vec::new();
+    for file in &files {
+        match scenario::load_file(file) {
+            Ok(s) => scenarios.push((file.clone(), s)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let per_scenario = seeds.end - seeds.start;
+    let bar = indicatif::ProgressBar::new(per_scenario.saturating_mul(scenarios.len() as u64));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} runs {elapsed_precise} eta {eta} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let (summaries, wall) = {
+        let (s, wall, ()) = timed(|| {
+            let s: Vec<_> = scenarios
+                .iter()
+                .map(|(_, scenario)| {
+                    bar.set_message(scenario.name.clone());
+                    vigil_sim::sweep::sweep(scenario, seeds.clone(), jobs, &|| bar.inc(1))
+                })
+                .collect();
+            (s, ())
+        });
+        (s, wall)
+    };
+    bar.finish_and_clear();
+    let failed = summaries.iter().any(|s| !s.failures.is_empty());
+    if json {
+        match serde_json::to_string_pretty(&summaries) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("error: cannot encode the summaries: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        println!(
+            "{:<28} {:>7} {:>7} {:>7} {:>13} {:>15} {:>12}",
+            "scenario", "seeds", "passed", "failed", "worst avail.", "worst detection", "events"
+        );
+        for s in &summaries {
+            println!(
+                "{:<28} {:>7} {:>7} {:>7} {:>13} {:>15} {:>12}",
+                s.scenario,
+                s.seeds,
+                s.passed,
+                s.failures.len(),
+                s.worst_availability.map_or_else(|| "-".to_string(), vigil_sim::check::fmt_share),
+                s.worst_detection_ms.map_or_else(
+                    || "-".to_string(),
+                    |ms| vigil_sim::report::fmt_duration(vigil_core::Duration::from_millis(ms))
+                ),
+                s.events
+            );
+        }
+        for ((file, _), s) in scenarios.iter().zip(&summaries) {
+            for f in &s.failures {
+                println!("\nFAILED {} seed {}: {}", s.scenario, f.seed, f.failed.join("; "));
+                println!("  replay: cargo run --release -- run {} --seed {}", file.display(), f.seed);
+            }
+        }
+        let events: u64 = summaries.iter().map(|s| s.events).sum();
+        let secs = wall.as_secs_f64().max(1e-9);
+        println!(
+            "\n{} run(s) on {jobs} thread(s) in {:.1} s ({:.1} M events/s)",
+            per_scenario.saturating_mul(summaries.len() as u64),
+            secs,
+            events as f64 / secs / 1e6
+        );
+    }
+    if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }
 
 fn check(files: &[PathBuf]) -> ExitCode {

@@ -7,6 +7,7 @@
 
 use std::fmt::Write as _;
 
+use vigil_core::balance::BalanceEvent;
 use vigil_core::health::Liveness;
 use vigil_core::{Duration, Instant, NodeId};
 
@@ -64,6 +65,10 @@ pub struct CallReport {
     pub no_endpoint: u64,
     /// `ok / total`, or `None` when no call ended.
     pub availability: Option<f64>,
+    /// Endpoints the client's balancer ejected (outlier detection).
+    pub ejections: u64,
+    /// Times the client's balancer entered panic mode.
+    pub panics: u64,
     /// Median latency, µs.
     pub latency_p50_us: u64,
     /// 99th percentile latency, µs.
@@ -149,6 +154,16 @@ impl Report {
                     timeout: c.timeout,
                     no_endpoint: c.no_endpoint,
                     availability: c.availability(),
+                    ejections: obs
+                        .balance
+                        .iter()
+                        .filter(|(_, e)| matches!(e, BalanceEvent::Ejected { .. }))
+                        .count() as u64,
+                    panics: obs
+                        .balance
+                        .iter()
+                        .filter(|(_, e)| matches!(e, BalanceEvent::PanicEntered { .. }))
+                        .count() as u64,
                     latency_p50_us: c.latency_us.value_at_quantile(0.5),
                     latency_p99_us: c.latency_us.value_at_quantile(0.99),
                     latency_max_us: c.latency_us.max(),
@@ -221,6 +236,7 @@ impl Report {
                 "\ncalls     {} ended, {share} ok; {} error, {} refused, {} timeout, {} no endpoint",
                 c.total, c.error, c.refused, c.timeout, c.no_endpoint
             );
+            let _ = writeln!(s, "balancer  {} ejection(s), {} panic(s)", c.ejections, c.panics);
             let _ = writeln!(
                 s,
                 "latency   p50 {} p99 {} max {}",

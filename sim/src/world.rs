@@ -19,10 +19,13 @@
 //! inside [`Checked`], which panics if this driver ever breaks the machine
 //! contract.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::io::Write;
 
 use hdrhistogram::Histogram;
 use rand::RngExt as _;
+use vigil_core::balance::{BalanceEvent, BalancerConfig};
 use vigil_core::client::{CallOutcome, ClientConfig, ClientNode};
 use vigil_core::health::{AgentConfig, HealthEvent, HealthStatus, Liveness, LivenessTimeouts};
 use vigil_core::machine::{Checked, Machine};
@@ -112,6 +115,9 @@ struct App {
     flap: Option<(Duration, Instant)>,
     /// Service times and error draws; created on first use.
     rng: Option<Rng>,
+    /// When each request in service will be answered (a min-heap), to
+    /// enforce the service's capacity.
+    busy_until: BinaryHeap<Reverse<Instant>>,
 }
 
 /// Client calls as the load generator saw them end.
@@ -260,6 +266,8 @@ pub struct Observations {
     pub outages: Vec<Vec<Outage>>,
     /// Client calls, when the scenario has load.
     pub calls: CallStats,
+    /// What the client's balancer reported, in order.
+    pub balance: Vec<(Instant, BalanceEvent)>,
     /// Per node: windows `[start, end]` during which some fault touched it
     /// (crashed, paused, partitioned or its clock skewed); `end` is `None`
     /// while it lasts to the end of the run.
@@ -345,6 +353,7 @@ impl<'a> Simulation<'a> {
                 outages: vec![Vec::new(); scenario.instance_count() as usize],
                 monitor: Vec::new(),
                 calls: CallStats::default(),
+                balance: Vec::new(),
                 disturbed: vec![Vec::new(); node_count],
                 depth: vec![0; node_count],
             },
@@ -480,6 +489,7 @@ impl<'a> Simulation<'a> {
         let Some(instance) = self.scenario.instance_on(node) else { return };
         let (service, _) = self.scenario.locate(instance).expect("instance_on checked the range");
         let service_time = self.scenario.services[service].service_time;
+        let capacity = self.scenario.services[service].capacity;
         let seed = self.seed;
         let now = self.now;
         let app = &mut self.apps[instance.index()];
@@ -487,12 +497,25 @@ impl<'a> Simulation<'a> {
             return; // accepts nothing, answers nothing
         }
         let rng = app.rng.get_or_insert_with(|| seed.child_named("app").child(u64::from(instance.0)).rng());
-        let delay = sample(&service_time, rng) + app.extra;
+        let mut delay = sample(&service_time, rng) + app.extra;
+        let mut overloaded = false;
+        if let (Some(cap), Message::Request(_)) = (capacity, message) {
+            while app.busy_until.peek().is_some_and(|Reverse(t)| *t <= now) {
+                app.busy_until.pop();
+            }
+            if app.busy_until.len() >= cap as usize {
+                overloaded = true; // turned away at once: 503
+                delay = Duration::ZERO;
+            } else {
+                app.busy_until.push(Reverse(now + delay));
+            }
+        }
         let flapping_bad = app.flap.is_some_and(|(period, since)| {
             let period_ns = period.as_nanos().max(1);
             ((now - since).as_nanos() / period_ns) % 2 == 1
         });
-        let error = flapping_bad || (app.error_rate > 0.0 && rng.random_bool(app.error_rate.min(1.0)));
+        let error =
+            overloaded || flapping_bad || (app.error_rate > 0.0 && rng.random_bool(app.error_rate.min(1.0)));
         let reply = match message {
             Message::Request(r) => Message::Response(Response {
                 id: r.id,
@@ -625,6 +648,12 @@ impl<'a> Simulation<'a> {
                         );
                     }
                 }
+                Output::Balance(event) => {
+                    observed.balance.push((now, event));
+                    if let Some(out) = timeline.as_mut() {
+                        let _ = writeln!(out, "{now} {:<14} balancer {event:?}", names[node.index()]);
+                    }
+                }
                 Output::CallDone(done) => {
                     let calls = &mut observed.calls;
                     calls.total += 1;
@@ -660,12 +689,20 @@ impl<'a> Simulation<'a> {
         let machine = match scenario.instance_on(node) {
             None if Some(node) == scenario.client_node() => {
                 let load = scenario.load.expect("a client node exists only with load");
+                let defaults = ClientConfig::default();
                 let config = ClientConfig {
                     control: Scenario::CONTROL,
                     call_timeout: load.timeout,
-                    ..ClientConfig::default()
+                    balancer: BalancerConfig {
+                        panic_threshold_percent: load.panic_threshold_percent,
+                        ..defaults.balancer.clone()
+                    },
+                    ..defaults
                 };
-                Node::Client(ClientNode::new(config, local))
+                let seed = self.seed.child_named("client").child(slot.incarnation);
+                Node::Client(Box::new(
+                    ClientNode::new(config, local, seed).expect("the default balancer settings are valid"),
+                ))
             }
             None => {
                 let config = ControlConfig {

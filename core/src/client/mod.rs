@@ -7,21 +7,35 @@
 //! `resubscribe_interval`, so a control node that restarted (and forgot its
 //! subscribers) sends the whole table again.
 //!
-//! Each call ([`Input::Call`]) goes to one routable endpoint; its outcome
-//! comes back as [`Output::CallDone`]: success, an error answer, refused
-//! (nothing listening), a timeout, or no routable endpoint at all. Those
+//! Each call ([`Input::Call`]) goes to the endpoint the client's
+//! [`Balancer`] picks: power of two choices over outstanding requests and
+//! peak-EWMA latency by default, with outlier ejection and panic mode. So
+//! the client routes around sick instances twice over: the control node's
+//! verdicts (routable or not) and its own observations (an instance that
+//! keeps failing calls is ejected before any probe notices).
+//!
+//! A call refused (nothing listening) or answered with an error is retried
+//! once on another pick when the retry budget allows (a refused call never
+//! reached the application, so retrying is safe; the simulated application
+//! is idempotent). A call that times out is not retried: its deadline is the
+//! caller's. Its outcome comes back as [`Output::CallDone`]: success, an
+//! error answer, refused, a timeout, or no routable endpoint at all. Those
 //! outcomes are what "availability as clients see it" is measured on.
 //!
-//! Cost: a call is O(log outstanding); timeouts share one duration, so
-//! their deadlines leave a FIFO in order (the same trick as the failure
-//! detector's queues).
+//! Each attempt goes out under its own wire id, so a late answer to a
+//! first attempt cannot be mistaken for the answer to its retry.
+//!
+//! Cost: an attempt is O(log outstanding); timeouts share one duration, so
+//! their deadlines leave a FIFO in order (the failure detector's trick).
 
 use std::collections::{BTreeMap, VecDeque};
 
+use crate::balance::{BalanceConfigError, Balancer, BalancerConfig, Endpoint, Pick};
 use crate::id::{InstanceId, NodeId};
 use crate::machine::Machine;
 use crate::message::{EndpointUpdate, Message, Request, ResponseStatus};
 use crate::node::{Input, Output};
+use crate::rng::Seed;
 use crate::time::{Duration, Instant};
 
 /// How a call ended.
@@ -52,16 +66,18 @@ impl CallOutcome {
 pub struct CallDone {
     /// The call's id, as given in [`Input::Call`].
     pub id: u64,
-    /// The instance that served (or failed) it, if one was picked.
+    /// The instance that served (or failed) its last attempt, if any.
     pub instance: Option<InstanceId>,
     /// How it ended.
     pub outcome: CallOutcome,
-    /// From the call to its outcome.
+    /// From the call to its outcome, retries included.
     pub latency: Duration,
+    /// Attempts made (0 when no endpoint was routable).
+    pub attempts: u8,
 }
 
 /// Settings of a client.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ClientConfig {
     /// The control node to subscribe to.
     pub control: NodeId,
@@ -72,63 +88,81 @@ pub struct ClientConfig {
     /// Most calls in flight at once; a call beyond it fails at once as
     /// `Timeout` (a full connection pool).
     pub max_outstanding: usize,
+    /// Most attempts per call (1: never retry).
+    pub max_attempts: u8,
+    /// How the client picks an endpoint.
+    pub balancer: BalancerConfig,
 }
 
 impl Default for ClientConfig {
+    /// Control node 0, 1 s call timeout, resubscribe every 5 s, 100 000
+    /// calls in flight, two attempts, the default balancer without slow
+    /// start (a client learns the fleet one update at a time: slow start
+    /// would throttle every instance but the first).
     fn default() -> Self {
         ClientConfig {
             control: NodeId(0),
             call_timeout: Duration::from_secs(1),
             resubscribe_interval: Duration::from_secs(5),
             max_outstanding: 100_000,
+            max_attempts: 2,
+            balancer: BalancerConfig { slow_start: None, ..BalancerConfig::default() },
         }
     }
 }
 
 #[derive(Clone, Copy, Debug)]
-struct Endpoint {
+struct Known {
     node: NodeId,
     routable: bool,
     index: u64,
 }
 
+/// One attempt of a call, on the wire.
 #[derive(Clone, Copy, Debug)]
-struct Outstanding {
+struct Attempt {
+    call: u64,
+    pick: Pick,
+    call_started: Instant,
     sent_at: Instant,
-    instance: InstanceId,
+    attempt: u8,
 }
 
 /// A client of one service: discovers its instances and calls them.
 #[derive(Debug, Clone)]
 pub struct ClientNode {
     config: ClientConfig,
-    endpoints: BTreeMap<InstanceId, Endpoint>,
-    routable: Vec<InstanceId>,
-    cursor: usize,
-    outstanding: BTreeMap<u64, Outstanding>,
+    known: BTreeMap<InstanceId, Known>,
+    balancer: Balancer,
+    /// Attempts in flight, by wire id.
+    outstanding: BTreeMap<u64, Attempt>,
+    /// `(deadline, wire id)`, in sending order.
     deadlines: VecDeque<(Instant, u64)>,
+    next_wire_id: u64,
     next_subscribe: Instant,
     outputs: VecDeque<Output>,
 }
 
 impl ClientNode {
-    /// A client booting at `now`; it subscribes at once.
-    pub fn new(config: ClientConfig, now: Instant) -> Self {
-        ClientNode {
+    /// A client booting at `now`; it subscribes at once. `seed` drives the
+    /// balancer's random choices.
+    pub fn new(config: ClientConfig, now: Instant, seed: Seed) -> Result<Self, BalanceConfigError> {
+        let balancer = Balancer::new(config.balancer.clone(), seed)?;
+        Ok(ClientNode {
             config,
-            endpoints: BTreeMap::new(),
-            routable: Vec::new(),
-            cursor: 0,
+            known: BTreeMap::new(),
+            balancer,
             outstanding: BTreeMap::new(),
             deadlines: VecDeque::new(),
+            next_wire_id: 0,
             next_subscribe: now,
             outputs: VecDeque::new(),
-        }
+        })
     }
 
-    /// Instances calls may go to now, in id order.
-    pub fn routable(&self) -> &[InstanceId] {
-        &self.routable
+    /// Instances the control node says may take calls, in id order.
+    pub fn routable(&self) -> Vec<InstanceId> {
+        self.known.iter().filter(|(_, k)| k.routable).map(|(&i, _)| i).collect()
     }
 
     /// Calls in flight.
@@ -136,45 +170,91 @@ impl ClientNode {
         self.outstanding.len()
     }
 
+    /// The balancer, for queries.
+    pub fn balancer(&self) -> &Balancer {
+        &self.balancer
+    }
+
+    fn done(
+        &mut self,
+        id: u64,
+        instance: Option<InstanceId>,
+        outcome: CallOutcome,
+        latency: Duration,
+        attempts: u8,
+    ) {
+        self.outputs.push_back(Output::CallDone(CallDone { id, instance, outcome, latency, attempts }));
+    }
+
     fn call(&mut self, now: Instant, id: u64) {
-        let done =
-            |instance, outcome| Output::CallDone(CallDone { id, instance, outcome, latency: Duration::ZERO });
-        if self.outstanding.contains_key(&id) || self.outstanding.len() >= self.config.max_outstanding {
-            self.outputs.push_back(done(None, CallOutcome::Timeout));
+        self.balancer.retry_budget_mut().record_request(now);
+        if self.outstanding.len() >= self.config.max_outstanding {
+            self.done(id, None, CallOutcome::Timeout, Duration::ZERO, 0);
             return;
         }
-        if self.routable.is_empty() {
-            self.outputs.push_back(done(None, CallOutcome::NoEndpoint));
+        self.attempt(now, id, now, 1);
+    }
+
+    /// Send attempt number `attempt` of call `call`, begun at `started`.
+    fn attempt(&mut self, now: Instant, call: u64, started: Instant, attempt: u8) {
+        let Some(pick) = self.balancer.pick(now, None) else {
+            self.done(call, None, CallOutcome::NoEndpoint, now - started, attempt - 1);
+            return;
+        };
+        let Some(node) = self.known.get(&pick.id()).map(|k| k.node) else {
+            // The balancer only knows endpoints we gave it: unreachable.
+            self.balancer.abandon(pick);
+            self.done(call, None, CallOutcome::NoEndpoint, now - started, attempt - 1);
+            return;
+        };
+        let wire = self.next_wire_id;
+        self.next_wire_id += 1;
+        self.outstanding.insert(wire, Attempt { call, pick, call_started: started, sent_at: now, attempt });
+        self.deadlines.push_back((started + self.config.call_timeout, wire));
+        self.outputs.push_back(Output::Send { to: node, message: Message::Request(Request { id: wire }) });
+    }
+
+    /// Attempt `wire` ended with `outcome` at `now`.
+    fn finish(&mut self, now: Instant, wire: u64, outcome: CallOutcome) {
+        // Unknown ids are late answers to attempts that already ended.
+        let Some(a) = self.outstanding.remove(&wire) else { return };
+        self.balancer.on_result(now, a.pick, now - a.sent_at, outcome.is_success());
+        let retryable = matches!(outcome, CallOutcome::Refused | CallOutcome::Error);
+        if retryable
+            && a.attempt < self.config.max_attempts
+            && self.balancer.retry_budget_mut().try_retry(now)
+        {
+            self.attempt(now, a.call, a.call_started, a.attempt + 1);
             return;
         }
-        self.cursor = (self.cursor + 1) % self.routable.len();
-        let instance = self.routable[self.cursor];
-        let node = self.endpoints[&instance].node;
-        self.outstanding.insert(id, Outstanding { sent_at: now, instance });
-        self.deadlines.push_back((now + self.config.call_timeout, id));
-        self.outputs.push_back(Output::Send { to: node, message: Message::Request(Request { id }) });
+        self.done(a.call, Some(a.pick.id()), outcome, now - a.call_started, a.attempt);
     }
 
-    fn finish(&mut self, now: Instant, id: u64, outcome: CallOutcome) {
-        // Unknown ids are late answers to calls that already timed out.
-        if let Some(o) = self.outstanding.remove(&id) {
-            self.outputs.push_back(Output::CallDone(CallDone {
-                id,
-                instance: Some(o.instance),
-                outcome,
-                latency: now - o.sent_at,
-            }));
-        }
-    }
-
-    fn update(&mut self, u: EndpointUpdate) {
-        let entry =
-            self.endpoints.entry(u.instance).or_insert(Endpoint { node: u.node, routable: false, index: 0 });
-        if u.index < entry.index {
+    fn update(&mut self, now: Instant, u: EndpointUpdate) {
+        let entry = self.known.get(&u.instance).copied();
+        if entry.is_some_and(|k| u.index < k.index) {
             return; // older news than what we applied
         }
-        *entry = Endpoint { node: u.node, routable: u.routable, index: u.index };
-        self.routable = self.endpoints.iter().filter(|(_, e)| e.routable).map(|(&i, _)| i).collect();
+        self.known.insert(u.instance, Known { node: u.node, routable: u.routable, index: u.index });
+        if entry.is_some() {
+            self.balancer.set_healthy(now, u.instance, u.routable);
+            return;
+        }
+        // A new instance: hand the balancer the whole set (state of known
+        // endpoints carries over).
+        let endpoints: Vec<Endpoint<'_>> = self
+            .known
+            .iter()
+            .map(|(&id, k)| Endpoint { id, weight: 1, version: "", healthy: k.routable })
+            .collect();
+        // Weights are 1 and ids unique: a set built from the table is valid.
+        let _ = self.balancer.set_endpoints(now, &endpoints);
+    }
+
+    fn collect_balancer_events(&mut self) {
+        while let Some(event) = self.balancer.poll_event() {
+            self.outputs.push_back(Output::Balance(event));
+        }
     }
 }
 
@@ -183,6 +263,7 @@ impl Machine for ClientNode {
     type Output = Output;
 
     fn handle(&mut self, now: Instant, input: Input) {
+        debug_assert!(self.outputs.is_empty(), "poll_output was not drained");
         match input {
             Input::Call { id } => self.call(now, id),
             Input::Message { message, .. } => match message {
@@ -194,29 +275,35 @@ impl Machine for ClientNode {
                     self.finish(now, r.id, outcome);
                 }
                 Message::Refused(r) if !r.probe => self.finish(now, r.id, CallOutcome::Refused),
-                Message::EndpointUpdate(u) => self.update(u),
+                Message::EndpointUpdate(u) => self.update(now, u),
                 _ => {}
             },
         }
+        self.collect_balancer_events();
     }
 
     fn handle_timeout(&mut self, now: Instant) {
-        while let Some(&(deadline, id)) = self.deadlines.front() {
+        debug_assert!(self.outputs.is_empty(), "poll_output was not drained");
+        while let Some(&(deadline, wire)) = self.deadlines.front() {
             if deadline > now {
                 break;
             }
             self.deadlines.pop_front();
-            self.finish(now, id, CallOutcome::Timeout);
+            self.finish(now, wire, CallOutcome::Timeout);
         }
+        self.balancer.handle_timeout(now);
         if now >= self.next_subscribe {
             self.outputs.push_back(Output::Send { to: self.config.control, message: Message::Subscribe });
             self.next_subscribe = now + self.config.resubscribe_interval;
         }
+        self.collect_balancer_events();
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        let call = self.deadlines.iter().find(|(_, id)| self.outstanding.contains_key(id)).map(|&(t, _)| t);
-        Some(call.map_or(self.next_subscribe, |c| c.min(self.next_subscribe)))
+        // The front entry may be an attempt already answered: an early
+        // wake-up, which is harmless.
+        let call = self.deadlines.front().map(|&(t, _)| t);
+        [call, self.balancer.poll_timeout(), Some(self.next_subscribe)].into_iter().flatten().min()
     }
 
     fn poll_output(&mut self) -> Option<Output> {
@@ -227,10 +314,11 @@ impl Machine for ClientNode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::balance::BalanceEvent;
     use crate::message::{Refused, Response};
 
-    fn client() -> ClientNode {
-        let mut c = ClientNode::new(ClientConfig::default(), Instant::ZERO);
+    fn client_with(config: ClientConfig) -> ClientNode {
+        let mut c = ClientNode::new(config, Instant::ZERO, Seed(3)).expect("valid config");
         c.handle_timeout(Instant::ZERO);
         assert_eq!(
             c.poll_output(),
@@ -240,15 +328,32 @@ mod tests {
         c
     }
 
+    fn client() -> ClientNode {
+        client_with(ClientConfig::default())
+    }
+
     fn update(c: &mut ClientNode, instance: u32, routable: bool, index: u64) {
         let u =
             EndpointUpdate { instance: InstanceId(instance), node: NodeId(instance + 1), routable, index };
         c.handle(Instant::ZERO, Input::Message { from: NodeId(0), message: Message::EndpointUpdate(u) });
+        let _ = drain(c);
     }
 
-    fn done(c: &mut ClientNode) -> Vec<CallDone> {
-        std::iter::from_fn(|| c.poll_output())
-            .filter_map(|o| if let Output::CallDone(d) = o { Some(d) } else { None })
+    fn drain(c: &mut ClientNode) -> Vec<Output> {
+        std::iter::from_fn(|| c.poll_output()).collect()
+    }
+
+    fn done(outputs: &[Output]) -> Vec<CallDone> {
+        outputs.iter().filter_map(|o| if let Output::CallDone(d) = o { Some(*d) } else { None }).collect()
+    }
+
+    fn sent(outputs: &[Output]) -> Vec<(u32, u64)> {
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Send { to, message: Message::Request(r) } => Some((to.0, r.id)),
+                _ => None,
+            })
             .collect()
     }
 
@@ -256,7 +361,8 @@ mod tests {
     fn no_routable_endpoint_fails_fast() {
         let mut c = client();
         c.handle(Instant::ZERO, Input::Call { id: 1 });
-        assert_eq!(done(&mut c)[0].outcome, CallOutcome::NoEndpoint);
+        let d = done(&drain(&mut c));
+        assert_eq!((d[0].outcome, d[0].attempts), (CallOutcome::NoEndpoint, 0));
     }
 
     #[test]
@@ -265,27 +371,59 @@ mod tests {
         update(&mut c, 0, true, 1);
         update(&mut c, 1, false, 1);
         update(&mut c, 2, true, 1);
-        let mut targets = Vec::new();
-        for id in 0..6 {
+        // Forty calls in flight at once: P2C spreads them by outstanding load.
+        let mut in_flight = Vec::new();
+        for id in 0..40 {
             c.handle(Instant::from_millis(id), Input::Call { id });
-            match c.poll_output() {
-                Some(Output::Send { to, message: Message::Request(r) }) => {
-                    assert_eq!(r.id, id);
-                    targets.push(to.0);
-                }
-                other => panic!("expected a request, got {other:?}"),
-            }
+            in_flight.extend(sent(&drain(&mut c)));
         }
+        let targets: Vec<u32> = in_flight.iter().map(|&(node, _)| node).collect();
         assert!(!targets.contains(&2), "instance 1 (node 2) is not routable: {targets:?}");
-        assert!(targets.contains(&1) && targets.contains(&3));
-        let reply = Message::Response(Response { id: 3, status: ResponseStatus::Error });
-        c.handle(Instant::from_millis(10), Input::Message { from: NodeId(1), message: reply });
-        let d = done(&mut c);
-        assert_eq!(d.len(), 1);
-        assert_eq!((d[0].outcome, d[0].latency), (CallOutcome::Error, Duration::from_millis(7)));
-        let refused = Message::Refused(Refused { id: 4, probe: false });
-        c.handle(Instant::from_millis(10), Input::Message { from: NodeId(1), message: refused });
-        assert_eq!(done(&mut c)[0].outcome, CallOutcome::Refused);
+        let on_1 = targets.iter().filter(|&&n| n == 1).count();
+        assert!((10..=30).contains(&on_1), "load spread over both routable instances: {targets:?}");
+        for (i, &(node, wire)) in in_flight.iter().enumerate() {
+            let reply = Message::Response(Response { id: wire, status: ResponseStatus::Ok });
+            c.handle(Instant::from_millis(50), Input::Message { from: NodeId(node), message: reply });
+            let d = done(&drain(&mut c));
+            assert_eq!((d[0].id, d[0].outcome), (i as u64, CallOutcome::Ok));
+        }
+        assert_eq!(c.outstanding(), 0);
+    }
+
+    #[test]
+    fn a_refused_call_is_retried_elsewhere_and_succeeds() {
+        let mut c = client();
+        update(&mut c, 0, true, 1);
+        update(&mut c, 1, true, 1);
+        c.handle(Instant::ZERO, Input::Call { id: 9 });
+        let (node, wire) = sent(&drain(&mut c))[0];
+        let refused = Message::Refused(Refused { id: wire, probe: false });
+        c.handle(Instant::from_millis(1), Input::Message { from: NodeId(node), message: refused });
+        let out = drain(&mut c);
+        assert!(done(&out).is_empty(), "retried, not finished");
+        let (node2, wire2) = sent(&out)[0];
+        assert_ne!(wire2, wire, "each attempt has its own wire id");
+        // A late answer to the first attempt is ignored.
+        let late = Message::Response(Response { id: wire, status: ResponseStatus::Ok });
+        c.handle(Instant::from_millis(2), Input::Message { from: NodeId(node), message: late });
+        assert!(done(&drain(&mut c)).is_empty());
+        let ok = Message::Response(Response { id: wire2, status: ResponseStatus::Ok });
+        c.handle(Instant::from_millis(3), Input::Message { from: NodeId(node2), message: ok });
+        let d = done(&drain(&mut c));
+        assert_eq!((d[0].id, d[0].outcome, d[0].attempts), (9, CallOutcome::Ok, 2));
+        assert_eq!(d[0].latency, Duration::from_millis(3), "latency counts from the call");
+    }
+
+    #[test]
+    fn without_retries_an_error_is_the_outcome() {
+        let mut c = client_with(ClientConfig { max_attempts: 1, ..ClientConfig::default() });
+        update(&mut c, 0, true, 1);
+        c.handle(Instant::ZERO, Input::Call { id: 1 });
+        let (node, wire) = sent(&drain(&mut c))[0];
+        let err = Message::Response(Response { id: wire, status: ResponseStatus::Error });
+        c.handle(Instant::from_millis(5), Input::Message { from: NodeId(node), message: err });
+        let d = done(&drain(&mut c));
+        assert_eq!((d[0].outcome, d[0].attempts), (CallOutcome::Error, 1));
     }
 
     #[test]
@@ -293,14 +431,41 @@ mod tests {
         let mut c = client();
         update(&mut c, 0, true, 1);
         c.handle(Instant::ZERO, Input::Call { id: 7 });
-        let _ = done(&mut c);
-        assert_eq!(c.poll_timeout(), Some(Instant::from_secs(1)));
+        let (node, wire) = sent(&drain(&mut c))[0];
+        assert!(c.poll_timeout().is_some_and(|t| t <= Instant::from_secs(1)));
         c.handle_timeout(Instant::from_secs(1));
-        let d = done(&mut c);
+        let d = done(&drain(&mut c));
         assert_eq!(d[0].outcome, CallOutcome::Timeout);
-        let late = Message::Response(Response { id: 7, status: ResponseStatus::Ok });
-        c.handle(Instant::from_secs(2), Input::Message { from: NodeId(1), message: late });
-        assert!(done(&mut c).is_empty(), "a late answer is not a second outcome");
+        let late = Message::Response(Response { id: wire, status: ResponseStatus::Ok });
+        c.handle(Instant::from_secs(2), Input::Message { from: NodeId(node), message: late });
+        assert!(done(&drain(&mut c)).is_empty(), "a late answer is not a second outcome");
+    }
+
+    #[test]
+    fn an_instance_that_keeps_failing_is_ejected_by_the_client_itself() {
+        let mut c = client_with(ClientConfig { max_attempts: 1, ..ClientConfig::default() });
+        update(&mut c, 0, true, 1);
+        update(&mut c, 1, true, 1);
+        update(&mut c, 2, true, 1);
+        let mut ejected = false;
+        let mut after = Vec::new();
+        for id in 0..200u64 {
+            let now = Instant::from_millis(id);
+            c.handle(now, Input::Call { id });
+            let out = drain(&mut c);
+            let (node, wire) = sent(&out)[0];
+            // Instance 1 (node 2) fails everything; the others succeed.
+            let status = if node == 2 { ResponseStatus::Error } else { ResponseStatus::Ok };
+            let reply = Message::Response(Response { id: wire, status });
+            c.handle(now, Input::Message { from: NodeId(node), message: reply });
+            let out = drain(&mut c);
+            ejected |= out.iter().any(|o| matches!(o, Output::Balance(BalanceEvent::Ejected { .. })));
+            if ejected {
+                after.push(node);
+            }
+        }
+        assert!(ejected, "consecutive errors eject the instance");
+        assert!(!after[1..].contains(&2), "no call to the ejected instance: {after:?}");
     }
 
     #[test]
@@ -308,7 +473,7 @@ mod tests {
         let mut c = client();
         update(&mut c, 0, true, 5);
         update(&mut c, 0, false, 4);
-        assert_eq!(c.routable(), &[InstanceId(0)]);
+        assert_eq!(c.routable(), vec![InstanceId(0)]);
         update(&mut c, 0, false, 6);
         assert!(c.routable().is_empty());
     }

@@ -113,6 +113,7 @@ struct RawLoad {
     shape: Option<Spanned<String>>,
     timeout: Option<Spanned<Dur>>,
     start: Option<Spanned<Dur>>,
+    panic_threshold: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -149,6 +150,7 @@ struct RawService {
     service_time: Option<RawLatency>,
     health: Option<Spanned<RawHealth>>,
     zones: Option<Spanned<Vec<Spanned<String>>>>,
+    capacity: Option<Spanned<i64>>,
 }
 
 /// Most zones a service may list.
@@ -608,7 +610,17 @@ fn validate_load(raw: &RawLoad, fleet: &Fleet) -> Checked<Load> {
         Some(t) => t.get_ref().0,
     };
     let start = raw.start.as_ref().map_or(Duration::from_secs(5), |s| s.get_ref().0);
-    Ok(Load { service, rate_per_sec: rate, shape, timeout, start })
+    let panic_threshold_percent = match &raw.panic_threshold {
+        None => 50,
+        Some(p) if (0..=100).contains(p.get_ref()) => *p.get_ref() as u32,
+        Some(p) => {
+            return Err(Diag::new(
+                p.span(),
+                format!("`panic_threshold` is a percentage from 0 to 100, got {}", p.get_ref()),
+            ));
+        }
+    };
+    Ok(Load { service, rate_per_sec: rate, shape, timeout, start, panic_threshold_percent })
 }
 
 fn probability(what: &str, value: &Option<Spanned<Number>>, default: f64) -> Checked<f64> {
@@ -972,6 +984,16 @@ fn validate_services(source: &str, raw: &[RawService]) -> Checked<(Vec<Service>,
             None => None,
             Some(health) => Some(validate_health(health)?),
         };
+        let capacity = match &service.capacity {
+            None => None,
+            Some(c) if (1..=1_000_000).contains(c.get_ref()) => Some(*c.get_ref() as u32),
+            Some(c) => {
+                return Err(Diag::new(
+                    c.span(),
+                    format!("`capacity` must be between 1 and 1000000 requests, got {}", c.get_ref()),
+                ));
+            }
+        };
         fleet.zones.push(zones.clone());
         services.push(Service {
             name: name.to_string(),
@@ -980,6 +1002,7 @@ fn validate_services(source: &str, raw: &[RawService]) -> Checked<(Vec<Service>,
             service_time,
             health,
             zones,
+            capacity,
         });
     }
     Ok((services, fleet))

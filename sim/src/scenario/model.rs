@@ -52,6 +52,9 @@ pub struct Service {
     /// Zones its instances are spread over, round robin (instance `i` is in
     /// `zones[i % len]`); empty: no zones.
     pub zones: Vec<String>,
+    /// Most requests one instance serves at once; more are answered at once
+    /// with an error (overloaded). `None`: unlimited.
+    pub capacity: Option<u32>,
 }
 
 /// Default service time: uniform between 2 and 10 ms.
@@ -72,6 +75,9 @@ pub struct Load {
     /// When the first call is made: the fleet's warm-up (default 5 s), so
     /// a cold start is not counted against availability.
     pub start: Duration,
+    /// The client balancer's panic threshold in percent (default 50; 0
+    /// disables panic mode).
+    pub panic_threshold_percent: u32,
 }
 
 /// Arrival process of calls.

@@ -157,6 +157,7 @@ fn scenario_full_file_parses_into_the_model() {
                 service_time: DEFAULT_SERVICE_TIME,
                 health: None,
                 zones: Vec::new(),
+                capacity: None,
             },
             Service {
                 name: "payments".into(),
@@ -165,6 +166,7 @@ fn scenario_full_file_parses_into_the_model() {
                 service_time: DEFAULT_SERVICE_TIME,
                 health: None,
                 zones: Vec::new(),
+                capacity: None,
             },
         ]
     );
