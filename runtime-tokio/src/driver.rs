@@ -13,8 +13,9 @@ use std::sync::Arc;
 
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tracing::Instrument as _;
+use vigil_core::client::CallDone;
 use vigil_core::health::HealthEvent;
 use vigil_core::machine::Checked;
 use vigil_core::message::Message;
@@ -24,6 +25,7 @@ use vigil_core::{Instant, Machine, NodeId};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::stats::{Counters, DriverStats};
+use crate::transport::{Completed, HttpPeer, Job, TransportConfig};
 use crate::wire::{Envelope, MAX_DATAGRAM};
 
 /// How many events a subscriber may fall behind before it misses some
@@ -32,6 +34,10 @@ pub const EVENT_CAPACITY: usize = 1024;
 
 /// How many commands may wait for the task before senders wait too.
 const COMMAND_CAPACITY: usize = 64;
+
+/// Most calls ([`DiscoveryClient::call`](crate::DiscoveryClient::call)) waiting for their outcome at once;
+/// a call beyond it fails at once with [`Error::TooManyCalls`].
+pub const MAX_PENDING_CALLS: usize = 65_536;
 
 /// A health verdict a driver published, with where and when it was made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +69,18 @@ pub struct Driver<M> {
     /// task instead of corrupting the machine quietly.
     machine: Checked<M>,
     peers: BTreeMap<NodeId, SocketAddr>,
+    /// Whether a datagram from a node missing from `peers` adds it, at the
+    /// datagram's source address.
+    learn_peers: bool,
+    /// Peers that answer probes or requests over HTTP (see
+    /// [`crate::transport`]).
+    http_peers: BTreeMap<NodeId, HttpPeer>,
+    transport: TransportConfig,
+    /// The HTTP exchanges in flight; aborted with the driver.
+    io: JoinSet<Completed>,
+    /// Callers waiting for a `CallDone`, by call id.
+    calls: BTreeMap<u64, CallReply>,
+    next_call: u64,
     events: broadcast::Sender<DriverEvent>,
     counters: Arc<Counters>,
 }
@@ -73,6 +91,7 @@ impl<M> fmt::Debug for Driver<M> {
             .field("node", &self.node)
             .field("local_addr", &self.local_addr)
             .field("peers", &self.peers)
+            .field("http_peers", &self.http_peers)
             .finish_non_exhaustive()
     }
 }
@@ -99,6 +118,12 @@ where
             last_now: Instant::ZERO,
             machine: Checked::new(machine),
             peers: BTreeMap::new(),
+            learn_peers: false,
+            http_peers: BTreeMap::new(),
+            transport: TransportConfig::default(),
+            io: JoinSet::new(),
+            calls: BTreeMap::new(),
+            next_call: 0,
             events,
             counters: Arc::new(Counters::default()),
         })
@@ -124,6 +149,46 @@ where
     #[must_use]
     pub fn with_peers(mut self, peers: impl IntoIterator<Item = (NodeId, SocketAddr)>) -> Self {
         self.peers.extend(peers);
+        self
+    }
+
+    /// Learn the address of a node that is missing from the peer table from
+    /// the first datagram it sends (its source address), builder style. Off
+    /// by default.
+    ///
+    /// For a control node, whose clients are not known in advance: a client
+    /// subscribes, and the endpoint updates go back where the subscription
+    /// came from. An address in the table, set or learned, is never
+    /// replaced by a datagram (a restarted client on a new port needs
+    /// [`DriverHandle::set_peer`], or
+    /// [`remove_peer`](DriverHandle::remove_peer) to be learned again), so
+    /// a forged sender id can only claim a node the table does not know.
+    /// The table grows by at most one entry per node id a datagram names;
+    /// use it on a trusted network.
+    #[must_use]
+    pub fn with_learned_peers(mut self, learn: bool) -> Self {
+        self.learn_peers = learn;
+        self
+    }
+
+    /// Carry probes and requests to `node` over HTTP, as `peer` says (see
+    /// [`crate::transport`]); returns the entry it replaces. Other messages
+    /// to `node` still need a UDP address ([`set_peer`](Driver::set_peer)).
+    pub fn set_http_peer(&mut self, node: NodeId, peer: HttpPeer) -> Option<HttpPeer> {
+        self.http_peers.insert(node, peer)
+    }
+
+    /// [`set_http_peer`](Driver::set_http_peer) for each pair, builder style.
+    #[must_use]
+    pub fn with_http_peers(mut self, peers: impl IntoIterator<Item = (NodeId, HttpPeer)>) -> Self {
+        self.http_peers.extend(peers);
+        self
+    }
+
+    /// Timeouts and bound of the HTTP transports, builder style.
+    #[must_use]
+    pub fn with_transport(mut self, config: TransportConfig) -> Self {
+        self.transport = config;
         self
     }
 
@@ -179,6 +244,13 @@ where
                     Some(Command::RemovePeer(node)) => {
                         self.peers.remove(&node);
                     }
+                    Some(Command::SetHttpPeer(node, peer)) => {
+                        self.http_peers.insert(node, peer);
+                    }
+                    Some(Command::RemoveHttpPeer(node)) => {
+                        self.http_peers.remove(&node);
+                    }
+                    Some(Command::Call(reply)) => self.call(reply, &mut send_buf).await,
                 },
                 () = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)),
                     if deadline.is_some() =>
@@ -187,6 +259,13 @@ where
                     self.machine.handle_timeout(now);
                     self.drain(now, &mut send_buf).await;
                 }
+                // Before the socket, for the same reason as the timer.
+                Some(joined) = self.io.join_next(), if !self.io.is_empty() => match joined {
+                    Ok(completed) => self.on_completed(completed, &mut send_buf).await,
+                    // Cancelled only when the set is dropped; a panic is a
+                    // bug in the prober, and is as good as a lost answer.
+                    Err(error) => tracing::error!(%error, "http exchange task failed"),
+                },
                 received = self.socket.recv_from(&mut recv_buf) => match received {
                     Ok((len, from_addr)) => {
                         self.on_datagram(&recv_buf[..len], from_addr, &mut send_buf).await;
@@ -199,6 +278,7 @@ where
             }
         }
         tracing::debug!("driver shut down");
+        self.io.abort_all();
         self.machine
     }
 
@@ -219,8 +299,42 @@ where
             }
         };
         tracing::trace!(from = envelope.from.0, %from_addr, message = ?envelope.message, "received");
+        if self.learn_peers && !self.peers.contains_key(&envelope.from) {
+            self.peers.insert(envelope.from, from_addr);
+            Counters::bump(&self.counters.peers_learned);
+            tracing::debug!(node = envelope.from.0, %from_addr, "peer address learned");
+        }
         let now = self.now();
         self.machine.handle(now, Input::Message { from: envelope.from, message: envelope.message });
+        self.drain(now, send_buf).await;
+    }
+
+    /// An HTTP exchange finished: feed its answer, as from the peer.
+    async fn on_completed(&mut self, completed: Completed, send_buf: &mut [u8]) {
+        let Some(message) = completed.answer() else {
+            Counters::bump(&self.counters.http_timeouts);
+            tracing::debug!(to = completed.to.0, exchange = ?completed.exchange, "http exchange timed out");
+            return;
+        };
+        tracing::trace!(from = completed.to.0, outcome = %completed.outcome, ?message, "http answer");
+        let now = self.now();
+        self.machine.handle(now, Input::Message { from: completed.to, message });
+        self.drain(now, send_buf).await;
+    }
+
+    /// Start a call for a waiting caller: a fresh id, `Input::Call`, and
+    /// the caller's reply kept until the matching `CallDone`.
+    async fn call(&mut self, reply: CallReply, send_buf: &mut [u8]) {
+        if self.calls.len() >= MAX_PENDING_CALLS {
+            tracing::warn!(pending = self.calls.len(), "too many calls waiting; call refused");
+            let _ = reply.send(Err(Error::TooManyCalls));
+            return;
+        }
+        let id = self.next_call;
+        self.next_call += 1;
+        self.calls.insert(id, reply);
+        let now = self.now();
+        self.machine.handle(now, Input::Call { id });
         self.drain(now, send_buf).await;
     }
 
@@ -231,6 +345,23 @@ where
             match output {
                 Output::Send { to, message } => self.send(to, message, send_buf).await,
                 Output::Health(event) => self.publish(now, event),
+                Output::Balance(event) => {
+                    // A client's own view (ejections, panic mode): logged and
+                    // counted; the machine keeps acting on it.
+                    Counters::bump(&self.counters.balance_events);
+                    tracing::info!(?event, %now, "balancer event");
+                }
+                Output::CallDone(done) => match self.calls.remove(&done.id) {
+                    Some(reply) => {
+                        Counters::bump(&self.counters.calls_done);
+                        // The caller may have given up waiting: nothing to do.
+                        let _ = reply.send(Ok(done));
+                    }
+                    None => {
+                        Counters::bump(&self.counters.unhandled_outputs);
+                        tracing::debug!(?done, "call done with nobody waiting; dropped");
+                    }
+                },
                 other => {
                     Counters::bump(&self.counters.unhandled_outputs);
                     tracing::warn!(output = ?other, "output not supported by this driver; dropped");
@@ -240,6 +371,10 @@ where
     }
 
     async fn send(&mut self, to: NodeId, message: Message, send_buf: &mut [u8]) {
+        if let Some(job) = self.http_peers.get(&to).and_then(|p| p.job(to, message, &self.transport)) {
+            self.start(job);
+            return;
+        }
         let Some(&addr) = self.peers.get(&to) else {
             Counters::bump(&self.counters.unknown_destinations);
             tracing::warn!(to = to.0, ?message, "no address for destination; message dropped");
@@ -267,6 +402,28 @@ where
         }
     }
 
+    /// Run an HTTP exchange on a task of its own, unless
+    /// `max_in_flight` already run.
+    fn start(&mut self, job: Job) {
+        if self.io.len() >= self.transport.max_in_flight {
+            Counters::bump(&self.counters.http_dropped);
+            tracing::warn!(to = job.to.0, exchange = ?job.exchange, in_flight = self.io.len(), "too many http exchanges in flight; message dropped");
+            return;
+        }
+        let (counter, user_agent) = match job.exchange {
+            crate::transport::Exchange::Probe(_) => (&self.counters.http_probes, crate::probe::USER_AGENT),
+            crate::transport::Exchange::Request(_) => {
+                (&self.counters.http_requests, crate::probe::CLIENT_USER_AGENT)
+            }
+        };
+        Counters::bump(counter);
+        tracing::trace!(to = job.to.0, exchange = ?job.exchange, target = %job.target, "http exchange");
+        self.io.spawn(async move {
+            let outcome = crate::probe::get_with(&job.target, job.timeout, user_agent).await;
+            Completed { to: job.to, exchange: job.exchange, outcome }
+        });
+    }
+
     fn publish(&mut self, at: Instant, event: HealthEvent) {
         Counters::bump(&self.counters.health_events);
         match event {
@@ -288,7 +445,13 @@ enum Command<M> {
     Inspect(Inspect<M>),
     SetPeer(NodeId, SocketAddr),
     RemovePeer(NodeId),
+    SetHttpPeer(NodeId, HttpPeer),
+    RemoveHttpPeer(NodeId),
+    Call(CallReply),
 }
+
+/// Where the outcome of a call goes.
+type CallReply = oneshot::Sender<Result<CallDone, Error>>;
 
 /// The running driver: talk to its task, watch its events, stop it.
 ///
@@ -364,6 +527,32 @@ impl<M: Send + 'static> DriverHandle<M> {
     /// Forget the address of `node`: messages for it are dropped and counted.
     pub async fn remove_peer(&self, node: NodeId) -> Result<(), Error> {
         self.commands.send(Command::RemovePeer(node)).await.map_err(|_| Error::DriverGone)
+    }
+
+    /// Carry probes and requests to `node` over HTTP from now on, as `peer`
+    /// says (see [`crate::transport`]).
+    pub async fn set_http_peer(&self, node: NodeId, peer: HttpPeer) -> Result<(), Error> {
+        self.commands.send(Command::SetHttpPeer(node, peer)).await.map_err(|_| Error::DriverGone)
+    }
+
+    /// Send probes and requests to `node` over UDP again.
+    pub async fn remove_http_peer(&self, node: NodeId) -> Result<(), Error> {
+        self.commands.send(Command::RemoveHttpPeer(node)).await.map_err(|_| Error::DriverGone)
+    }
+
+    /// Make a call: the driver feeds the machine `Input::Call` with a fresh
+    /// id and resolves with the matching `CallDone`.
+    ///
+    /// Only for machines that answer every call (a
+    /// [`ClientNode`](vigil_core::client::ClientNode) does, by its own call
+    /// timeout at the latest); others would leave the caller waiting, hence
+    /// crate-private: users call through
+    /// [`DiscoveryClient`](crate::DiscoveryClient).
+    pub(crate) async fn call(&self) -> Result<CallDone, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(Command::Call(reply)).await.map_err(|_| Error::DriverGone)?;
+        // Dropped unanswered: the task stopped.
+        answer.await.map_err(|_| Error::DriverGone)?
     }
 
     /// Stop the task cleanly, after the input it is handling, and return the

@@ -13,4 +13,8 @@ pub enum Error {
     /// panic's.
     #[error("the driver task panicked: {0}")]
     Panicked(String),
+    /// [`MAX_PENDING_CALLS`](crate::MAX_PENDING_CALLS) calls were already
+    /// waiting for their outcome: back off and call again.
+    #[error("too many calls waiting for their outcome")]
+    TooManyCalls,
 }

@@ -2,8 +2,10 @@
 //!
 //! Runs vigil's sans-IO machines with tokio: real time, real UDP sockets.
 //! Also the pieces a real deployment needs around them: health endpoints
-//! for a user's service ([`endpoints`]) and the monitor's real prober
-//! ([`probe`]).
+//! for a user's service ([`endpoints`]), the monitor's real prober
+//! ([`probe`]), probes and calls carried out as HTTP ([`transport`]), what
+//! a service embeds ([`instance`]) and a client that discovers and calls
+//! instances ([`discovery`]).
 //!
 //! The machines in `vigil-core` decide; they never read a clock or touch a
 //! socket. This crate is their production driver, the counterpart of the
@@ -16,19 +18,23 @@
 //!
 //! 1. Wait, with `tokio::select!`, for the first of
 //!    - a command from the [`DriverHandle`] (shut down, inspect the machine,
-//!      change the peer table),
+//!      change the peer table, make a call),
 //!    - the machine's deadline:
 //!      [`Machine::poll_timeout`](vigil_core::Machine::poll_timeout), mapped
 //!      to a tokio instant by the [`Clock`] and awaited with
 //!      [`tokio::time::sleep_until`],
+//!    - a finished HTTP exchange ([`transport`]),
 //!    - a datagram on the socket, decoded as an [`Envelope`].
-//! 2. Feed the machine: `handle_timeout(now)` for the deadline, or
-//!    `handle(now, Input::Message { from, message })` for a datagram.
+//! 2. Feed the machine: `handle_timeout(now)` for the deadline,
+//!    `handle(now, Input::Message { from, message })` for a datagram or an
+//!    HTTP answer, `handle(now, Input::Call { id })` for a call.
 //! 3. Drain [`Machine::poll_output`](vigil_core::Machine::poll_output)
 //!    until it returns `None`: each `Output::Send` is encoded and sent to
-//!    the destination's address in the peer table; each `Output::Health` is
-//!    published to subscribers ([`DriverHandle::subscribe`]) and logged with
-//!    `tracing`.
+//!    the destination's address in the peer table, unless it is a probe or
+//!    a request to a peer reached over HTTP ([`HttpPeer`]), which starts an
+//!    HTTP exchange instead; each `Output::Health` is published to
+//!    subscribers ([`DriverHandle::subscribe`]) and logged with `tracing`;
+//!    each `Output::CallDone` goes to the caller waiting for it.
 //! 4. Ask `poll_timeout` again, since any input may move the deadline.
 //!
 //! # Why this shape
@@ -92,21 +98,46 @@
 //! switch, `?verbose`, `?exclude=`). [`probe`] is the other side: an HTTP
 //! GET or a TCP connect with a deadline, whose [`ProbeOutcome`] tells a
 //! refusal (crashed) from a timeout (hung) from an error status.
+//!
+//! # Over HTTP, for real
+//!
+//! The protocol's probes and calls are messages; real instances answer
+//! HTTP. [`transport`] bridges the two inside the driver: a `Probe` to a
+//! peer with a health URL becomes a GET of it, a `Request` to a peer with a
+//! service URL a GET of that, and the result comes back to the machine as
+//! the `ProbeReply`, `Response` or `Refused` it would get in simulation.
+//! Built on it:
+//!
+//! - [`Instance`]: a user's axum routes and the health endpoints on one
+//!   listener, and the heartbeat agent beside them.
+//! - [`DiscoveryClient`]: a [`ClientNode`](vigil_core::client::ClientNode)
+//!   on a driver; [`call`](DiscoveryClient::call) picks a routable instance
+//!   through the client's balancer and GETs it.
+//!
+//! `tests/discovery-e2e.rs` runs the whole loop on loopback: a control node,
+//! three instances, a client; a drained instance and a stopped one leave
+//! rotation, a restored one returns.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod clock;
+pub mod discovery;
 mod driver;
 pub mod endpoints;
 mod error;
+pub mod instance;
 pub mod probe;
 mod stats;
+pub mod transport;
 mod wire;
 
 pub use clock::{Clock, incarnation_now};
-pub use driver::{Driver, DriverEvent, DriverHandle, EVENT_CAPACITY};
+pub use discovery::{DiscoveryClient, DiscoveryConfig};
+pub use driver::{Driver, DriverEvent, DriverHandle, EVENT_CAPACITY, MAX_PENDING_CALLS};
 pub use endpoints::{CheckKind, HealthChecks, HealthServer};
 pub use error::Error;
+pub use instance::{Instance, InstanceConfig};
 pub use probe::{HttpTarget, ProbeOutcome, probe_http, probe_tcp};
 pub use stats::DriverStats;
+pub use transport::{HttpPeer, TransportConfig};
 pub use wire::{Envelope, MAX_DATAGRAM, WIRE_VERSION, WireError};

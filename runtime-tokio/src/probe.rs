@@ -49,6 +49,10 @@ use tokio::time::Instant;
 /// The `User-Agent` of HTTP probes.
 pub const USER_AGENT: &str = concat!("vigil-probe/", env!("CARGO_PKG_VERSION"));
 
+/// The `User-Agent` of service calls a driver makes for a client
+/// ([`HttpPeer::service`](crate::HttpPeer::service)).
+pub const CLIENT_USER_AGENT: &str = concat!("vigil-client/", env!("CARGO_PKG_VERSION"));
+
 /// What one probe found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProbeOutcome {
@@ -212,12 +216,22 @@ fn parse_path(path: &str) -> Result<PathAndQuery, TargetError> {
 /// GET `target` with a new connection; the whole probe is bounded by
 /// `timeout`. See the [module docs](self) for the outcomes.
 pub async fn probe_http(target: &HttpTarget, timeout: Duration) -> ProbeOutcome {
+    get_with(target, timeout, USER_AGENT).await
+}
+
+/// [`probe_http`] with another `User-Agent`: the service calls a driver
+/// makes for a client are the same GET, told apart in the instance's logs.
+pub(crate) async fn get_with(
+    target: &HttpTarget,
+    timeout: Duration,
+    user_agent: &'static str,
+) -> ProbeOutcome {
     let start = Instant::now();
-    let outcome = match tokio::time::timeout(timeout, http_get(target, start)).await {
+    let outcome = match tokio::time::timeout(timeout, http_get(target, start, user_agent)).await {
         Ok(outcome) => outcome,
         Err(_elapsed) => ProbeOutcome::Timeout,
     };
-    tracing::trace!(%target, %outcome, "http probe");
+    tracing::trace!(%target, %outcome, user_agent, "http get");
     outcome
 }
 
@@ -251,7 +265,7 @@ impl Drop for AbortOnDrop {
     }
 }
 
-async fn http_get(target: &HttpTarget, start: Instant) -> ProbeOutcome {
+async fn http_get(target: &HttpTarget, start: Instant, user_agent: &'static str) -> ProbeOutcome {
     let stream = match connect(target).await {
         Ok(stream) => stream,
         Err(error) => return io_outcome(&error),
@@ -270,7 +284,7 @@ async fn http_get(target: &HttpTarget, start: Instant) -> ProbeOutcome {
         .method(Method::GET)
         .uri(target.path.clone())
         .header(header::HOST, target.authority.as_str())
-        .header(header::USER_AGENT, USER_AGENT)
+        .header(header::USER_AGENT, user_agent)
         .header(header::ACCEPT, "*/*")
         .header(header::CONNECTION, "close")
         .body(Empty::<Bytes>::new());

@@ -25,8 +25,28 @@ pub struct DriverStats {
     pub send_errors: u64,
     /// Health events published.
     pub health_events: u64,
-    /// Outputs of a kind this driver does not carry out yet, dropped.
+    /// Outputs of a kind this driver does not carry out yet, dropped; also
+    /// a `CallDone` nobody waits for.
     pub unhandled_outputs: u64,
+    /// Probes carried out as HTTP GETs of a peer's health target
+    /// (see [`HttpPeer`](crate::HttpPeer)).
+    pub http_probes: u64,
+    /// Requests carried out as HTTP GETs of a peer's service target.
+    pub http_requests: u64,
+    /// HTTP exchanges that did not finish within their timeout: nothing was
+    /// fed back (the machine's own deadline counts them).
+    pub http_timeouts: u64,
+    /// HTTP exchanges not started because
+    /// [`TransportConfig::max_in_flight`](crate::TransportConfig::max_in_flight)
+    /// were already running: dropped, as a lost datagram would be.
+    pub http_dropped: u64,
+    /// Peer addresses learned from datagrams
+    /// ([`Driver::with_learned_peers`](crate::Driver::with_learned_peers)).
+    pub peers_learned: u64,
+    /// Balancer events of a client (ejections, panic mode), logged.
+    pub balance_events: u64,
+    /// Calls answered to a waiting caller ([`DiscoveryClient::call`](crate::DiscoveryClient::call)).
+    pub calls_done: u64,
 }
 
 /// The live counters, shared between the task and its handle. Relaxed
@@ -41,6 +61,13 @@ pub(crate) struct Counters {
     pub(crate) send_errors: AtomicU64,
     pub(crate) health_events: AtomicU64,
     pub(crate) unhandled_outputs: AtomicU64,
+    pub(crate) http_probes: AtomicU64,
+    pub(crate) http_requests: AtomicU64,
+    pub(crate) http_timeouts: AtomicU64,
+    pub(crate) http_dropped: AtomicU64,
+    pub(crate) peers_learned: AtomicU64,
+    pub(crate) balance_events: AtomicU64,
+    pub(crate) calls_done: AtomicU64,
 }
 
 impl Counters {
@@ -59,6 +86,13 @@ impl Counters {
             send_errors: get(&self.send_errors),
             health_events: get(&self.health_events),
             unhandled_outputs: get(&self.unhandled_outputs),
+            http_probes: get(&self.http_probes),
+            http_requests: get(&self.http_requests),
+            http_timeouts: get(&self.http_timeouts),
+            http_dropped: get(&self.http_dropped),
+            peers_learned: get(&self.peers_learned),
+            balance_events: get(&self.balance_events),
+            calls_done: get(&self.calls_done),
         }
     }
 }

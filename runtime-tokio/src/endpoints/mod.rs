@@ -92,4 +92,5 @@ pub use checks::{
 };
 pub use report::{CheckOutcome, CheckResult, Endpoint, MAX_REASON_LEN, Report};
 pub use router::MAX_EXCLUDES;
+pub(crate) use server::serve_router;
 pub use server::{HealthServer, serve};

@@ -3,6 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 
+use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -17,10 +18,15 @@ use super::checks::HealthChecks;
 /// app instead. Kubernetes probes usually target a separate port so that
 /// probes keep answering when the main listener is saturated.
 pub async fn serve(addr: SocketAddr, checks: HealthChecks) -> io::Result<(SocketAddr, HealthServer)> {
+    serve_router(addr, checks.router()).await
+}
+
+/// Serve any router on `addr` the way [`serve`] does: the service and its
+/// probe routes on one listener ([`Instance`](crate::instance::Instance)).
+pub(crate) async fn serve_router(addr: SocketAddr, app: Router) -> io::Result<(SocketAddr, HealthServer)> {
     let listener = TcpListener::bind(addr).await?;
     let local_addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
-    let app = checks.router();
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -29,7 +35,7 @@ pub async fn serve(addr: SocketAddr, checks: HealthChecks) -> io::Result<(Socket
             })
             .await
     });
-    tracing::debug!(%local_addr, "health endpoints serving");
+    tracing::debug!(%local_addr, "http serving");
     Ok((local_addr, HealthServer { local_addr, stop: Some(stop), task }))
 }
 

@@ -1,0 +1,238 @@
+//! What a user's service embeds: its own routes and the health endpoints
+//! on one HTTP listener, and the heartbeat agent beside them.
+//!
+//! # Why
+//!
+//! The control node watches an instance two ways: heartbeats over UDP (the
+//! failure detector: is the process there?) and HTTP probes of its health
+//! endpoint (the health monitor: is it well, may it take traffic?). Clients
+//! then call the same listener the probes reach, so a probe sees what a
+//! caller would: a server that stopped accepting is refused to both.
+//! [`Instance`] sets the three up in one call.
+//!
+//! # Use
+//!
+//! ```no_run
+//! use std::net::SocketAddr;
+//! use axum::{Router, routing::get};
+//! use vigil_core::health::AgentConfig;
+//! use vigil_core::{Duration, InstanceId, NodeId};
+//! use vigil_tokio::HealthChecks;
+//! use vigil_tokio::incarnation_now;
+//! use vigil_tokio::instance::{Instance, InstanceConfig};
+//!
+//! # async fn example(control_addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
+//! let checks = HealthChecks::new();
+//! let app = Router::new().route("/work", get(|| async { "done" }));
+//! let agent = AgentConfig {
+//!     instance: InstanceId(0),
+//!     control: NodeId(0),
+//!     interval: Duration::from_millis(500),
+//!     incarnation: incarnation_now(),
+//! };
+//! let instance = Instance::start(InstanceConfig::new(NodeId(1), agent, control_addr, checks.clone(), app)).await?;
+//! // Tell the control node: probes to node 1 go to /readyz, calls to /work.
+//! let peer = instance.http_peer("/work")?;
+//! // ... initialise, then open for traffic:
+//! checks.mark_started();
+//! // ... on SIGTERM: drain, let the control node and clients notice, stop.
+//! checks.set_ready(false);
+//! tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+//! instance.shutdown().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # What the control node needs
+//!
+//! The instance is reached by node id. The control node's driver needs, for
+//! that node, an [`HttpPeer`] whose `health` target is
+//! [`HEALTH_PATH`] on [`Instance::http_addr`] (what
+//! [`Instance::http_peer`] builds); a client's driver needs one whose
+//! `service` target is the route it calls. Registration is static for now
+//! (the control node's `WatchedInstance` list): the instance does not yet
+//! announce its addresses itself.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use vigil_core::NodeId;
+use vigil_core::health::{AgentConfig, HealthConfigError};
+use vigil_core::node::InstanceNode;
+use vigil_core::rng::Seed;
+
+use crate::clock::Clock;
+use crate::driver::{Driver, DriverHandle};
+use crate::endpoints::{HealthChecks, HealthServer, serve_router};
+use crate::probe::{HttpTarget, TargetError};
+use crate::transport::HttpPeer;
+
+/// The path the control node probes: `/readyz`, so that a failing readiness
+/// check or the drain switch ([`HealthChecks::set_ready`]) takes the
+/// instance out of rotation.
+///
+/// The protocol's probe message does not say which of the monitor's checks
+/// it serves (liveness, readiness, startup), so every check of the instance
+/// is probed at this one path: a drained instance fails its liveness check
+/// too. See the crate's notes on this limit.
+pub const HEALTH_PATH: &str = "/readyz";
+
+/// Settings of an [`Instance`].
+#[derive(Debug)]
+pub struct InstanceConfig {
+    /// The agent's node id: the `node` of the control node's
+    /// `WatchedInstance` for this instance.
+    pub node: NodeId,
+    /// The heartbeat agent: instance id, control node, interval,
+    /// incarnation ([`incarnation_now`](crate::incarnation_now) for a real
+    /// process).
+    pub agent: AgentConfig,
+    /// Where the control node's driver listens (UDP).
+    pub control_addr: SocketAddr,
+    /// Where to serve HTTP (port 0: the system picks).
+    pub http_addr: SocketAddr,
+    /// Where the agent's UDP socket binds (port 0: the system picks).
+    pub udp_addr: SocketAddr,
+    /// The health checks served at `/livez`, `/readyz`, `/healthz`.
+    pub checks: HealthChecks,
+    /// The service's own routes; must not use the three probe paths (axum
+    /// panics on overlapping routes).
+    pub router: Router,
+    /// Seeds the agent's jitter.
+    pub seed: Seed,
+}
+
+impl InstanceConfig {
+    /// HTTP and UDP on loopback, system-chosen ports, seed derived from the
+    /// incarnation.
+    pub fn new(
+        node: NodeId,
+        agent: AgentConfig,
+        control_addr: SocketAddr,
+        checks: HealthChecks,
+        router: Router,
+    ) -> Self {
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        InstanceConfig {
+            node,
+            seed: Seed(u64::from(agent.instance.0)).child(agent.incarnation),
+            agent,
+            control_addr,
+            http_addr: loopback,
+            udp_addr: loopback,
+            checks,
+            router,
+        }
+    }
+}
+
+/// Why an [`Instance`] did not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The agent's settings are invalid.
+    #[error("invalid agent settings: {0}")]
+    Config(#[from] HealthConfigError),
+    /// A socket could not be bound.
+    #[error("cannot bind: {0}")]
+    Bind(#[from] io::Error),
+}
+
+/// A running instance: HTTP (service and probe routes) and the heartbeat
+/// agent. Dropping it stops both.
+#[derive(Debug)]
+pub struct Instance {
+    node: NodeId,
+    http_addr: SocketAddr,
+    checks: HealthChecks,
+    server: HealthServer,
+    http_aborted: AtomicBool,
+    agent: DriverHandle<InstanceNode>,
+}
+
+impl Instance {
+    /// Serve `config.router` merged with the checks' probe routes, and start
+    /// the heartbeat agent.
+    ///
+    /// # Panics
+    ///
+    /// If the router has a route at `/livez`, `/readyz` or `/healthz`
+    /// (axum's merge), or outside a tokio runtime.
+    pub async fn start(config: InstanceConfig) -> Result<Instance, StartError> {
+        let clock = Clock::start();
+        let agent = InstanceNode::new(config.agent, clock.now(), config.seed)?;
+        let app = config.router.merge(config.checks.router());
+        let (http_addr, server) = serve_router(config.http_addr, app).await?;
+        let agent = Driver::bind(config.node, config.udp_addr, clock, agent)
+            .await?
+            .with_peers([(config.agent.control, config.control_addr)])
+            .spawn();
+        tracing::info!(node = config.node.0, instance = config.agent.instance.0, %http_addr, udp = %agent.local_addr(), "instance started");
+        Ok(Instance {
+            node: config.node,
+            http_addr,
+            checks: config.checks,
+            server,
+            http_aborted: AtomicBool::new(false),
+            agent,
+        })
+    }
+
+    /// The agent's node id.
+    pub fn node(&self) -> NodeId {
+        self.node
+    }
+
+    /// Where HTTP is served.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The health checks (the same handle the config gave).
+    pub fn checks(&self) -> &HealthChecks {
+        &self.checks
+    }
+
+    /// The heartbeat agent's driver.
+    pub fn agent(&self) -> &DriverHandle<InstanceNode> {
+        &self.agent
+    }
+
+    /// The URL the control node probes: [`HEALTH_PATH`] on
+    /// [`http_addr`](Self::http_addr).
+    pub fn health_target(&self) -> HttpTarget {
+        HttpTarget::new(self.http_addr, HEALTH_PATH).expect("HEALTH_PATH is a valid path")
+    }
+
+    /// How drivers reach this instance over HTTP: probes at
+    /// [`health_target`](Self::health_target), calls at `service_path`.
+    pub fn http_peer(&self, service_path: &str) -> Result<HttpPeer, TargetError> {
+        Ok(HttpPeer {
+            health: Some(self.health_target()),
+            service: Some(HttpTarget::new(self.http_addr, service_path)?),
+        })
+    }
+
+    /// Stop serving HTTP at once, as if the server crashed: connections in
+    /// flight are cut and new ones refused. The agent keeps beating (the
+    /// process is up, nothing listens): the case the health monitor tells
+    /// apart from a dead process.
+    pub fn abort_http(&self) {
+        self.http_aborted.store(true, Ordering::Relaxed);
+        self.server.abort();
+    }
+
+    /// Stop HTTP gracefully (requests in flight finish), then the agent.
+    /// Drain first ([`HealthChecks::set_ready`]) to let clients move away.
+    pub async fn shutdown(self) -> io::Result<()> {
+        let http = self.server.shutdown().await;
+        self.agent.shutdown().await.map_err(io::Error::other)?;
+        match http {
+            // Cut short by `abort_http` earlier: that was the point.
+            Err(_) if self.http_aborted.load(Ordering::Relaxed) => Ok(()),
+            other => other,
+        }
+    }
+}
