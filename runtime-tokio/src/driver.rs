@@ -35,9 +35,15 @@ pub const EVENT_CAPACITY: usize = 1024;
 /// How many commands may wait for the task before senders wait too.
 const COMMAND_CAPACITY: usize = 64;
 
-/// Most calls ([`DiscoveryClient::call`](crate::DiscoveryClient::call)) waiting for their outcome at once;
-/// a call beyond it fails at once with [`Error::TooManyCalls`].
+/// Most calls ([`DiscoveryClient::call`](crate::DiscoveryClient::call))
+/// waiting for their outcome at once; a call beyond it fails at once with
+/// [`Error::TooManyCalls`].
 pub const MAX_PENDING_CALLS: usize = 65_536;
+
+/// Most peer addresses a driver learns from datagrams
+/// ([`Driver::with_learned_peers`]); beyond it, senders are not learned
+/// (their datagrams are still handled). Configured peers do not count.
+pub const MAX_LEARNED_PEERS: usize = 65_536;
 
 /// A health verdict a driver published, with where and when it was made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,6 +78,8 @@ pub struct Driver<M> {
     /// Whether a datagram from a node missing from `peers` adds it, at the
     /// datagram's source address.
     learn_peers: bool,
+    /// Addresses learned so far.
+    learned: usize,
     /// Peers that answer probes or requests over HTTP (see
     /// [`crate::transport`]).
     http_peers: BTreeMap<NodeId, HttpPeer>,
@@ -119,6 +127,7 @@ where
             machine: Checked::new(machine),
             peers: BTreeMap::new(),
             learn_peers: false,
+            learned: 0,
             http_peers: BTreeMap::new(),
             transport: TransportConfig::default(),
             io: JoinSet::new(),
@@ -163,8 +172,8 @@ where
     /// [`DriverHandle::set_peer`], or
     /// [`remove_peer`](DriverHandle::remove_peer) to be learned again), so
     /// a forged sender id can only claim a node the table does not know.
-    /// The table grows by at most one entry per node id a datagram names;
-    /// use it on a trusted network.
+    /// At most [`MAX_LEARNED_PEERS`] are learned; use it on a trusted
+    /// network.
     #[must_use]
     pub fn with_learned_peers(mut self, learn: bool) -> Self {
         self.learn_peers = learn;
@@ -299,7 +308,8 @@ where
             }
         };
         tracing::trace!(from = envelope.from.0, %from_addr, message = ?envelope.message, "received");
-        if self.learn_peers && !self.peers.contains_key(&envelope.from) {
+        if self.learn_peers && self.learned < MAX_LEARNED_PEERS && !self.peers.contains_key(&envelope.from) {
+            self.learned += 1;
             self.peers.insert(envelope.from, from_addr);
             Counters::bump(&self.counters.peers_learned);
             tracing::debug!(node = envelope.from.0, %from_addr, "peer address learned");
@@ -407,7 +417,8 @@ where
     fn start(&mut self, job: Job) {
         if self.io.len() >= self.transport.max_in_flight {
             Counters::bump(&self.counters.http_dropped);
-            tracing::warn!(to = job.to.0, exchange = ?job.exchange, in_flight = self.io.len(), "too many http exchanges in flight; message dropped");
+            let in_flight = self.io.len();
+            tracing::warn!(to = job.to.0, exchange = ?job.exchange, in_flight, "in-flight bound; dropped");
             return;
         }
         let (counter, user_agent) = match job.exchange {

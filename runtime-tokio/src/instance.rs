@@ -30,7 +30,8 @@
 //!     interval: Duration::from_millis(500),
 //!     incarnation: incarnation_now(),
 //! };
-//! let instance = Instance::start(InstanceConfig::new(NodeId(1), agent, control_addr, checks.clone(), app)).await?;
+//! let config = InstanceConfig::new(NodeId(1), agent, control_addr, checks.clone(), app);
+//! let instance = Instance::start(config).await?;
 //! // Tell the control node: probes to node 1 go to /readyz, calls to /work.
 //! let peer = instance.http_peer("/work")?;
 //! // ... initialise, then open for traffic:
@@ -169,7 +170,8 @@ impl Instance {
             .await?
             .with_peers([(config.agent.control, config.control_addr)])
             .spawn();
-        tracing::info!(node = config.node.0, instance = config.agent.instance.0, %http_addr, udp = %agent.local_addr(), "instance started");
+        let (node, instance, udp) = (config.node.0, config.agent.instance.0, agent.local_addr());
+        tracing::info!(node, instance, %http_addr, %udp, "instance started");
         Ok(Instance {
             node: config.node,
             http_addr,

@@ -133,7 +133,7 @@ mod wire;
 
 pub use clock::{Clock, incarnation_now};
 pub use discovery::{DiscoveryClient, DiscoveryConfig};
-pub use driver::{Driver, DriverEvent, DriverHandle, EVENT_CAPACITY, MAX_PENDING_CALLS};
+pub use driver::{Driver, DriverEvent, DriverHandle, EVENT_CAPACITY, MAX_LEARNED_PEERS, MAX_PENDING_CALLS};
 pub use endpoints::{CheckKind, HealthChecks, HealthServer};
 pub use error::Error;
 pub use instance::{Instance, InstanceConfig};

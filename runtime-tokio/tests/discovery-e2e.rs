@@ -190,6 +190,8 @@ async fn fleet() -> Fleet {
     let started = TokioInstant::now();
     let clock = Clock::start();
     let config = ControlConfig {
+        registry: Default::default(),
+        service_names: Vec::new(),
         liveness_classes: vec![LivenessTimeouts {
             suspect_after: Duration::from_millis(300),
             dead_after: Duration::from_millis(600),
@@ -251,18 +253,20 @@ async fn fleet() -> Fleet {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unhealthy_and_stopped_instances_leave_rotation_and_a_restored_one_returns() {
     let fleet = fleet().await;
+    // (step, time from its cause to the client having heard): printed, so a
+    // run shows how far inside its deadline each step landed.
     let mut timeline = Vec::new();
 
     // 1. Everyone routable; calls succeed on all three.
     fleet.wait_control("all three routable", |c| (0..INSTANCES).all(|i| c.is_routable(InstanceId(i)))).await;
     fleet.wait_client_routable(&[0, 1, 2]).await;
-    timeline.push(("all routable", fleet.elapsed()));
+    timeline.push(("start to all routable at the client", fleet.elapsed()));
     for i in 0..INSTANCES {
         fleet.wait_served_by(i).await;
     }
-    timeline.push(("calls served by all three", fleet.elapsed()));
 
     // 2. Drain instance 1: /readyz answers 503, the monitor fails it.
+    let cause = TokioInstant::now();
     fleet.instances[DRAINED as usize].checks().set_ready(false);
     let drained = InstanceId(DRAINED);
     fleet
@@ -278,12 +282,13 @@ async fn unhealthy_and_stopped_instances_leave_rotation_and_a_restored_one_retur
         .unwrap();
     assert!(causes.contains(&Cause::ErrorCode { code: 503 }), "drained: an error answer, not {causes:?}");
     fleet.wait_client_routable(&[0, 2]).await;
-    timeline.push(("drained instance out of rotation", fleet.elapsed()));
+    timeline.push(("drain to out of rotation at the client", cause.elapsed()));
     let served = fleet.calls_only_on(&[0, 2]).await;
     assert!(!served.contains_key(&DRAINED));
 
     // 3. Stop instance 2's HTTP server: probes refused, the monitor fails it
     //    (as refused, not unresponsive); its agent still beats.
+    let cause = TokioInstant::now();
     fleet.instances[STOPPED as usize].abort_http();
     let stopped = InstanceId(STOPPED);
     fleet
@@ -294,7 +299,7 @@ async fn unhealthy_and_stopped_instances_leave_rotation_and_a_restored_one_retur
         })
         .await;
     fleet.wait_client_routable(&[SURVIVOR]).await;
-    timeline.push(("stopped instance out of rotation", fleet.elapsed()));
+    timeline.push(("stop to out of rotation at the client", cause.elapsed()));
     let served = fleet.calls_only_on(&[SURVIVOR]).await;
     assert_eq!(served.get(&SURVIVOR), Some(&BATCH));
     let alive =
@@ -302,6 +307,7 @@ async fn unhealthy_and_stopped_instances_leave_rotation_and_a_restored_one_retur
     assert_eq!(alive, Some(vigil_core::health::Liveness::Alive), "its process (agent) is still up");
 
     // 4. Restore instance 1: back in rotation, takes calls again.
+    let cause = TokioInstant::now();
     fleet.instances[DRAINED as usize].checks().set_ready(true);
     fleet
         .wait_control("the restored instance ready and routable", move |c| {
@@ -310,10 +316,10 @@ async fn unhealthy_and_stopped_instances_leave_rotation_and_a_restored_one_retur
         })
         .await;
     fleet.wait_client_routable(&[SURVIVOR, DRAINED]).await;
-    timeline.push(("restored instance back in rotation", fleet.elapsed()));
+    timeline.push(("restore to back in rotation at the client", cause.elapsed()));
     fleet.wait_served_by(DRAINED).await;
     let served = fleet.calls_only_on(&[SURVIVOR, DRAINED]).await;
-    timeline.push(("calls served by the restored instance", fleet.elapsed()));
+    timeline.push(("whole story", fleet.elapsed()));
     eprintln!("timeline: {timeline:?}; last batch served {served:?}");
 
     let control = fleet.control.stats();

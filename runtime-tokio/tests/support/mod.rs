@@ -43,6 +43,8 @@ pub async fn spawn_control(
 ) -> (DriverHandle<ControlPlane>, broadcast::Receiver<DriverEvent>) {
     let config = ControlConfig {
         health_classes: Vec::new(),
+        registry: Default::default(),
+        service_names: Vec::new(),
         liveness_classes: vec![LivenessTimeouts { suspect_after: SUSPECT_AFTER, dead_after: DEAD_AFTER }],
         instances: instances
             .iter()
