@@ -247,6 +247,14 @@ where
                     // All handles dropped: nobody can reach this machine again.
                     None | Some(Command::Shutdown) => break,
                     Some(Command::Inspect(inspect)) => inspect(self.machine.get()),
+                    Some(Command::Mutate(mutate)) => {
+                        let now = self.now();
+                        let answer = mutate(self.machine.get_mut(), now);
+                        // As after any input: carry out what it caused, and
+                        // only then answer, so the caller sees it done.
+                        self.drain(now, &mut send_buf).await;
+                        answer();
+                    }
                     Some(Command::SetPeer(node, addr)) => {
                         self.peers.insert(node, addr);
                     }
@@ -451,9 +459,14 @@ where
 /// Runs against the machine on the driver task.
 type Inspect<M> = Box<dyn FnOnce(&M) + Send>;
 
+/// Changes the machine on the driver task, at the given `now`; returns what
+/// answers the caller, run once the outputs are drained.
+type Mutate<M> = Box<dyn FnOnce(&mut M, Instant) -> Box<dyn FnOnce() + Send> + Send>;
+
 enum Command<M> {
     Shutdown,
     Inspect(Inspect<M>),
+    Mutate(Mutate<M>),
     SetPeer(NodeId, SocketAddr),
     RemovePeer(NodeId),
     SetHttpPeer(NodeId, HttpPeer),
@@ -525,6 +538,32 @@ impl<M: Send + 'static> DriverHandle<M> {
         let command = Command::Inspect(Box::new(move |machine: &M| {
             // The caller may have stopped waiting; then nobody needs the answer.
             let _ = reply.send(inspect(machine));
+        }));
+        self.commands.send(command).await.map_err(|_| Error::DriverGone)?;
+        answer.await.map_err(|_| Error::DriverGone)
+    }
+
+    /// Run `mutate` on the machine, on the driver task, between two inputs,
+    /// with the driver's current `now`; then carry out every output it
+    /// queued, as after any input; return what it returned (once the
+    /// outputs are carried out).
+    ///
+    /// For a machine's own mutators beyond `handle`, such as registering an
+    /// instance with a running control node. `mutate` must keep the
+    /// machine's contract as `handle` does (it is given a `now` that never
+    /// goes backwards); the driver drains the outputs afterwards.
+    pub async fn with_machine_mut<R, F>(&self, mutate: F) -> Result<R, Error>
+    where
+        F: FnOnce(&mut M, Instant) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::Mutate(Box::new(move |machine: &mut M, now| {
+            let result = mutate(machine, now);
+            Box::new(move || {
+                // The caller may have stopped waiting; then nobody needs it.
+                let _ = reply.send(result);
+            })
         }));
         self.commands.send(command).await.map_err(|_| Error::DriverGone)?;
         answer.await.map_err(|_| Error::DriverGone)

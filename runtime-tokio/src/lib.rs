@@ -17,7 +17,7 @@
 //! The task loops:
 //!
 //! 1. Wait, with `tokio::select!`, for the first of
-//!    - a command from the [`DriverHandle`] (shut down, inspect the machine,
+//!    - a command from the [`DriverHandle`] (shut down, inspect or change the machine,
 //!      change the peer table, make a call),
 //!    - the machine's deadline:
 //!      [`Machine::poll_timeout`](vigil_core::Machine::poll_timeout), mapped
