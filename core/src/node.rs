@@ -23,6 +23,10 @@ use crate::health::{
 use crate::id::{InstanceId, NodeId, ServiceId};
 use crate::machine::Machine;
 use crate::message::{EndpointUpdate, Message, Probe};
+use crate::registry::{
+    ChangeKind, HealthStatus as CatalogHealth, RegisterOutcome, Registration, Registry, RegistryConfig,
+    RegistryConfigError, RegistryError,
+};
 use crate::rng::Seed;
 use crate::time::{Duration, Instant};
 
@@ -74,8 +78,60 @@ pub struct ControlConfig {
     /// Active health checks of each class (same index as
     /// `liveness_classes`; missing or `None`: heartbeat liveness only).
     pub health_classes: Vec<Option<InstanceHealthConfig>>,
+    /// The service catalog's settings (leases, critical deregistration,
+    /// limits).
+    pub registry: RegistryConfig,
+    /// Catalog name of each service of `instances`, by `ServiceId` index
+    /// (missing: `service-N`).
+    pub service_names: Vec<String>,
     /// The instances to watch from the start.
     pub instances: Vec<WatchedInstance>,
+}
+
+impl Default for ControlConfig {
+    /// One liveness class (suspect after 3 s, dead after 5 s), no active
+    /// checks, the default catalog, no instances yet.
+    fn default() -> Self {
+        ControlConfig {
+            liveness_classes: vec![LivenessTimeouts {
+                suspect_after: Duration::from_secs(3),
+                dead_after: Duration::from_secs(5),
+            }],
+            health_classes: Vec::new(),
+            registry: RegistryConfig::default(),
+            service_names: Vec::new(),
+            instances: Vec::new(),
+        }
+    }
+}
+
+/// Why the control node refused a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ControlError {
+    /// The catalog refused the registration (bad names, limits, an id
+    /// already used by another service…). Nothing changed.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The health settings of the instance's class are invalid.
+    #[error(transparent)]
+    Health(#[from] HealthConfigError),
+    /// The catalog settings are invalid.
+    #[error(transparent)]
+    RegistryConfig(#[from] RegistryConfigError),
+}
+
+/// A runtime registration: who the instance is, where it runs, and which
+/// timeout and health class watches it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RegisterRequest {
+    /// Catalog record: id, service, version, zone, tags, weight,
+    /// endpoints, lease.
+    pub registration: Registration,
+    /// Where the instance's agent runs.
+    pub node: NodeId,
+    /// Index of its timeout and health class.
+    pub class: usize,
 }
 
 /// An instance the control node watches from boot.
@@ -114,6 +170,13 @@ struct InFlight {
 pub struct ControlPlane {
     detector: FailureDetector,
     monitor: HealthMonitor,
+    /// The service catalog: the one record of what runs where.
+    registry: Registry,
+    /// Registry index up to which changes have been acted on.
+    registry_seen: u64,
+    /// Timeout and health classes, kept for runtime registrations.
+    liveness_classes: usize,
+    health_classes: Vec<Option<InstanceHealthConfig>>,
     /// Probes sent and not yet answered, by message id (the probe's
     /// monitor-wide round number). Entries leave on the answer or at their
     /// deadline: at most one per check in flight.
@@ -132,48 +195,164 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
-    /// A control node booting at `now`.
-    pub fn new(config: &ControlConfig, now: Instant) -> Result<Self, HealthConfigError> {
-        let mut detector = FailureDetector::new(&config.liveness_classes)?;
-        let mut monitor = HealthMonitor::new();
-        let mut nodes = Vec::new();
-        let mut monitored = Vec::new();
-        for w in &config.instances {
-            if w.class >= config.liveness_classes.len() {
-                return Err(HealthConfigError::UnknownClass {
-                    class: w.class,
-                    classes: config.liveness_classes.len(),
-                });
-            }
-            detector.register(now, w.instance, w.class)?;
-            let health = config.health_classes.get(w.class).and_then(Option::as_ref);
-            if let Some(health) = health {
-                monitor.register(now, w.instance, w.service, health)?;
-            }
-            if nodes.len() <= w.instance.index() {
-                nodes.resize(w.instance.index() + 1, None);
-                monitored.resize(w.instance.index() + 1, false);
-            }
-            nodes[w.instance.index()] = Some(w.node);
-            monitored[w.instance.index()] = health.is_some();
-        }
-        let routable = vec![false; nodes.len()];
+    /// A control node booting at `now`, watching `config.instances`.
+    pub fn new(config: &ControlConfig, now: Instant) -> Result<Self, ControlError> {
+        let detector = FailureDetector::new(&config.liveness_classes)?;
         let mut control = ControlPlane {
             detector,
-            monitor,
+            monitor: HealthMonitor::new(),
+            registry: Registry::new(config.registry.clone())?,
+            registry_seen: 0,
+            liveness_classes: config.liveness_classes.len(),
+            health_classes: config.health_classes.clone(),
             probes: BTreeMap::new(),
-            monitored,
-            routable,
-            nodes,
+            monitored: Vec::new(),
+            routable: Vec::new(),
+            nodes: Vec::new(),
             subscribers: BTreeSet::new(),
             index: 0,
             outputs: VecDeque::new(),
             refused_subscriptions: 0,
         };
+        for w in &config.instances {
+            let name = config
+                .service_names
+                .get(w.service.index())
+                .cloned()
+                .unwrap_or_else(|| format!("service-{}", w.service.0));
+            let registration = Registration::new(w.instance, name, "unknown");
+            control.register_inner(now, RegisterRequest { registration, node: w.node, class: w.class })?;
+        }
         // Registration may already have asked for probes: keep them for the
         // driver's first drain.
         control.collect_events(now);
         Ok(control)
+    }
+
+    /// The service catalog, for queries.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Register (or re-register) an instance at `now`: it joins the
+    /// catalog, the failure detector watches its heartbeats, and the
+    /// monitor probes it if its class has active checks. A re-registration
+    /// updates its metadata and node and renews its lease. On error nothing
+    /// changes. Drain [`poll_output`](Machine::poll_output) afterwards.
+    pub fn register(
+        &mut self,
+        now: Instant,
+        request: RegisterRequest,
+    ) -> Result<RegisterOutcome, ControlError> {
+        debug_assert!(self.outputs.is_empty(), "poll_output was not drained");
+        let outcome = self.register_inner(now, request)?;
+        self.collect_events(now);
+        Ok(outcome)
+    }
+
+    /// Remove an instance at `now` (a clean shutdown): clients are told it
+    /// is no longer routable. Returns whether it was registered. Drain
+    /// [`poll_output`](Machine::poll_output) afterwards.
+    pub fn deregister(&mut self, now: Instant, instance: InstanceId) -> bool {
+        debug_assert!(self.outputs.is_empty(), "poll_output was not drained");
+        let known = self.registry.deregister(now, instance).is_ok();
+        self.forget(instance);
+        self.collect_events(now);
+        known
+    }
+
+    fn register_inner(
+        &mut self,
+        now: Instant,
+        request: RegisterRequest,
+    ) -> Result<RegisterOutcome, ControlError> {
+        let RegisterRequest { registration, node, class } = request;
+        if class >= self.liveness_classes {
+            return Err(HealthConfigError::UnknownClass { class, classes: self.liveness_classes }.into());
+        }
+        let instance = registration.id;
+        if instance.0 > crate::health::MAX_INSTANCE_ID {
+            return Err(HealthConfigError::InstanceIdTooLarge {
+                id: instance.0,
+                max: crate::health::MAX_INSTANCE_ID,
+            }
+            .into());
+        }
+        let health = self.health_classes.get(class).cloned().flatten();
+        if let Some(h) = &health {
+            h.validate()?; // before the catalog changes: errors change nothing
+        }
+        let service_name = registration.service.clone();
+        let outcome = self.registry.register(now, registration)?;
+        let service = self.registry.service_id(&service_name).unwrap_or(ServiceId(0));
+        if outcome == RegisterOutcome::Created {
+            // Fresh ids for both: the catalog just accepted this one.
+            let _ = self.detector.register(now, instance, class);
+            if let Some(h) = &health {
+                let _ = self.monitor.register(now, instance, service, h);
+            }
+        }
+        let i = instance.index();
+        if self.nodes.len() <= i {
+            self.nodes.resize(i + 1, None);
+            self.monitored.resize(i + 1, false);
+            self.routable.resize(i + 1, false);
+        }
+        self.nodes[i] = Some(node);
+        self.monitored[i] = health.is_some();
+        Ok(outcome)
+    }
+
+    /// Stop watching `instance` everywhere but the catalog (which already
+    /// let it go), and tell clients.
+    fn forget(&mut self, instance: InstanceId) {
+        // Announce first: the update names the node clients knew.
+        self.set_routable(instance, false);
+        self.detector.deregister(instance);
+        self.monitor.deregister(instance);
+        if let Some(node) = self.nodes.get_mut(instance.index()) {
+            *node = None;
+        }
+    }
+
+    /// The catalog health an instance's verdicts add up to.
+    fn catalog_health(&self, instance: InstanceId) -> Option<CatalogHealth> {
+        let liveness = self.detector.instance(instance)?.status;
+        if liveness == Liveness::Dead {
+            return Some(CatalogHealth::Critical);
+        }
+        if self.monitored.get(instance.index()).copied().unwrap_or(false) {
+            return match self.monitor.status(instance)? {
+                crate::health::HealthStatus::Healthy => Some(CatalogHealth::Passing),
+                crate::health::HealthStatus::Degraded => Some(CatalogHealth::Warning),
+                crate::health::HealthStatus::Unresponsive | crate::health::HealthStatus::Failed => {
+                    Some(CatalogHealth::Critical)
+                }
+                crate::health::HealthStatus::Unknown => None,
+            };
+        }
+        match liveness {
+            Liveness::Alive => Some(CatalogHealth::Passing),
+            Liveness::Suspect => Some(CatalogHealth::Warning),
+            Liveness::Unknown | Liveness::Dead => None,
+        }
+    }
+
+    fn set_routable(&mut self, instance: InstanceId, is: bool) {
+        let Some(was) = self.routable.get_mut(instance.index()) else { return };
+        if *was == is {
+            return;
+        }
+        *was = is;
+        self.index += 1;
+        let node = self.nodes.get(instance.index()).copied().flatten();
+        if let Some(node) = node {
+            let message =
+                Message::EndpointUpdate(EndpointUpdate { instance, node, routable: is, index: self.index });
+            for &to in &self.subscribers {
+                self.outputs.push_back(Output::Send { to, message });
+            }
+        }
     }
 
     /// The health monitor, for queries.
@@ -187,6 +366,9 @@ impl ControlPlane {
     }
 
     fn should_route(&self, instance: InstanceId) -> bool {
+        if self.registry.instance(instance).is_none() {
+            return false;
+        }
         let alive = self.detector.instance(instance).is_some_and(|s| s.status == Liveness::Alive);
         let monitored = self.monitored.get(instance.index()).copied().unwrap_or(false);
         alive && (!monitored || self.monitor.instance(instance).is_some_and(|v| v.ready))
@@ -270,20 +452,35 @@ impl ControlPlane {
                 }
             }
         }
-        for instance in touched {
-            let is = self.should_route(instance);
-            let Some(was) = self.routable.get_mut(instance.index()) else { continue };
-            if *was == is {
-                continue;
-            }
-            *was = is;
-            self.index += 1;
-            if let Some(message) = self.update_for(instance, is) {
-                for &to in &self.subscribers {
-                    self.outputs.push_back(Output::Send { to, message });
-                }
+        // Instances the catalog let go since the last call (critical too
+        // long): forget them everywhere.
+        let gone: Vec<InstanceId> = match self.registry.changes_since(self.registry_seen) {
+            Some(changes) => changes
+                .filter(|c| matches!(c.kind, ChangeKind::Deregistered { .. }))
+                .map(|c| c.instance)
+                .collect(),
+            // The log no longer reaches back: compare with the catalog.
+            None => (0..self.nodes.len())
+                .map(|i| InstanceId(i as u32))
+                .filter(|&i| self.nodes[i.index()].is_some() && self.registry.instance(i).is_none())
+                .collect(),
+        };
+        for instance in gone {
+            if self.nodes.get(instance.index()).copied().flatten().is_some() {
+                self.forget(instance);
             }
         }
+        for &instance in &touched {
+            if let Some(health) = self.catalog_health(instance) {
+                // Known to the detector, so in the catalog; a miss is harmless.
+                let _ = self.registry.set_health(now, instance, health);
+            }
+        }
+        for instance in touched {
+            let is = self.should_route(instance);
+            self.set_routable(instance, is);
+        }
+        self.registry_seen = self.registry.index();
     }
 }
 
@@ -301,8 +498,12 @@ impl Machine for ControlPlane {
                 // Only news renews the monitor's heartbeat checks: the
                 // detector has dropped duplicates and reordered beats.
                 let fresh = self.detector.stats().accepted > accepted;
-                if fresh && self.monitored.get(hb.instance.index()).copied().unwrap_or(false) {
-                    self.monitor.heartbeat(now, hb.instance);
+                if fresh {
+                    // Renews the lease; unknown ids were dropped by the detector.
+                    let _ = self.registry.renew(now, hb.instance);
+                    if self.monitored.get(hb.instance.index()).copied().unwrap_or(false) {
+                        self.monitor.heartbeat(now, hb.instance);
+                    }
                 }
             }
             Input::Message { message: Message::ProbeReply(r), .. } => {
@@ -326,6 +527,9 @@ impl Machine for ControlPlane {
         debug_assert!(self.outputs.is_empty(), "poll_output was not drained");
         self.detector.handle_timeout(now);
         self.monitor.handle_timeout(now);
+        self.registry.handle_timeout(now);
+        // Watches are answered by queries; nothing to carry out.
+        while self.registry.poll_event().is_some() {}
         // Forget probes past their deadline: the monitor has counted them
         // unresponsive. Ids grow with time, so the oldest come first.
         while let Some((&id, f)) = self.probes.first_key_value() {
@@ -338,7 +542,11 @@ impl Machine for ControlPlane {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        let checks = [self.detector.poll_timeout(), self.monitor.poll_timeout()].into_iter().flatten().min();
+        let checks =
+            [self.detector.poll_timeout(), self.monitor.poll_timeout(), self.registry.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
         let probe = self.probes.first_key_value().map(|(_, f)| f.deadline);
         [checks, probe].into_iter().flatten().min()
     }
@@ -450,13 +658,13 @@ mod tests {
             LivenessTimeouts { suspect_after: Duration::from_secs(2), dead_after: Duration::from_secs(3) };
         let config = ControlConfig {
             liveness_classes: vec![timeouts],
-            health_classes: Vec::new(),
             instances: vec![WatchedInstance {
                 instance: InstanceId(0),
                 node: NodeId(1),
                 service: ServiceId(0),
                 class: 0,
             }],
+            ..ControlConfig::default()
         };
         let mut control = Node::Control(Box::new(ControlPlane::new(&config, Instant::ZERO).expect("valid")));
         let agent = AgentConfig {
@@ -481,5 +689,125 @@ mod tests {
                 last_heard: at,
             }))
         );
+    }
+
+    const CLIENT: NodeId = NodeId(9);
+
+    fn heartbeat(control: &mut ControlPlane, at: Instant, instance: u32, seq: u64) -> Vec<Output> {
+        let hb = crate::message::Heartbeat { instance: InstanceId(instance), incarnation: 1, seq };
+        control.handle(at, Input::Message { from: NodeId(instance + 1), message: Message::Heartbeat(hb) });
+        std::iter::from_fn(|| control.poll_output()).collect()
+    }
+
+    fn updates(outputs: &[Output]) -> Vec<(u32, bool)> {
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Send { to, message: Message::EndpointUpdate(u) } if *to == CLIENT => {
+                    Some((u.instance.0, u.routable))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn control_with(registry: RegistryConfig) -> ControlPlane {
+        let config = ControlConfig { registry, ..ControlConfig::default() };
+        let mut control = ControlPlane::new(&config, Instant::ZERO).expect("valid");
+        control.handle(Instant::ZERO, Input::Message { from: CLIENT, message: Message::Subscribe });
+        assert_eq!(control.poll_output(), None, "an empty catalog has nothing to tell");
+        control
+    }
+
+    fn request(id: u32, service: &str) -> RegisterRequest {
+        RegisterRequest {
+            registration: Registration::new(InstanceId(id), service, "v1").zone("a"),
+            node: NodeId(id + 1),
+            class: 0,
+        }
+    }
+
+    #[test]
+    fn a_refused_registration_changes_nothing() {
+        let mut control = control_with(RegistryConfig::default());
+        let err = control.register(Instant::ZERO, request(0, "")).expect_err("empty service name");
+        assert!(matches!(err, ControlError::Registry(RegistryError::Empty { .. })), "{err}");
+        let err = control.register(Instant::ZERO, RegisterRequest { class: 7, ..request(0, "web") });
+        assert!(matches!(err, Err(ControlError::Health(HealthConfigError::UnknownClass { .. }))));
+        assert!(control.registry().is_empty());
+        assert!(control.detector().instance(InstanceId(0)).is_none());
+        assert_eq!(control.poll_output(), None);
+    }
+
+    #[test]
+    fn heartbeats_make_a_registered_instance_passing_and_routable() {
+        let mut control = control_with(RegistryConfig::default());
+        assert_eq!(control.register(Instant::ZERO, request(0, "web")), Ok(RegisterOutcome::Created));
+        assert_eq!(
+            control.registry().instance(InstanceId(0)).map(|i| i.health()),
+            Some(CatalogHealth::Critical),
+            "new instances start critical until heard from"
+        );
+        let out = heartbeat(&mut control, Instant::from_millis(10), 0, 0);
+        assert_eq!(updates(&out), vec![(0, true)]);
+        assert!(control.is_routable(InstanceId(0)));
+        assert_eq!(
+            control.registry().instance(InstanceId(0)).map(|i| i.health()),
+            Some(CatalogHealth::Passing)
+        );
+        // Re-registering with new metadata keeps it routable.
+        let again = RegisterRequest {
+            registration: Registration::new(InstanceId(0), "web", "v2"),
+            ..request(0, "web")
+        };
+        assert_eq!(control.register(Instant::from_millis(20), again), Ok(RegisterOutcome::Updated));
+        assert!(control.is_routable(InstanceId(0)));
+    }
+
+    #[test]
+    fn an_instance_critical_too_long_leaves_the_catalog_and_rotation() {
+        let registry = RegistryConfig {
+            default_ttl: Duration::from_secs(2),
+            deregister_critical_after: Some(Duration::from_secs(10)),
+            ..RegistryConfig::default()
+        };
+        let mut control = control_with(registry);
+        control.register(Instant::ZERO, request(0, "web")).expect("valid");
+        control.register(Instant::ZERO, request(1, "web")).expect("valid");
+        let _ = std::iter::from_fn(|| control.poll_output()).count();
+        let mut out = Vec::new();
+        // Instance 1 beats every second; instance 0 once, then falls silent.
+        out.extend(heartbeat(&mut control, Instant::ZERO, 0, 0));
+        let mut now = Instant::ZERO;
+        for s in 0..20u64 {
+            now = Instant::from_secs(s);
+            out.extend(heartbeat(&mut control, now, 1, s));
+            while let Some(t) = control.poll_timeout().filter(|&t| t <= now + Duration::from_secs(1)) {
+                control.handle_timeout(t);
+                out.extend(std::iter::from_fn(|| control.poll_output()));
+            }
+        }
+        assert!(now >= Instant::from_secs(19));
+        assert_eq!(
+            updates(&out).iter().filter(|u| u.0 == 0).copied().collect::<Vec<_>>(),
+            vec![(0, true), (0, false)]
+        );
+        assert!(control.registry().instance(InstanceId(0)).is_none(), "critical past 10 s: deregistered");
+        assert!(control.detector().instance(InstanceId(0)).is_none(), "and no longer watched");
+        assert!(control.registry().instance(InstanceId(1)).is_some(), "the healthy one stays");
+        assert!(control.is_routable(InstanceId(1)));
+    }
+
+    #[test]
+    fn a_clean_deregistration_tells_clients() {
+        let mut control = control_with(RegistryConfig::default());
+        control.register(Instant::ZERO, request(3, "web")).expect("valid");
+        let _ = heartbeat(&mut control, Instant::ZERO, 3, 0);
+        assert!(control.deregister(Instant::from_secs(1), InstanceId(3)));
+        let out: Vec<Output> = std::iter::from_fn(|| control.poll_output()).collect();
+        assert_eq!(updates(&out), vec![(3, false)]);
+        assert!(!control.deregister(Instant::from_secs(1), InstanceId(3)), "only once");
+        // Its heartbeats are now ignored.
+        assert!(updates(&heartbeat(&mut control, Instant::from_secs(2), 3, 1)).is_empty());
     }
 }

@@ -10,6 +10,14 @@
 //! `cargo bench -p vigil-sim` prints `thrpt` in events/s (criterion's
 //! "elem/s"). The `hour` group runs 1 000 nodes for one simulated hour;
 //! simulated seconds per wall second is 3600 divided by its time.
+//!
+//! The `fleet` group is the same kernel with the registry, the health
+//! monitor and the client balancer in the loop (issue 3): 1 000 instances
+//! of one service probed every second (liveness and readiness, as the
+//! scenario loader builds `health = { interval = "1s", timeout = "500ms" }`)
+//! and heartbeating, with a client calling the service 1 000 times a second
+//! (Poisson) from 5 s, for 60 simulated seconds. It is built from TOML with
+//! `vigil_sim::parse`, so it is exactly what a scenario file would run.
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use vigil_core::Duration;
@@ -40,6 +48,25 @@ fn heartbeat_fleet(nodes: u32, duration: Duration) -> Scenario {
         expect: Expectations::default(),
     }
 }
+
+/// Issue 3's workload, as a scenario file would state it.
+const FLEET_TOML: &str = r#"
+name = "bench-fleet"
+duration = "60s"
+seed = 1
+
+[[service]]
+name = "svc"
+instances = 1000
+health = { interval = "1s", timeout = "500ms" }
+
+[load]
+target = "svc"
+rate = 1000
+shape = "poisson"
+timeout = "1s"
+start = "5s"
+"#;
 
 fn events_of(scenario: &Scenario) -> u64 {
     let mut sim = Simulation::new(scenario, 1);
@@ -86,6 +113,22 @@ fn kernel(c: &mut Criterion) {
         )
     });
     hour.finish();
+
+    let mut fleet = c.benchmark_group("fleet");
+    fleet.sample_size(10);
+    let scenario = vigil_sim::parse(FLEET_TOML, "bench-fleet").expect("the bench scenario is valid");
+    fleet.throughput(Throughput::Elements(events_of(&scenario)));
+    fleet.bench_function("1000-instances-health-load-60s", |b| {
+        b.iter_batched(
+            || Simulation::new(&scenario, 1),
+            |mut sim| {
+                sim.run();
+                sim.events_processed()
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    fleet.finish();
 }
 
 criterion_group!(benches, kernel);

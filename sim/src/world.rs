@@ -31,6 +31,7 @@ use vigil_core::health::{AgentConfig, HealthEvent, HealthStatus, Liveness, Liven
 use vigil_core::machine::{Checked, Machine};
 use vigil_core::message::{Message, ProbeReply, Refused, Response, ResponseStatus};
 use vigil_core::node::{ControlConfig, ControlPlane, Input, InstanceNode, Node, Output, WatchedInstance};
+use vigil_core::registry::RegistryConfig;
 use vigil_core::rng::Rng;
 use vigil_core::rng::Seed;
 use vigil_core::{Duration, InstanceId, Instant, NodeId, ServiceId};
@@ -707,6 +708,16 @@ impl<'a> Simulation<'a> {
             None => {
                 let config = ControlConfig {
                     health_classes: scenario.services.iter().map(|s| s.health.clone()).collect(),
+                    // A simulated instance re-registers only by booting with
+                    // the fleet, so the catalog never lets one go; and it is
+                    // sized to the fleet, which may pass the default limit.
+                    registry: RegistryConfig {
+                        deregister_critical_after: None,
+                        max_instances: (scenario.instance_count() as usize).max(1),
+                        max_services: scenario.services.len().max(1),
+                        ..RegistryConfig::default()
+                    },
+                    service_names: scenario.services.iter().map(|s| s.name.clone()).collect(),
                     liveness_classes: scenario
                         .services
                         .iter()

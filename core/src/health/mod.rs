@@ -60,7 +60,7 @@ pub use check::{
     DEFAULT_SUCCESS_THRESHOLD, ErrorRateRule, HeartbeatCheck, InstanceHealthConfig, LatencyRule,
     MAX_CHECKS_PER_INSTANCE, MAX_THRESHOLD, ProbeCheck,
 };
-pub use detector::{DetectorStats, FailureDetector, InstanceLiveness};
+pub use detector::{DEFAULT_RESOLUTION, DetectorStats, FailureDetector, InstanceLiveness, MAX_INSTANCE_ID};
 pub use flap::{Damped, FlapConfig, FlapDamper, MAX_FLAP_CHANGES};
 pub use history::{HISTORY_LEN, Transition, TransitionHistory};
 pub use hysteresis::{Hysteresis, Polarity};
