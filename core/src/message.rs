@@ -5,6 +5,7 @@
 //! possible): the simulator moves millions of them a second and must not
 //! allocate for each. The tokio driver encodes them with `postcard`.
 
+use crate::health::ProbeKind;
 use crate::id::{InstanceId, NodeId};
 
 /// A protocol message.
@@ -74,6 +75,12 @@ pub struct Refused {
 pub struct Probe {
     /// Chosen by the prober, unique among its outstanding probes.
     pub id: u64,
+    /// Which check asks: a driver probes `/livez` for liveness and
+    /// `/readyz` for readiness and startup (Kubernetes conventions).
+    pub kind: ProbeKind,
+    /// How long the prober waits for the answer; a driver running the
+    /// probe for real gives up after this too.
+    pub timeout_ms: u32,
 }
 
 /// An answer to a [`Probe`].

@@ -440,7 +440,9 @@ impl ControlPlane {
                     let id = request.probe.seq;
                     let f = InFlight { probe: request.probe, sent_at: now, deadline: request.deadline };
                     self.probes.insert(id, f);
-                    self.outputs.push_back(Output::Send { to: node, message: Message::Probe(Probe { id }) });
+                    let timeout_ms = u32::try_from((request.deadline - now).as_millis()).unwrap_or(u32::MAX);
+                    let probe = Probe { id, kind: request.kind, timeout_ms };
+                    self.outputs.push_back(Output::Send { to: node, message: Message::Probe(probe) });
                 }
                 MonitorOutput::Event(event) => {
                     match event {

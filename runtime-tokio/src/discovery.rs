@@ -121,5 +121,5 @@ impl DiscoveryClient {
 }
 
 fn service_peer(target: HttpTarget) -> HttpPeer {
-    HttpPeer { health: None, service: Some(target) }
+    HttpPeer { health: None, liveness: None, service: Some(target) }
 }

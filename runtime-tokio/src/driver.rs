@@ -262,6 +262,7 @@ where
                         self.peers.remove(&node);
                     }
                     Some(Command::SetHttpPeer(node, peer)) => {
+                        let peer = *peer;
                         self.http_peers.insert(node, peer);
                     }
                     Some(Command::RemoveHttpPeer(node)) => {
@@ -469,7 +470,7 @@ enum Command<M> {
     Mutate(Mutate<M>),
     SetPeer(NodeId, SocketAddr),
     RemovePeer(NodeId),
-    SetHttpPeer(NodeId, HttpPeer),
+    SetHttpPeer(NodeId, Box<HttpPeer>),
     RemoveHttpPeer(NodeId),
     Call(CallReply),
 }
@@ -582,7 +583,7 @@ impl<M: Send + 'static> DriverHandle<M> {
     /// Carry probes and requests to `node` over HTTP from now on, as `peer`
     /// says (see [`crate::transport`]).
     pub async fn set_http_peer(&self, node: NodeId, peer: HttpPeer) -> Result<(), Error> {
-        self.commands.send(Command::SetHttpPeer(node, peer)).await.map_err(|_| Error::DriverGone)
+        self.commands.send(Command::SetHttpPeer(node, Box::new(peer))).await.map_err(|_| Error::DriverGone)
     }
 
     /// Send probes and requests to `node` over UDP again.

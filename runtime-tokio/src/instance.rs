@@ -208,11 +208,13 @@ impl Instance {
         HttpTarget::new(self.http_addr, HEALTH_PATH).expect("HEALTH_PATH is a valid path")
     }
 
-    /// How drivers reach this instance over HTTP: probes at
-    /// [`health_target`](Self::health_target), calls at `service_path`.
+    /// How drivers reach this instance over HTTP: readiness and startup
+    /// probes at [`health_target`](Self::health_target), liveness probes at
+    /// `/livez`, calls at `service_path`.
     pub fn http_peer(&self, service_path: &str) -> Result<HttpPeer, TargetError> {
         Ok(HttpPeer {
             health: Some(self.health_target()),
+            liveness: Some(HttpTarget::new(self.http_addr, "/livez")?),
             service: Some(HttpTarget::new(self.http_addr, service_path)?),
         })
     }

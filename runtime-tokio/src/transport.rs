@@ -58,6 +58,7 @@
 use std::time::Duration;
 
 use vigil_core::NodeId;
+use vigil_core::health::ProbeKind;
 use vigil_core::message::{Message, ProbeReply, Refused, Response, ResponseStatus};
 
 use crate::probe::{HttpTarget, ProbeOutcome};
@@ -80,6 +81,9 @@ pub struct HttpPeer {
     /// Probes ([`Message::Probe`]) to this peer become a GET of this URL
     /// (typically the instance's `/readyz`).
     pub health: Option<HttpTarget>,
+    /// Liveness probes go here instead when set (typically `/livez`), so a
+    /// drained instance (not ready) is not taken for a dead one.
+    pub liveness: Option<HttpTarget>,
     /// Requests ([`Message::Request`]) to this peer become a GET of this
     /// URL (the instance's service route).
     pub service: Option<HttpTarget>,
@@ -164,7 +168,15 @@ impl HttpPeer {
     /// HTTP.
     pub(crate) fn job(&self, to: NodeId, message: Message, config: &TransportConfig) -> Option<Job> {
         let (exchange, target, timeout) = match message {
-            Message::Probe(p) => (Exchange::Probe(p.id), self.health.as_ref()?, config.probe_timeout),
+            Message::Probe(p) => {
+                let target = match p.kind {
+                    ProbeKind::Liveness => self.liveness.as_ref().or(self.health.as_ref())?,
+                    ProbeKind::Readiness | ProbeKind::Startup => self.health.as_ref()?,
+                };
+                // The monitor's own deadline bounds the exchange too.
+                let timeout = config.probe_timeout.min(Duration::from_millis(u64::from(p.timeout_ms)));
+                (Exchange::Probe(p.id), target, timeout)
+            }
             Message::Request(r) => (Exchange::Request(r.id), self.service.as_ref()?, config.request_timeout),
             _ => return None,
         };
@@ -223,8 +235,8 @@ mod tests {
     fn only_probes_and_requests_with_a_target_go_over_http() {
         let target = HttpTarget::parse("127.0.0.1:1/readyz").unwrap();
         let config = TransportConfig::default();
-        let health_only = HttpPeer { health: Some(target.clone()), service: None };
-        let probe = Message::Probe(Probe { id: 1 });
+        let health_only = HttpPeer { health: Some(target.clone()), liveness: None, service: None };
+        let probe = Message::Probe(Probe { id: 1, kind: ProbeKind::Readiness, timeout_ms: 1000 });
         let request = Message::Request(Request { id: 2 });
         let job = health_only.job(NodeId(4), probe, &config).expect("a probe with a health target");
         assert_eq!(
@@ -232,7 +244,7 @@ mod tests {
             (NodeId(4), Exchange::Probe(1), config.probe_timeout)
         );
         assert!(health_only.job(NodeId(4), request, &config).is_none(), "no service target: UDP");
-        let service_only = HttpPeer { health: None, service: Some(target) };
+        let service_only = HttpPeer { health: None, liveness: None, service: Some(target) };
         assert!(service_only.job(NodeId(4), probe, &config).is_none(), "no health target: UDP");
         assert_eq!(service_only.job(NodeId(4), request, &config).unwrap().exchange, Exchange::Request(2));
         let beat = Message::Heartbeat(Heartbeat { instance: InstanceId(0), incarnation: 1, seq: 0 });

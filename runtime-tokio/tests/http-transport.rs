@@ -53,7 +53,8 @@ async fn a_hung_instance_is_unresponsive_and_the_in_flight_bound_drops_the_exces
         }],
     };
     let control = ControlPlane::new(&config, clock.now()).expect("valid config");
-    let peer = HttpPeer { health: Some(HttpTarget::new(hung, "/readyz").unwrap()), service: None };
+    let peer =
+        HttpPeer { health: Some(HttpTarget::new(hung, "/readyz").unwrap()), liveness: None, service: None };
     let transport = TransportConfig { probe_timeout: PROBE, max_in_flight: 1, ..TransportConfig::default() };
     let control = Driver::bind(NodeId(0), loopback_any(), clock, control)
         .await

@@ -13,6 +13,31 @@ use clap::{Parser, Subcommand};
 use vigil_sim::scenario::{self, Scenario};
 use vigil_sim::{Report, Simulation};
 
+/// Write to stdout; if the reader has gone (`vigil run … | head`), stop
+/// quietly with success instead of panicking like `println!` would.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        if let Err(e) = write!(stdout, $($arg)*).and_then(|()| stdout.flush()) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            eprintln!("error: cannot write to stdout: {e}");
+            std::process::exit(2);
+        }
+    }};
+}
+
+/// [`out!`] with a newline.
+macro_rules! outln {
+    () => { out!("\n") };
+    ($($arg:tt)*) => {{
+        out!($($arg)*);
+        out!("\n");
+    }};
+}
+
 /// Self-healing operations, proven in simulation.
 #[derive(Parser)]
 #[command(name = "vigil", version, about, long_about = None)]
@@ -187,19 +212,25 @@ fn sweep(paths: &[PathBuf], seeds: Range<u64>, jobs: Option<usize>, json: bool) 
     let failed = summaries.iter().any(|s| !s.failures.is_empty());
     if json {
         match serde_json::to_string_pretty(&summaries) {
-            Ok(text) => println!("{text}"),
+            Ok(text) => outln!("{text}"),
             Err(e) => {
                 eprintln!("error: cannot encode the summaries: {e}");
                 return ExitCode::from(2);
             }
         }
     } else {
-        println!(
+        outln!(
             "{:<28} {:>7} {:>7} {:>7} {:>13} {:>15} {:>12}",
-            "scenario", "seeds", "passed", "failed", "worst avail.", "worst detection", "events"
+            "scenario",
+            "seeds",
+            "passed",
+            "failed",
+            "worst avail.",
+            "worst detection",
+            "events"
         );
         for s in &summaries {
-            println!(
+            outln!(
                 "{:<28} {:>7} {:>7} {:>7} {:>13} {:>15} {:>12}",
                 s.scenario,
                 s.seeds,
@@ -215,13 +246,13 @@ fn sweep(paths: &[PathBuf], seeds: Range<u64>, jobs: Option<usize>, json: bool) 
         }
         for ((file, _), s) in scenarios.iter().zip(&summaries) {
             for f in &s.failures {
-                println!("\nFAILED {} seed {}: {}", s.scenario, f.seed, f.failed.join("; "));
-                println!("  replay: cargo run --release -- run {} --seed {}", file.display(), f.seed);
+                outln!("\nFAILED {} seed {}: {}", s.scenario, f.seed, f.failed.join("; "));
+                outln!("  replay: cargo run --release -- run {} --seed {}", file.display(), f.seed);
             }
         }
         let events: u64 = summaries.iter().map(|s| s.events).sum();
         let secs = wall.as_secs_f64().max(1e-9);
-        println!(
+        outln!(
             "\n{} run(s) on {jobs} thread(s) in {:.1} s ({:.1} M events/s)",
             per_scenario.saturating_mul(summaries.len() as u64),
             secs,
@@ -235,7 +266,7 @@ fn check(files: &[PathBuf]) -> ExitCode {
     let mut bad = 0;
     for file in files {
         match scenario::load_file(file) {
-            Ok(s) => println!(
+            Ok(s) => outln!(
                 "ok   {}: `{}`, {} service(s), {} instance(s), {} fault(s)",
                 file.display(),
                 s.name,
@@ -270,10 +301,13 @@ fn run(scenario: &Scenario, seed: u64, json: bool, timeline: Option<&Path>, dete
             sim = sim.with_timeline(out);
         }
         sim.run();
-        (Report::new(&sim, seed, 0), sim.timeline_error().map(ToString::to_string))
+        (Report::new(&sim, seed, 0), sim.timeline_error().map(|e| (e.kind(), e.to_string())))
     });
     report.wall_ms = u64::try_from(wall.as_millis()).unwrap_or(u64::MAX);
-    if let Some(e) = timeline_error {
+    if let Some((kind, e)) = timeline_error {
+        if kind == io::ErrorKind::BrokenPipe {
+            return ExitCode::SUCCESS; // the reader has seen enough
+        }
         eprintln!("error: writing the timeline failed: {e}");
         return ExitCode::from(2);
     }
@@ -310,7 +344,7 @@ fn run(scenario: &Scenario, seed: u64, json: bool, timeline: Option<&Path>, dete
     }
     if json {
         match serde_json::to_string_pretty(&report) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => outln!("{s}"),
             Err(e) => {
                 eprintln!("error: cannot encode the report: {e}");
                 return ExitCode::from(2);
@@ -320,15 +354,15 @@ fn run(scenario: &Scenario, seed: u64, json: bool, timeline: Option<&Path>, dete
             eprintln!("{line}");
         }
     } else {
-        print!("{}", report.to_text());
+        out!("{}", report.to_text());
         let secs = wall.as_secs_f64().max(1e-9);
-        println!(
+        outln!(
             "wall      {:.1} ms ({:.1} M events/s)",
             secs * 1e3,
             report.events_processed as f64 / secs / 1e6
         );
         if let Some(line) = determinism_line {
-            println!("{line}");
+            outln!("{line}");
         }
     }
     code

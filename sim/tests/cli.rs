@@ -336,3 +336,26 @@ fn json_with_timeline_on_stdout_is_refused_so_stdout_stays_one_json_object() {
     assert!(stderr(&out).contains("--timeline"), "stderr names the conflict: {}", stderr(&out));
     assert!(stdout(&out).is_empty(), "nothing half-written to stdout");
 }
+
+#[test]
+fn a_reader_that_stops_early_does_not_make_vigil_panic() {
+    use std::io::Read as _;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        // The timeline (~180 kB) outgrows the pipe's buffer, so vigil is
+        // still writing when the reader hangs up.
+        .args(["run", &scenario("instance-crash.toml"), "--timeline", "-"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("vigil starts");
+    // Read one byte, then hang up, as `vigil run … | head -c 1` would.
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut first = [0u8; 1];
+    stdout.read_exact(&mut first).expect("vigil writes a report");
+    drop(stdout);
+    let out = child.wait_with_output().expect("vigil ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "no panic on a closed pipe: {stderr}");
+    assert!(out.status.code().is_some_and(|c| c == 0 || c == 1), "an ordinary exit: {:?}", out.status);
+}
