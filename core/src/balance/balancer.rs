@@ -102,6 +102,11 @@ pub struct Balancer {
     deadline: Instant,
     decay_ns: f64,
     default_rtt_ns: f64,
+    /// Peak-EWMA of every sample from every endpoint: what an endpoint
+    /// with no sample of its own is assumed to cost (capped at
+    /// `default_rtt`), so a newcomer looks as good as the fleet and gets
+    /// tried, instead of losing every comparison until its default decays.
+    fleet_ewma: PeakEwma,
     /// Scratch for success-rate evaluation.
     rates: Vec<(f64, u32)>,
     retry: RetryBudget,
@@ -119,6 +124,7 @@ impl Balancer {
         Ok(Balancer {
             decay_ns: config.peak_ewma.decay.as_nanos() as f64,
             default_rtt_ns: config.peak_ewma.default_rtt.as_nanos() as f64,
+            fleet_ewma: PeakEwma::new(),
             retry: RetryBudget::new(config.retry_budget),
             config,
             rng,
@@ -198,7 +204,7 @@ impl Balancer {
             ejections: s.outlier.ejections,
             outstanding: s.outstanding,
             latency_estimate: Duration::from_nanos(
-                s.ewma.read(now, self.default_rtt_ns, self.decay_ns) as u64
+                s.ewma.read(now, self.untried_ns(now), self.decay_ns) as u64
             ),
             slow_start_percent: (self.slow_start_factor(now, s.ramp_from) * 100.0) as u32,
         })
@@ -363,6 +369,7 @@ impl Balancer {
             return;
         };
         let decay_ns = self.decay_ns;
+        self.fleet_ewma.observe(now, latency, decay_ns);
         let s = &mut self.slots[i];
         s.outstanding = s.outstanding.saturating_sub(1);
         s.ewma.observe(now, latency, decay_ns);
@@ -501,7 +508,15 @@ impl Balancer {
     #[inline]
     fn cost(&self, now: Instant, slot: u32) -> f64 {
         let s = &self.slots[slot as usize];
-        s.ewma.read(now, self.default_rtt_ns, self.decay_ns) * f64::from(s.outstanding.saturating_add(1))
+        s.ewma.read(now, self.untried_ns(now), self.decay_ns) * f64::from(s.outstanding.saturating_add(1))
+    }
+
+    /// The latency an endpoint with no sample yet is assumed to have: the
+    /// fleet's estimate, at most `default_rtt` (which applies alone until
+    /// anything has been measured).
+    #[inline]
+    fn untried_ns(&self, now: Instant) -> f64 {
+        self.fleet_ewma.read(now, self.default_rtt_ns, self.decay_ns).min(self.default_rtt_ns)
     }
 
     /// Eject slot `i` for `reason` if the cap allows; returns whether it did.
