@@ -52,6 +52,9 @@ pub struct Detection {
     down_for: Duration,
     #[serde(skip)]
     detected_at: Option<Instant>,
+    /// The verdict stood before the outage began.
+    #[serde(skip)]
+    standing: bool,
 }
 
 impl Detection {
@@ -67,6 +70,11 @@ impl Detection {
     /// `unresponsive` when slower than the probe timeout); an erroring one
     /// is `failed` or `degraded`; a flapping one anything bad.
     pub fn type_matches(&self) -> Option<bool> {
+        // A verdict that stood before the outage began (dead from a
+        // partition, say) says nothing about this outage's type.
+        if self.detected_at == Some(self.began_at) && self.standing {
+            return None;
+        }
         let seen = self.detected_as.as_deref()?;
         let allowed: &[&str] = match self.kind {
             OutageKind::Crash => &["failed", "dead"],
@@ -85,13 +93,14 @@ fn is_bad(status: HealthStatus) -> bool {
 }
 
 /// The first verdict that `instance` is unwell at or after `from` and not
-/// after `until`, or the unwell state already standing at `from`.
+/// after `until`, or the unwell state already standing at `from` (then
+/// the flag is true).
 fn first_bad_verdict(
     obs: &Observations,
     instance: InstanceId,
     from: Instant,
     until: Instant,
-) -> Option<(Instant, String)> {
+) -> Option<(Instant, String, bool)> {
     // Standing state at `from`: the last verdict of each source before it.
     let dead_before = obs
         .verdicts
@@ -100,25 +109,25 @@ fn first_bad_verdict(
         .find(|v| v.instance == instance && v.at <= from)
         .is_some_and(|v| v.to == Liveness::Dead);
     if dead_before {
-        return Some((from, "dead".to_string()));
+        return Some((from, "dead".to_string(), true));
     }
     let status_before = obs.monitor.iter().rev().find_map(|m| match m.change {
         MonitorChange::Status { to, .. } if m.instance == instance && m.at <= from => Some(to),
         _ => None,
     });
     if let Some(status) = status_before.filter(|&s| is_bad(s)) {
-        return Some((from, status.to_string()));
+        return Some((from, status.to_string(), true));
     }
     let dead = obs
         .verdicts
         .iter()
         .find(|v| v.instance == instance && v.to == Liveness::Dead && v.at >= from && v.at <= until)
-        .map(|v| (v.at, "dead".to_string()));
+        .map(|v| (v.at, "dead".to_string(), false));
     let status = obs.monitor.iter().find_map(|m| match m.change {
         MonitorChange::Status { to, .. }
             if m.instance == instance && is_bad(to) && m.at >= from && m.at <= until =>
         {
-            Some((m.at, to.to_string()))
+            Some((m.at, to.to_string(), false))
         }
         _ => None,
     });
@@ -148,6 +157,7 @@ pub fn detections(sim: &Simulation<'_>) -> Vec<Detection> {
                 detected_as: found.as_ref().map(|f| f.1.clone()),
                 began_at: began,
                 down_for: until - began,
+                standing: found.as_ref().is_some_and(|f| f.2),
                 detected_at: found.map(|f| f.0),
             });
         }

@@ -38,7 +38,8 @@ pub struct Report {
     pub expectations: Vec<ExpectationOutcome>,
     /// Each scheduled fault with when it began and ended.
     pub faults: Vec<FaultRecord>,
-    /// Each outage (crash or pause) with its detection.
+    /// Each outage (crash, pause, hang, slow, errors, flap) with its
+    /// detection.
     pub detections: Vec<Detection>,
     /// Verdict changes by destination state.
     pub verdicts: VerdictCounts,
@@ -67,7 +68,7 @@ pub struct CallReport {
     pub availability: Option<f64>,
     /// Endpoints the client's balancer ejected (outlier detection).
     pub ejections: u64,
-    /// Times the client's balancer entered panic mode.
+    /// Times the client's balancer entered panic mode once calls began.
     pub panics: u64,
     /// Median latency, µs.
     pub latency_p50_us: u64,
@@ -159,10 +160,15 @@ impl Report {
                         .iter()
                         .filter(|(_, e)| matches!(e, BalanceEvent::Ejected { .. }))
                         .count() as u64,
+                    // Counted from the first call: before it, at boot, no
+                    // instance is routable yet and the client panics by rule.
                     panics: obs
                         .balance
                         .iter()
-                        .filter(|(_, e)| matches!(e, BalanceEvent::PanicEntered { .. }))
+                        .filter(|(at, e)| {
+                            matches!(e, BalanceEvent::PanicEntered { .. })
+                                && scenario.load.is_some_and(|l| *at >= Instant::ZERO + l.start)
+                        })
                         .count() as u64,
                     latency_p50_us: c.latency_us.value_at_quantile(0.5),
                     latency_p99_us: c.latency_us.value_at_quantile(0.99),

@@ -108,12 +108,15 @@ struct NodeSlot {
 struct App {
     /// Hang faults in force (they nest).
     hung: u32,
-    /// Added to every service time.
-    extra: Duration,
-    /// Share of answers that are errors.
-    error_rate: f64,
-    /// `(period, since)`: failing in every odd half-cycle since `since`.
-    flap: Option<(Duration, Instant)>,
+    /// Slow faults in force: the largest delay is added to every service
+    /// time. Overlapping faults nest: each one's end removes only its own
+    /// entry, and the worst still in force rules.
+    slow: Vec<Duration>,
+    /// Errors faults in force: the largest share of answers are errors.
+    errors: Vec<f64>,
+    /// Flap faults in force, oldest first, as `(period, since)`: failing in
+    /// every odd half-cycle since `since` (the newest one rules).
+    flaps: Vec<(Duration, Instant)>,
     /// Service times and error draws; created on first use.
     rng: Option<Rng>,
     /// When each request in service will be answered (a min-heap), to
@@ -175,10 +178,10 @@ pub struct Verdict {
     pub to: Liveness,
 }
 
-/// A period during which an instance could not answer.
+/// A period during which an instance could not answer, or answered badly.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Outage {
-    /// Crash or pause.
+    /// What happened: crash, pause, or an application fault.
     pub kind: OutageKind,
     /// When it began.
     pub began: Instant,
@@ -263,7 +266,8 @@ pub struct Observations {
     pub monitor: Vec<MonitorVerdict>,
     /// Per scheduled fault (same index as `Scenario::faults`).
     pub faults: Vec<FaultSpan>,
-    /// Per instance: each time its host went down (crash) or froze (pause).
+    /// Per instance: each outage: its host went down (crash) or froze
+    /// (pause), or its application hung, slowed, erred or flapped.
     pub outages: Vec<Vec<Outage>>,
     /// Client calls, when the scenario has load.
     pub calls: CallStats,
@@ -498,7 +502,8 @@ impl<'a> Simulation<'a> {
             return; // accepts nothing, answers nothing
         }
         let rng = app.rng.get_or_insert_with(|| seed.child_named("app").child(u64::from(instance.0)).rng());
-        let mut delay = sample(&service_time, rng) + app.extra;
+        let extra = app.slow.iter().copied().max().unwrap_or_default();
+        let mut delay = sample(&service_time, rng) + extra;
         let mut overloaded = false;
         if let (Some(cap), Message::Request(_)) = (capacity, message) {
             while app.busy_until.peek().is_some_and(|Reverse(t)| *t <= now) {
@@ -511,12 +516,14 @@ impl<'a> Simulation<'a> {
                 app.busy_until.push(Reverse(now + delay));
             }
         }
-        let flapping_bad = app.flap.is_some_and(|(period, since)| {
+        let flapping_bad = app.flaps.last().is_some_and(|&(period, since)| {
             let period_ns = period.as_nanos().max(1);
             ((now - since).as_nanos() / period_ns) % 2 == 1
         });
-        let error =
-            overloaded || flapping_bad || (app.error_rate > 0.0 && rng.random_bool(app.error_rate.min(1.0)));
+        let error = overloaded || flapping_bad || {
+            let p = app.errors.iter().copied().fold(0.0, f64::max);
+            p > 0.0 && rng.random_bool(p.min(1.0))
+        };
         let reply = match message {
             Message::Request(r) => Message::Response(Response {
                 id: r.id,
@@ -875,16 +882,16 @@ impl<'a> Simulation<'a> {
                             OutageKind::Hang
                         }
                         FaultAction::Slow { extra, .. } => {
-                            app.extra = *extra;
+                            app.slow.push(*extra);
                             OutageKind::Slow
                         }
                         FaultAction::Errors { rate, .. } => {
-                            app.error_rate = *rate;
+                            app.errors.push(*rate);
                             OutageKind::Errors
                         }
                         _ => {
                             if let FaultAction::Flap { period, .. } = &fault.action {
-                                app.flap = Some((*period, now));
+                                app.flaps.push((*period, now));
                             }
                             OutageKind::Flap
                         }
@@ -946,16 +953,24 @@ impl<'a> Simulation<'a> {
                             app.hung = app.hung.saturating_sub(1);
                             OutageKind::Hang
                         }
-                        FaultAction::Slow { .. } => {
-                            app.extra = Duration::ZERO;
+                        FaultAction::Slow { extra, .. } => {
+                            if let Some(k) = app.slow.iter().position(|d| d == extra) {
+                                app.slow.remove(k);
+                            }
                             OutageKind::Slow
                         }
-                        FaultAction::Errors { .. } => {
-                            app.error_rate = 0.0;
+                        FaultAction::Errors { rate, .. } => {
+                            if let Some(k) = app.errors.iter().position(|r| r == rate) {
+                                app.errors.remove(k);
+                            }
                             OutageKind::Errors
                         }
                         _ => {
-                            app.flap = None;
+                            if let FaultAction::Flap { period, .. } = &fault.action
+                                && let Some(k) = app.flaps.iter().position(|(p, _)| p == period)
+                            {
+                                app.flaps.remove(k);
+                            }
                             OutageKind::Flap
                         }
                     };

@@ -509,3 +509,55 @@ fn total_loss_gets_everyone_declared_dead_and_no_false_dead_catches_it() {
     assert!(!out.expectation("alive_at_end").passed, "{}", out.report.to_text());
     assert!(!out.report.passed);
 }
+
+#[test]
+fn overlapping_application_faults_nest() {
+    // web/0 fails everything from 20 s to 50 s; a milder errors fault in the
+    // middle ends at 30 s. The outer fault is still in force after that: the
+    // instance must not look healthy again before 50 s.
+    let src = r#"
+name = "nested-errors"
+duration = "80s"
+seed = 4
+
+[[service]]
+name = "web"
+instances = 3
+health = { interval = "500ms", timeout = "300ms", failure_threshold = 2, success_threshold = 2 }
+
+[[fault]]
+at = "20s"
+duration = "30s"
+kind = "errors"
+target = "web/0"
+rate = 1.0
+
+[[fault]]
+at = "25s"
+duration = "5s"
+kind = "errors"
+target = "web/0"
+rate = 0.2
+"#;
+    let scenario = vigil_sim::parse(src, "nested-errors.toml").expect("valid scenario");
+    let mut sim = vigil_sim::Simulation::new(&scenario, scenario.seed);
+    sim.run();
+    let healthy_again: Vec<_> = sim
+        .observations()
+        .monitor
+        .iter()
+        .filter(|m| m.instance.0 == 0)
+        .filter_map(|m| match m.change {
+            vigil_sim::world::MonitorChange::Status {
+                to: vigil_core::health::HealthStatus::Healthy, ..
+            } => Some(m.at),
+            _ => None,
+        })
+        .collect();
+    let second = vigil_core::Instant::from_secs;
+    assert!(
+        healthy_again.iter().all(|&t| t < second(21) || t > second(50)),
+        "web/0 looked healthy while still failing everything: {healthy_again:?}"
+    );
+    assert!(healthy_again.iter().any(|&t| t > second(50)), "and healthy once the faults are over");
+}
