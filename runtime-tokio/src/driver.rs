@@ -246,7 +246,10 @@ where
                 command = commands.recv() => match command {
                     // All handles dropped: nobody can reach this machine again.
                     None | Some(Command::Shutdown) => break,
-                    Some(Command::Inspect(inspect)) => inspect(self.machine.get()),
+                    Some(Command::Inspect(inspect)) => {
+                        let now = self.now();
+                        inspect(self.machine.get(), now);
+                    }
                     Some(Command::Mutate(mutate)) => {
                         let now = self.now();
                         let answer = mutate(self.machine.get_mut(), now);
@@ -457,8 +460,8 @@ where
     }
 }
 
-/// Runs against the machine on the driver task.
-type Inspect<M> = Box<dyn FnOnce(&M) + Send>;
+/// Runs against the machine on the driver task, at the driver's `now`.
+type Inspect<M> = Box<dyn FnOnce(&M, Instant) + Send>;
 
 /// Changes the machine on the driver task, at the given `now`; returns what
 /// answers the caller, run once the outputs are drained.
@@ -535,13 +538,18 @@ impl<M: Send + 'static> DriverHandle<M> {
         F: FnOnce(&M) -> R + Send + 'static,
         R: Send + 'static,
     {
-        let (reply, answer) = oneshot::channel();
-        let command = Command::Inspect(Box::new(move |machine: &M| {
-            // The caller may have stopped waiting; then nobody needs the answer.
-            let _ = reply.send(inspect(machine));
-        }));
-        self.commands.send(command).await.map_err(|_| Error::DriverGone)?;
-        answer.await.map_err(|_| Error::DriverGone)
+        inspect_on(&self.commands, move |machine, _| inspect(machine)).await
+    }
+
+    /// [`with_machine`](Self::with_machine), also given the driver's
+    /// current `now` (on its [`Clock`]): to tell how long ago an instant the
+    /// machine keeps was, or how far off.
+    pub async fn with_machine_at<R, F>(&self, inspect: F) -> Result<R, Error>
+    where
+        F: FnOnce(&M, Instant) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        inspect_on(&self.commands, inspect).await
     }
 
     /// Run `mutate` on the machine, on the driver task, between two inputs,
@@ -558,16 +566,16 @@ impl<M: Send + 'static> DriverHandle<M> {
         F: FnOnce(&mut M, Instant) -> R + Send + 'static,
         R: Send + 'static,
     {
-        let (reply, answer) = oneshot::channel();
-        let command = Command::Mutate(Box::new(move |machine: &mut M, now| {
-            let result = mutate(machine, now);
-            Box::new(move || {
-                // The caller may have stopped waiting; then nobody needs it.
-                let _ = reply.send(result);
-            })
-        }));
-        self.commands.send(command).await.map_err(|_| Error::DriverGone)?;
-        answer.await.map_err(|_| Error::DriverGone)
+        mutate_on(&self.commands, mutate).await
+    }
+
+    /// A cheap, clonable reference to the machine for other tasks (an API
+    /// server): [`MachineRef::with_machine`] and
+    /// [`MachineRef::with_machine_mut`] as on this handle. It does not keep
+    /// the driver running: once the handle is dropped or shut down, its
+    /// calls fail with [`Error::DriverGone`].
+    pub fn machine_ref(&self) -> MachineRef<M> {
+        MachineRef { commands: self.commands.downgrade() }
     }
 
     /// Route messages for `node` to `addr` from now on.
@@ -625,6 +633,88 @@ impl<M: Send + 'static> DriverHandle<M> {
         self.task.abort();
         // Cancelled, or it finished (or panicked) just before: gone either way.
         let _ = self.task.await;
+    }
+}
+
+async fn inspect_on<M, R, F>(commands: &mpsc::Sender<Command<M>>, inspect: F) -> Result<R, Error>
+where
+    F: FnOnce(&M, Instant) -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let (reply, answer) = oneshot::channel();
+    let command = Command::Inspect(Box::new(move |machine: &M, now| {
+        // The caller may have stopped waiting; then nobody needs the answer.
+        let _ = reply.send(inspect(machine, now));
+    }));
+    commands.send(command).await.map_err(|_| Error::DriverGone)?;
+    answer.await.map_err(|_| Error::DriverGone)
+}
+
+async fn mutate_on<M, R, F>(commands: &mpsc::Sender<Command<M>>, mutate: F) -> Result<R, Error>
+where
+    F: FnOnce(&mut M, Instant) -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let (reply, answer) = oneshot::channel();
+    let command = Command::Mutate(Box::new(move |machine: &mut M, now| {
+        let result = mutate(machine, now);
+        Box::new(move || {
+            // The caller may have stopped waiting; then nobody needs it.
+            let _ = reply.send(result);
+        })
+    }));
+    commands.send(command).await.map_err(|_| Error::DriverGone)?;
+    answer.await.map_err(|_| Error::DriverGone)
+}
+
+/// A clonable reference to a running driver's machine that does not keep
+/// the driver alive; see [`DriverHandle::machine_ref`].
+pub struct MachineRef<M> {
+    commands: mpsc::WeakSender<Command<M>>,
+}
+
+impl<M> Clone for MachineRef<M> {
+    fn clone(&self) -> Self {
+        MachineRef { commands: self.commands.clone() }
+    }
+}
+
+impl<M> fmt::Debug for MachineRef<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MachineRef").field("alive", &(self.commands.strong_count() > 0)).finish()
+    }
+}
+
+impl<M: Send + 'static> MachineRef<M> {
+    fn commands(&self) -> Result<mpsc::Sender<Command<M>>, Error> {
+        self.commands.upgrade().ok_or(Error::DriverGone)
+    }
+
+    /// [`DriverHandle::with_machine`].
+    pub async fn with_machine<R, F>(&self, inspect: F) -> Result<R, Error>
+    where
+        F: FnOnce(&M) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        inspect_on(&self.commands()?, move |machine, _| inspect(machine)).await
+    }
+
+    /// [`DriverHandle::with_machine_at`].
+    pub async fn with_machine_at<R, F>(&self, inspect: F) -> Result<R, Error>
+    where
+        F: FnOnce(&M, Instant) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        inspect_on(&self.commands()?, inspect).await
+    }
+
+    /// [`DriverHandle::with_machine_mut`].
+    pub async fn with_machine_mut<R, F>(&self, mutate: F) -> Result<R, Error>
+    where
+        F: FnOnce(&mut M, Instant) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        mutate_on(&self.commands()?, mutate).await
     }
 }
 

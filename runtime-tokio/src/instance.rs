@@ -50,13 +50,27 @@
 //! that node, an [`HttpPeer`] whose `health` target is
 //! [`HEALTH_PATH`] on [`Instance::http_addr`] (what
 //! [`Instance::http_peer`] builds); a client's driver needs one whose
-//! `service` target is the route it calls. Registration is static for now
-//! (the control node's `WatchedInstance` list): the instance does not yet
-//! announce its addresses itself.
+//! `service` target is the route it calls.
+//!
+//! # Registration
+//!
+//! Either static (the control node's `WatchedInstance` list), or by the
+//! instance itself: give [`InstanceConfig::registration`] a
+//! [`SelfRegistration`] and [`Instance::start`] registers with the control
+//! node's [API](crate::api) once it serves HTTP, retrying a few times while
+//! the API is unreachable or unavailable, and fails if the registration is
+//! refused. Its heartbeats then renew the lease. [`Instance::shutdown`]
+//! deregisters it first (best effort: a lease left behind expires on its
+//! own). The instance adds to the registration the endpoints it serves
+//! that the body does not already name: `health` (its `/readyz` URL, the
+//! [`HEALTH_ENDPOINT`](vigil_core::registry::HEALTH_ENDPOINT) convention),
+//! `liveness` (`/livez`) and `http` (its listener), so that a listener on a
+//! system-chosen port is still announced where it is.
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use vigil_core::NodeId;
@@ -64,6 +78,7 @@ use vigil_core::health::{AgentConfig, HealthConfigError};
 use vigil_core::node::InstanceNode;
 use vigil_core::rng::Seed;
 
+use crate::api::{ApiClient, ApiClientError, RegisterInstance, Registered};
 use crate::clock::Clock;
 use crate::driver::{Driver, DriverHandle};
 use crate::endpoints::{HealthChecks, HealthServer, serve_router};
@@ -74,10 +89,9 @@ use crate::transport::HttpPeer;
 /// check or the drain switch ([`HealthChecks::set_ready`]) takes the
 /// instance out of rotation.
 ///
-/// The protocol's probe message does not say which of the monitor's checks
-/// it serves (liveness, readiness, startup), so every check of the instance
-/// is probed at this one path: a drained instance fails its liveness check
-/// too. See the crate's notes on this limit.
+/// Readiness and startup probes go here; liveness probes go to `/livez`
+/// (see [`Instance::http_peer`]), so a drained instance is out of rotation
+/// without being taken for a dead one.
 pub const HEALTH_PATH: &str = "/readyz";
 
 /// Settings of an [`Instance`].
@@ -103,6 +117,50 @@ pub struct InstanceConfig {
     pub router: Router,
     /// Seeds the agent's jitter.
     pub seed: Seed,
+    /// Register with the control node's API at start, deregister at
+    /// shutdown; `None`: registered statically by the control node.
+    pub registration: Option<SelfRegistration>,
+}
+
+/// How an [`Instance`] registers itself with the control node's
+/// [API](crate::api).
+#[derive(Clone, Debug)]
+pub struct SelfRegistration {
+    /// The API's base URL (`http://host:port`).
+    pub api: HttpTarget,
+    /// The bearer token mutations need, if the API has one.
+    pub token: Option<String>,
+    /// What to register. Its `id` and `node` are replaced by the instance's
+    /// own (the agent's instance id, [`InstanceConfig::node`]); endpoints
+    /// the instance serves are added unless named (see the
+    /// [module docs](self)).
+    pub body: RegisterInstance,
+    /// Tries while the API is unreachable or answers 5xx; at least one.
+    pub attempts: u32,
+    /// Wait between two tries.
+    pub retry_delay: Duration,
+    /// Bound of each try.
+    pub timeout: Duration,
+}
+
+impl SelfRegistration {
+    /// Register `body` at the API at `api`: 5 tries, 100 ms apart, 1 s each.
+    pub fn new(api: SocketAddr, token: Option<String>, body: RegisterInstance) -> Self {
+        SelfRegistration {
+            api: HttpTarget::new(api, "/").expect("\"/\" is a valid path"),
+            token,
+            body,
+            attempts: 5,
+            retry_delay: Duration::from_millis(100),
+            timeout: crate::api::DEFAULT_CLIENT_TIMEOUT,
+        }
+    }
+
+    fn client(&self) -> ApiClient {
+        let mut client = ApiClient::new(self.api.clone()).with_token(self.token.clone());
+        client.timeout = self.timeout;
+        client
+    }
 }
 
 impl InstanceConfig {
@@ -125,7 +183,15 @@ impl InstanceConfig {
             udp_addr: loopback,
             checks,
             router,
+            registration: None,
         }
+    }
+
+    /// Register with the control node's API at start, builder style.
+    #[must_use]
+    pub fn with_registration(mut self, registration: SelfRegistration) -> Self {
+        self.registration = Some(registration);
+        self
     }
 }
 
@@ -139,6 +205,15 @@ pub enum StartError {
     /// A socket could not be bound.
     #[error("cannot bind: {0}")]
     Bind(#[from] io::Error),
+    /// The control node's API refused the registration, or could not be
+    /// reached after every try.
+    #[error("registration failed after {attempts} tries: {error}")]
+    Registration {
+        /// Tries made.
+        attempts: u32,
+        /// The last failure.
+        error: ApiClientError,
+    },
 }
 
 /// A running instance: HTTP (service and probe routes) and the heartbeat
@@ -151,6 +226,8 @@ pub struct Instance {
     server: HealthServer,
     http_aborted: AtomicBool,
     agent: DriverHandle<InstanceNode>,
+    /// The API it registered with, and what it answered.
+    registered: Option<(ApiClient, Registered)>,
 }
 
 impl Instance {
@@ -168,8 +245,16 @@ impl Instance {
         let (http_addr, server) = serve_router(config.http_addr, app).await?;
         let agent = Driver::bind(config.node, config.udp_addr, clock, agent)
             .await?
-            .with_peers([(config.agent.control, config.control_addr)])
-            .spawn();
+            .with_peers([(config.agent.control, config.control_addr)]);
+        // Serving already (probes may come at once); beating right after.
+        // On failure both stop as they are dropped.
+        let registered = match config.registration {
+            Some(registration) => {
+                Some(register(registration, config.node, config.agent.instance.0, http_addr).await?)
+            }
+            None => None,
+        };
+        let agent = agent.spawn();
         let (node, instance, udp) = (config.node.0, config.agent.instance.0, agent.local_addr());
         tracing::info!(node, instance, %http_addr, %udp, "instance started");
         Ok(Instance {
@@ -179,7 +264,23 @@ impl Instance {
             server,
             http_aborted: AtomicBool::new(false),
             agent,
+            registered,
         })
+    }
+
+    /// What the control node's API answered to the registration at start,
+    /// if the instance registered itself.
+    pub fn registration(&self) -> Option<&Registered> {
+        self.registered.as_ref().map(|(_, r)| r)
+    }
+
+    /// Deregister from the control node's API (one try): whether it was
+    /// still registered. `Ok(false)` without self-registration.
+    pub async fn deregister(&self) -> Result<bool, ApiClientError> {
+        match &self.registered {
+            Some((client, registered)) => client.deregister(registered.instance.id).await,
+            None => Ok(false),
+        }
     }
 
     /// The agent's node id.
@@ -228,15 +329,66 @@ impl Instance {
         self.server.abort();
     }
 
-    /// Stop HTTP gracefully (requests in flight finish), then the agent.
-    /// Drain first ([`HealthChecks::set_ready`]) to let clients move away.
+    /// Deregister (if self-registered; best effort, bounded by the
+    /// registration's timeout), then stop HTTP gracefully (requests in
+    /// flight finish), then the agent. Drain first
+    /// ([`HealthChecks::set_ready`]) to let clients move away.
     pub async fn shutdown(self) -> io::Result<()> {
+        if self.registered.is_some() {
+            match self.deregister().await {
+                Ok(true) => tracing::info!(node = self.node.0, "deregistered"),
+                Ok(false) => tracing::info!(node = self.node.0, "already deregistered"),
+                Err(error) => {
+                    tracing::warn!(node = self.node.0, %error, "deregistration failed; the lease will expire");
+                }
+            }
+        }
         let http = self.server.shutdown().await;
         self.agent.shutdown().await.map_err(io::Error::other)?;
         match http {
             // Cut short by `abort_http` earlier: that was the point.
             Err(_) if self.http_aborted.load(Ordering::Relaxed) => Ok(()),
             other => other,
+        }
+    }
+}
+
+/// Register `registration` as instance `id` on `node`, serving at
+/// `http_addr`: retry transient failures, give up on a refusal.
+async fn register(
+    registration: SelfRegistration,
+    node: NodeId,
+    id: u32,
+    http_addr: SocketAddr,
+) -> Result<(ApiClient, Registered), StartError> {
+    let client = registration.client();
+    let mut body = registration.body;
+    body.id = id;
+    body.node = node.0;
+    let served = [
+        (vigil_core::registry::HEALTH_ENDPOINT, format!("http://{http_addr}{HEALTH_PATH}")),
+        ("liveness", format!("http://{http_addr}/livez")),
+        ("http", format!("http://{http_addr}")),
+    ];
+    for (name, address) in served {
+        if body.endpoints.get(name).is_none() {
+            body.endpoints.0.push((name.to_owned(), address));
+        }
+    }
+    let attempts = registration.attempts.max(1);
+    let mut tried = 0;
+    loop {
+        tried += 1;
+        match client.register(&body).await {
+            Ok(registered) => {
+                tracing::info!(instance = id, node = node.0, outcome = ?registered.outcome, "registered");
+                return Ok((client, registered));
+            }
+            Err(error) if error.is_transient() && tried < attempts => {
+                tracing::debug!(instance = id, tried, %error, "registration failed; trying again");
+                tokio::time::sleep(registration.retry_delay).await;
+            }
+            Err(error) => return Err(StartError::Registration { attempts: tried, error }),
         }
     }
 }

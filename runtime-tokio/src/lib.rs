@@ -114,12 +114,18 @@
 //!   on a driver; [`call`](DiscoveryClient::call) picks a routable instance
 //!   through the client's balancer and GETs it.
 //!
+//! - [`api`]: the control plane's JSON API ([`serve_api`]): the catalog
+//!   for reading, registration and deregistration behind a bearer token;
+//!   an [`Instance`] given a [`SelfRegistration`] registers itself through
+//!   it at start and deregisters at shutdown.
+//!
 //! `tests/discovery-e2e.rs` runs the whole loop on loopback: a control node,
 //! three instances, a client; a drained instance and a stopped one leave
 //! rotation, a restored one returns.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod api;
 mod clock;
 pub mod discovery;
 mod driver;
@@ -131,12 +137,15 @@ mod stats;
 pub mod transport;
 mod wire;
 
+pub use api::{ApiClient, ApiConfig, ApiServer, serve_api};
 pub use clock::{Clock, incarnation_now};
 pub use discovery::{DiscoveryClient, DiscoveryConfig};
-pub use driver::{Driver, DriverEvent, DriverHandle, EVENT_CAPACITY, MAX_LEARNED_PEERS, MAX_PENDING_CALLS};
+pub use driver::{
+    Driver, DriverEvent, DriverHandle, EVENT_CAPACITY, MAX_LEARNED_PEERS, MAX_PENDING_CALLS, MachineRef,
+};
 pub use endpoints::{CheckKind, HealthChecks, HealthServer};
 pub use error::Error;
-pub use instance::{Instance, InstanceConfig};
+pub use instance::{Instance, InstanceConfig, SelfRegistration};
 pub use probe::{HttpTarget, ProbeOutcome, probe_http, probe_tcp};
 pub use stats::DriverStats;
 pub use transport::{HttpPeer, TransportConfig};

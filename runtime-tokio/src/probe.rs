@@ -189,6 +189,11 @@ impl HttpTarget {
     pub fn port(&self) -> u16 {
         self.port
     }
+
+    /// The `Host` header: host, and port if not 80.
+    pub(crate) fn authority(&self) -> &str {
+        &self.authority
+    }
 }
 
 impl FromStr for HttpTarget {
@@ -248,7 +253,7 @@ pub async fn probe_tcp(addr: SocketAddr, timeout: Duration) -> ProbeOutcome {
     outcome
 }
 
-fn io_outcome(error: &io::Error) -> ProbeOutcome {
+pub(crate) fn io_outcome(error: &io::Error) -> ProbeOutcome {
     match error.kind() {
         io::ErrorKind::ConnectionRefused => ProbeOutcome::Refused,
         io::ErrorKind::TimedOut => ProbeOutcome::Timeout,
@@ -313,7 +318,7 @@ async fn http_get(target: &HttpTarget, start: Instant, user_agent: &'static str)
 
 /// Connect to the target's host: an IP literal directly, a name through
 /// the resolver, trying each address in turn (the last error wins).
-async fn connect(target: &HttpTarget) -> io::Result<TcpStream> {
+pub(crate) async fn connect(target: &HttpTarget) -> io::Result<TcpStream> {
     if let Ok(ip) = target.host.parse::<IpAddr>() {
         return TcpStream::connect(SocketAddr::new(ip, target.port)).await;
     }

@@ -1,0 +1,171 @@
+//! The control plane's operational API: the service catalog over HTTP, as
+//! JSON.
+//!
+//! # Why
+//!
+//! The design asks for "a JSON operational API for every piece of
+//! operational data; mutations require a token". The first data are the
+//! catalog's: which instances run, where, and whether they are well. The
+//! first mutations are registration and deregistration: a real instance
+//! announces itself when it starts (its id, service, version, endpoints)
+//! instead of being listed in the control node's configuration, and leaves
+//! when it stops. Its heartbeats then renew the lease (the control plane
+//! calls `Registry::renew` on every fresh heartbeat).
+//!
+//! # Routes
+//!
+//! | route | token | answer |
+//! | --- | --- | --- |
+//! | `POST /v1/instances` ([`RegisterInstance`]) | yes | `201` ([`Registered`], `Location`) when new; `200` when updated or renewed |
+//! | `DELETE /v1/instances/{id}` | yes | `204`; `404` if not registered |
+//! | `GET /v1/instances?service=&version=&zone=&tag=` | no | `200` [`InstanceList`] (`tag` repeatable: all required) |
+//! | `GET /v1/instances/{id}` | no | `200` [`InstanceRecord`]; `404` |
+//! | `GET /v1/services` | no | `200` [`ServiceList`] |
+//!
+//! Every error is JSON, [`ErrorBody`] (`{"error": reason, "kind": kind}`):
+//!
+//! | status | kind | when |
+//! | --- | --- | --- |
+//! | 400 | `invalid_json` | the body is not JSON, or not a [`RegisterInstance`] (a missing or unknown field, a wrong type); the reason is serde's, with line and column |
+//! | 400 | `invalid_registration` | the registry or the control plane refused it (empty or invalid names, zero weight, lease out of range, unknown class…); the reason is its error's |
+//! | 400 | `invalid_query` | an unknown query parameter, or an id that is not a `u32` |
+//! | 401 | `unauthorized` | a mutation without the token, or with another (`WWW-Authenticate: Bearer`) |
+//! | 404 | `not_found` | unknown instance or route |
+//! | 405 | `method_not_allowed` | e.g. `PUT /v1/instances` |
+//! | 409 | `conflict` | the id is registered for another service |
+//! | 413 | `too_large` | a body over [`ApiConfig::body_limit`] (by `Content-Length` at once, else as it is read) |
+//! | 503 | `catalog_full` | the catalog's instance or service limit is reached |
+//! | 503 | `unavailable` | the control plane's driver is not running |
+//!
+//! The token is checked before the body is read, so an unauthenticated
+//! client cannot make the server read anything. Tokens compare in constant
+//! time. Without a configured token, mutations are open: only for a
+//! trusted network.
+//!
+//! # How
+//!
+//! The server holds a [`MachineRef`] to the control plane's driver, not the
+//! machine: every request runs one closure on the driver task, between two
+//! inputs ([`MachineRef::with_machine_mut`] for mutations, which drains the
+//! outputs, such as clients' endpoint updates, before answering). A
+//! rejected registration changes nothing (the control plane's guarantee).
+//! The server does not keep the driver alive: once its handle is dropped,
+//! requests get `503`.
+//!
+//! Times in records (`lease.expires_in_ms`, `critical_for_ms`,
+//! `registered_ms_ago`) are relative to the control node's clock at the
+//! moment of answering.
+//!
+//! # Self-registration
+//!
+//! An [`Instance`](crate::Instance) given a
+//! [`SelfRegistration`](crate::instance::SelfRegistration) registers
+//! through [`ApiClient`] when it starts and deregisters when it shuts
+//! down.
+
+mod client;
+mod model;
+mod routes;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use vigil_core::node::ControlPlane;
+
+pub use client::{ApiClient, ApiClientError, ApiResponse, DEFAULT_CLIENT_TIMEOUT, DEFAULT_MAX_ANSWER};
+pub use model::{
+    Endpoints, ErrorBody, InstanceList, InstanceRecord, Lease, MonitorCounts, MonitorRecord, Outcome,
+    RegisterInstance, Registered, ServiceList, ServiceRecord,
+};
+pub use routes::MAX_TAG_FILTERS;
+
+use crate::driver::MachineRef;
+use crate::endpoints::{HealthServer, serve_router};
+
+/// Default [`ApiConfig::body_limit`]: 64 KiB, far above any valid
+/// registration (16 endpoints and 32 tags of 256 bytes each).
+pub const DEFAULT_BODY_LIMIT: usize = 64 << 10;
+
+/// Settings of the API server.
+#[derive(Clone)]
+pub struct ApiConfig {
+    /// The bearer token mutations need; `None`: mutations are open.
+    pub token: Option<String>,
+    /// Largest request body read; beyond it, `413`.
+    pub body_limit: usize,
+}
+
+impl Default for ApiConfig {
+    /// No token, [`DEFAULT_BODY_LIMIT`].
+    fn default() -> Self {
+        ApiConfig { token: None, body_limit: DEFAULT_BODY_LIMIT }
+    }
+}
+
+impl ApiConfig {
+    /// Mutations need `token`; default body limit.
+    pub fn with_token(token: impl Into<String>) -> Self {
+        ApiConfig { token: Some(token.into()), ..ApiConfig::default() }
+    }
+}
+
+impl std::fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiConfig")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("body_limit", &self.body_limit)
+            .finish()
+    }
+}
+
+/// Serve the API on `addr` (port 0: the system picks) for the control
+/// plane behind `control` ([`DriverHandle::machine_ref`](crate::DriverHandle::machine_ref)),
+/// on a new task; the address bound and the handle that stops it.
+///
+/// Fails with [`io::ErrorKind::InvalidInput`] for an empty token (which
+/// would make `Authorization: Bearer ` a pass) and when the socket cannot
+/// be bound.
+pub async fn serve_api(
+    addr: SocketAddr,
+    control: MachineRef<ControlPlane>,
+    config: ApiConfig,
+) -> io::Result<(SocketAddr, ApiServer)> {
+    if config.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "the API token must not be empty"));
+    }
+    if config.token.is_none() {
+        tracing::warn!("control API without a token: anyone who reaches it can register and deregister");
+    }
+    let api = routes::Api {
+        control,
+        token: config.token.map(|t| Arc::from(t.as_str())),
+        body_limit: config.body_limit,
+    };
+    let (local_addr, server) = serve_router(addr, routes::router(api)).await?;
+    tracing::info!(%local_addr, "control API serving");
+    Ok((local_addr, ApiServer(server)))
+}
+
+/// The task serving the API; dropping it stops the server (gracefully, in
+/// the background).
+#[derive(Debug)]
+pub struct ApiServer(HealthServer);
+
+impl ApiServer {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.0.local_addr()
+    }
+
+    /// Stop accepting connections, let requests in flight finish, and wait
+    /// for the task to end.
+    pub async fn shutdown(self) -> io::Result<()> {
+        self.0.shutdown().await
+    }
+
+    /// Stop at once: connections in flight are cut.
+    pub fn abort(&self) {
+        self.0.abort();
+    }
+}

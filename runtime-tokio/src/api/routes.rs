@@ -1,0 +1,429 @@
+//! The axum routes and their handlers.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+use serde::Serialize;
+use vigil_core::node::{ControlError, ControlPlane};
+use vigil_core::registry::{HealthStatus, Instance, Query, RegisterOutcome, RegistryError};
+use vigil_core::{Duration, InstanceId, Instant};
+
+use super::model::{
+    ErrorBody, InstanceList, InstanceRecord, Lease, MonitorCounts, MonitorRecord, Outcome, RegisterInstance,
+    Registered, ServiceList, ServiceRecord,
+};
+use crate::driver::MachineRef;
+use crate::error::Error;
+
+/// Most `tag=` filters one query may give.
+pub const MAX_TAG_FILTERS: usize = 32;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub(super) struct Api {
+    pub(super) control: MachineRef<ControlPlane>,
+    pub(super) token: Option<Arc<str>>,
+    pub(super) body_limit: usize,
+}
+
+pub(super) fn router(api: Api) -> Router {
+    Router::new()
+        .route("/v1/instances", get(list_instances).post(register))
+        .route("/v1/instances/{id}", get(get_instance).delete(deregister))
+        .route("/v1/services", get(list_services))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(api)
+}
+
+/// A JSON answer.
+fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body)
+            .into_response(),
+        // Our own types of strings, numbers and string-keyed maps: cannot fail.
+        Err(error) => {
+            tracing::error!(%error, "cannot encode an answer");
+            (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode the answer").into_response()
+        }
+    }
+}
+
+/// An error answer: `{"error": reason, "kind": kind}` with `status`.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    kind: &'static str,
+    reason: String,
+}
+
+fn error(status: StatusCode, kind: &'static str, reason: impl Into<String>) -> ApiError {
+    ApiError { status, kind, reason: reason.into() }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = json(self.status, &ErrorBody { error: self.reason, kind: self.kind.to_owned() });
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<Error> for ApiError {
+    /// The control plane's driver is not running.
+    fn from(e: Error) -> Self {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("the control plane is not running: {e}"),
+        )
+    }
+}
+
+async fn not_found() -> ApiError {
+    error(StatusCode::NOT_FOUND, "not_found", "no such route; see /v1/instances and /v1/services")
+}
+
+async fn method_not_allowed() -> ApiError {
+    error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
+}
+
+// ----- authorisation and bodies -----
+
+/// Check the bearer token of a mutation.
+fn authorise(api: &Api, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(token) = &api.token else { return Ok(()) };
+    let unauthorised = |reason: &str| error(StatusCode::UNAUTHORIZED, "unauthorized", reason);
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(unauthorised("this mutation needs a token: send `Authorization: Bearer <token>`"));
+    };
+    let given = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim);
+    match given {
+        None => Err(unauthorised("the Authorization header must be `Bearer <token>`")),
+        Some(given) if constant_time_eq(given.as_bytes(), token.as_bytes()) => Ok(()),
+        Some(_) => Err(unauthorised("invalid token")),
+    }
+}
+
+/// Equality whose time does not depend on where the inputs differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    for i in 0..a.len().max(b.len()) {
+        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0);
+    }
+    diff == 0
+}
+
+/// Read a body of at most `limit` bytes.
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the body exceeds the limit of {limit} bytes"),
+        )
+    };
+    // Refuse a declared length at once, before reading anything.
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(e) => Err(error(StatusCode::BAD_REQUEST, "invalid_json", format!("cannot read the body: {e}"))),
+    }
+}
+
+fn parse_id(id: &str) -> Result<InstanceId, ApiError> {
+    id.parse::<u32>().map(InstanceId).map_err(|_| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            format!("instance id {:?} is not an integer in 0..=4294967295", truncate(id, 32)),
+        )
+    })
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+// ----- records -----
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn record(c: &ControlPlane, i: &Instance, now: Instant) -> InstanceRecord {
+    let liveness = c.detector().instance(i.id);
+    let monitor = c.monitor().instance(i.id).map(|v| MonitorRecord {
+        status: v.status,
+        ready: v.ready,
+        started: v.started,
+        flapping: v.flapping,
+        needs_recovery: v.needs_recovery,
+    });
+    InstanceRecord {
+        id: i.id.0,
+        service: c.registry().service_name(i.service).unwrap_or_default().to_owned(),
+        version: i.version.clone(),
+        zone: i.zone.clone(),
+        tags: i.tags.iter().cloned().collect(),
+        weight: i.weight,
+        endpoints: i.endpoints.as_slice().into(),
+        health: i.health(),
+        routable: c.is_routable(i.id),
+        liveness: liveness.map(|l| l.status),
+        class: liveness.map(|l| l.class),
+        monitor,
+        lease: Lease {
+            ttl_ms: ms(i.ttl),
+            expired: i.lease_expired,
+            expires_in_ms: if i.lease_expired {
+                0
+            } else {
+                ms(i.lease_expires_at.saturating_duration_since(now))
+            },
+        },
+        critical_for_ms: i.critical_since.map(|since| ms(now.saturating_duration_since(since))),
+        registered_ms_ago: ms(now.saturating_duration_since(i.registered_at)),
+        create_index: i.create_index,
+        modify_index: i.modify_index,
+    }
+}
+
+// ----- handlers -----
+
+async fn register(State(api): State<Api>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    authorise(&api, &headers)?;
+    let bytes = read_body(&headers, body, api.body_limit).await?;
+    let request: RegisterInstance = serde_json::from_slice(&bytes)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_json", format!("invalid body: {e}")))?;
+    let id = InstanceId(request.id);
+    let answer = api
+        .control
+        .with_machine_mut(move |c: &mut ControlPlane, now| {
+            let outcome = c.register(now, request.to_request())?;
+            let record = c.registry().instance(id).map(|i| record(c, i, now));
+            Ok::<_, ControlError>((outcome, record))
+        })
+        .await?;
+    let (outcome, instance) = answer.map_err(|e| {
+        tracing::debug!(instance = id.0, error = %e, "registration refused");
+        let (status, kind) = match &e {
+            ControlError::Registry(RegistryError::DuplicateInstance { .. }) => {
+                (StatusCode::CONFLICT, "conflict")
+            }
+            ControlError::Registry(
+                RegistryError::CatalogFull { .. } | RegistryError::TooManyServices { .. },
+            ) => (StatusCode::SERVICE_UNAVAILABLE, "catalog_full"),
+            _ => (StatusCode::BAD_REQUEST, "invalid_registration"),
+        };
+        error(status, kind, e.to_string())
+    })?;
+    // Just registered, on the same task: it is there.
+    let instance = instance
+        .ok_or_else(|| error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", format!("{id} left at once")))?;
+    let (status, outcome) = match outcome {
+        RegisterOutcome::Created => (StatusCode::CREATED, Outcome::Created),
+        RegisterOutcome::Updated => (StatusCode::OK, Outcome::Updated),
+        RegisterOutcome::Renewed => (StatusCode::OK, Outcome::Renewed),
+    };
+    tracing::info!(instance = id.0, service = %instance.service, ?outcome, "registered over the API");
+    let mut response = json(status, &Registered { outcome, instance });
+    if status == StatusCode::CREATED {
+        if let Ok(location) = HeaderValue::from_str(&format!("/v1/instances/{}", id.0)) {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
+    }
+    Ok(response)
+}
+
+async fn deregister(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    authorise(&api, &headers)?;
+    let id = parse_id(&id)?;
+    let known = api
+        .control
+        .with_machine_mut(move |c: &mut ControlPlane, now| {
+            c.registry().instance(id).is_some() && c.deregister(now, id)
+        })
+        .await?;
+    if !known {
+        return Err(error(StatusCode::NOT_FOUND, "not_found", format!("{id} is not registered")));
+    }
+    tracing::info!(instance = id.0, "deregistered over the API");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn get_instance(State(api): State<Api>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let found = api
+        .control
+        .with_machine_at(move |c: &ControlPlane, now| c.registry().instance(id).map(|i| record(c, i, now)))
+        .await?;
+    match found {
+        Some(record) => Ok(json(StatusCode::OK, &record)),
+        None => Err(error(StatusCode::NOT_FOUND, "not_found", format!("{id} is not registered"))),
+    }
+}
+
+/// The filters of `GET /v1/instances`.
+#[derive(Debug, Default)]
+struct InstanceFilter {
+    service: Option<String>,
+    query: Query,
+}
+
+impl InstanceFilter {
+    fn parse(query: Option<&str>) -> Result<Self, ApiError> {
+        let mut filter = InstanceFilter::default();
+        let bad = |reason: String| error(StatusCode::BAD_REQUEST, "invalid_query", reason);
+        for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            let value = value.into_owned();
+            match &*key {
+                "service" => filter.service = Some(value),
+                "version" => filter.query.version = Some(value),
+                "zone" => filter.query.zone = Some(value),
+                "tag" if filter.query.tags.len() < MAX_TAG_FILTERS => filter.query.tags.push(value),
+                "tag" => return Err(bad(format!("at most {MAX_TAG_FILTERS} tag filters"))),
+                other => {
+                    return Err(bad(format!(
+                        "unknown query parameter {:?}; use service, version, zone, tag",
+                        truncate(other, 64)
+                    )));
+                }
+            }
+        }
+        Ok(filter)
+    }
+}
+
+async fn list_instances(State(api): State<Api>, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+    let filter = InstanceFilter::parse(query.as_deref())?;
+    let list = api
+        .control
+        .with_machine_at(move |c: &ControlPlane, now| {
+            let registry = c.registry();
+            let services: Vec<_> = match &filter.service {
+                Some(name) => registry.service_id(name).into_iter().collect(),
+                None => registry.services().map(|(id, _)| id).collect(),
+            };
+            let instances = services
+                .into_iter()
+                .flat_map(|s| registry.instances(s, &filter.query))
+                .map(|i| record(c, i, now))
+                .collect();
+            InstanceList { index: registry.index(), instances }
+        })
+        .await?;
+    Ok(json(StatusCode::OK, &list))
+}
+
+async fn list_services(State(api): State<Api>) -> Result<Response, ApiError> {
+    let list = api
+        .control
+        .with_machine(move |c: &ControlPlane| {
+            let registry = c.registry();
+            let all = Query::all();
+            let mut services: Vec<ServiceRecord> = registry
+                .services()
+                .filter_map(|(id, name)| {
+                    let mut record = ServiceRecord {
+                        name: name.to_owned(),
+                        instances: 0,
+                        passing: 0,
+                        warning: 0,
+                        critical: 0,
+                        routable: 0,
+                        monitor: None,
+                    };
+                    for i in registry.instances(id, &all) {
+                        record.instances += 1;
+                        match i.health() {
+                            HealthStatus::Passing => record.passing += 1,
+                            HealthStatus::Warning => record.warning += 1,
+                            HealthStatus::Critical => record.critical += 1,
+                        }
+                        record.routable += u32::from(c.is_routable(i.id));
+                    }
+                    if record.instances == 0 {
+                        return None; // names are never forgotten; empty services are not listed
+                    }
+                    record.monitor = c.monitor().service(id).filter(|s| s.instances > 0).map(|s| {
+                        use vigil_core::health::HealthStatus as M;
+                        MonitorCounts {
+                            instances: s.instances,
+                            healthy: s.count(M::Healthy),
+                            degraded: s.count(M::Degraded),
+                            unknown: s.count(M::Unknown),
+                            unresponsive: s.count(M::Unresponsive),
+                            failed: s.count(M::Failed),
+                            ready: s.ready,
+                            flapping: s.flapping,
+                        }
+                    });
+                    Some(record)
+                })
+                .collect();
+            services.sort_by(|a, b| a.name.cmp(&b.name));
+            ServiceList { index: registry.index(), services }
+        })
+        .await?;
+    Ok(json(StatusCode::OK, &list))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(!constant_time_eq(b"", b"x"));
+        assert!(constant_time_eq(b"", b""));
+    }
+
+    #[test]
+    fn filters_parse_and_refuse_strangers() {
+        let f = InstanceFilter::parse(Some("service=web&version=v1&zone=a&tag=x&tag=y%20z")).unwrap();
+        assert_eq!(f.service.as_deref(), Some("web"));
+        assert_eq!(f.query, Query::all().version("v1").zone("a").tag("x").tag("y z"));
+        assert!(InstanceFilter::parse(None).unwrap().service.is_none());
+        assert_eq!(InstanceFilter::parse(Some("servcie=web")).unwrap_err().status, StatusCode::BAD_REQUEST);
+        let many: Vec<String> = (0..=MAX_TAG_FILTERS).map(|i| format!("tag=t{i}")).collect();
+        assert!(InstanceFilter::parse(Some(&many.join("&"))).is_err());
+    }
+
+    #[test]
+    fn ids_parse() {
+        assert_eq!(parse_id("7").unwrap(), InstanceId(7));
+        assert!(parse_id("-1").is_err());
+        assert!(parse_id("4294967296").is_err());
+        assert!(parse_id("é".repeat(100).as_str()).is_err());
+    }
+}

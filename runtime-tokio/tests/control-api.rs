@@ -1,0 +1,433 @@
+//! The control plane's JSON API on loopback: an instance registers itself
+//! over HTTP at start, its heartbeats make it routable and renew its lease,
+//! it leaves the catalog at shutdown; bad requests are refused with a
+//! status and a reason, and change nothing. Every wait has a deadline.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::http::{Method, StatusCode};
+use bytes::Bytes;
+use tokio::time::Instant as TokioInstant;
+use vigil_core::health::{AgentConfig, Liveness, LivenessTimeouts};
+use vigil_core::node::{ControlConfig, ControlPlane};
+use vigil_core::registry::{HEALTH_ENDPOINT, HealthStatus, RegistryConfig};
+use vigil_core::{Duration, InstanceId, NodeId};
+use vigil_tokio::api::{ApiClient, ApiClientError, ApiResponse, ErrorBody, Outcome, RegisterInstance};
+use vigil_tokio::instance::{Instance, InstanceConfig, SelfRegistration, StartError};
+use vigil_tokio::probe::HttpTarget;
+use vigil_tokio::{
+    ApiConfig, ApiServer, Clock, Driver, DriverHandle, HealthChecks, incarnation_now, serve_api,
+};
+
+const CONTROL: NodeId = NodeId(0);
+const TOKEN: &str = "s3cret-token";
+/// Heartbeats every 50 ms; suspect after 300 ms, dead after 600 ms.
+const BEAT: Duration = Duration::from_millis(50);
+/// The registered lease: ten heartbeats long, so only renewal keeps it.
+const TTL_MS: u64 = 500;
+/// The deadline of every wait: generous for a loaded machine.
+const WITHIN: Duration = Duration::from_secs(5);
+const POLL: Duration = Duration::from_millis(10);
+
+fn loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+struct Control {
+    driver: DriverHandle<ControlPlane>,
+    api_addr: SocketAddr,
+    api: ApiServer,
+}
+
+impl Control {
+    fn client(&self, token: Option<&str>) -> ApiClient {
+        let mut client =
+            ApiClient::new(HttpTarget::new(self.api_addr, "/").unwrap()).with_token(token.map(str::to_owned));
+        client.timeout = WITHIN;
+        client
+    }
+
+    async fn query<R, F>(&self, query: F) -> R
+    where
+        F: FnOnce(&ControlPlane) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.driver.with_machine(query).await.expect("control running")
+    }
+
+    async fn shutdown(self) {
+        self.api.shutdown().await.expect("api stops cleanly");
+        self.driver.shutdown().await.expect("control stops cleanly");
+    }
+}
+
+/// A control plane watching nothing, with the API (token required).
+async fn control() -> Control {
+    let clock = Clock::start();
+    let config = ControlConfig {
+        liveness_classes: vec![LivenessTimeouts {
+            suspect_after: Duration::from_millis(300),
+            dead_after: Duration::from_millis(600),
+        }],
+        registry: RegistryConfig { min_ttl: Duration::from_millis(100), ..RegistryConfig::default() },
+        ..ControlConfig::default()
+    };
+    assert!(config.instances.is_empty(), "no static instances: everything comes through the API");
+    let machine = ControlPlane::new(&config, clock.now()).expect("valid control config");
+    let driver = Driver::bind(CONTROL, loopback(), clock, machine).await.expect("bind control").spawn();
+    let (api_addr, api) =
+        serve_api(loopback(), driver.machine_ref(), ApiConfig::with_token(TOKEN)).await.expect("api serves");
+    Control { driver, api_addr, api }
+}
+
+fn registration(control: &Control, token: Option<&str>) -> SelfRegistration {
+    let mut body = RegisterInstance::new(0, "web", "v1", 0);
+    body.zone = Some("eu-1".into());
+    body.tags = vec!["blue".into(), "canary".into()];
+    body.ttl_ms = Some(TTL_MS);
+    SelfRegistration::new(control.api_addr, token.map(str::to_owned), body)
+}
+
+async fn start_instance(
+    control: &Control,
+    id: u32,
+    registration: SelfRegistration,
+) -> Result<Instance, StartError> {
+    let checks = HealthChecks::new();
+    checks.mark_started();
+    let agent = AgentConfig {
+        instance: InstanceId(id),
+        control: CONTROL,
+        interval: BEAT,
+        incarnation: incarnation_now(),
+    };
+    let router = Router::new().route("/work", axum::routing::get(|| async { "done" }));
+    let config = InstanceConfig::new(NodeId(id + 1), agent, control.driver.local_addr(), checks, router)
+        .with_registration(registration);
+    Instance::start(config).await
+}
+
+/// Poll `condition` until it holds; panic naming `what` after `WITHIN`.
+async fn wait<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = TokioInstant::now() + WITHIN;
+    while !condition().await {
+        assert!(TokioInstant::now() < deadline, "deadline of {WITHIN:?} passed waiting for {what}");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_registers_itself_becomes_routable_renews_its_lease_and_leaves_at_shutdown() {
+    let started = TokioInstant::now();
+    let mut timeline = Vec::new();
+    let control = control().await;
+    let reader = control.client(None);
+    assert!(reader.instances("").await.unwrap().instances.is_empty());
+
+    // 1. Start: it registers (new: 201), critical until heard from.
+    let instance = start_instance(&control, 7, registration(&control, Some(TOKEN))).await.expect("starts");
+    timeline.push(("start and register", started.elapsed()));
+    let registered = instance.registration().expect("self-registered").clone();
+    assert_eq!(registered.outcome, Outcome::Created);
+    assert_eq!(
+        (registered.instance.id, registered.instance.service.as_str()),
+        (7, "web"),
+        "id from the agent"
+    );
+    let health_url = format!("http://{}/readyz", instance.http_addr());
+    assert_eq!(registered.instance.endpoints.get(HEALTH_ENDPOINT), Some(health_url.as_str()));
+
+    // 2. The catalog lists it, with what it registered.
+    let list = reader.instances("").await.unwrap();
+    assert_eq!(list.instances.len(), 1, "{list:?}");
+    let record = &list.instances[0];
+    assert_eq!((record.id, record.version.as_str(), record.zone.as_str()), (7, "v1", "eu-1"));
+    assert_eq!(record.tags, ["blue", "canary"]);
+    assert_eq!(record.class, Some(0));
+    assert_eq!(record.lease.ttl_ms, TTL_MS);
+    assert!(list.index > 0);
+
+    // 3. Heartbeats make it alive, passing and routable.
+    let cause = TokioInstant::now();
+    wait("the instance routable", || async {
+        control.driver.with_machine(|c| c.is_routable(InstanceId(7))).await.expect("control running")
+    })
+    .await;
+    timeline.push(("registered to routable", cause.elapsed()));
+    let record = reader.instance(7).await.unwrap().expect("registered");
+    assert_eq!(record.health, HealthStatus::Passing, "{record:?}");
+    assert!(record.routable);
+    assert_eq!(record.liveness, Some(Liveness::Alive));
+    assert!(record.monitor.is_none(), "class 0 has no active checks");
+
+    // 4. Filters.
+    for (query, want) in [
+        ("service=web", 1),
+        ("service=web&version=v1&zone=eu-1&tag=blue&tag=canary", 1),
+        ("version=v2", 0),
+        ("zone=us-1", 0),
+        ("tag=blue&tag=green", 0),
+        ("service=nope", 0),
+    ] {
+        let got = reader.instances(query).await.unwrap().instances.len();
+        assert_eq!(got, want, "GET /v1/instances?{query}");
+    }
+    let services = reader.services().await.unwrap();
+    assert_eq!(services.services.len(), 1, "{services:?}");
+    let web = &services.services[0];
+    assert_eq!((web.name.as_str(), web.instances, web.passing, web.routable), ("web", 1, 1, 1), "{web:?}");
+
+    // 5. The lease (500 ms) holds only because heartbeats renew it: after
+    //    twice its length it is still current.
+    tokio::time::sleep(std::time::Duration::from_millis(2 * TTL_MS)).await;
+    let record = reader.instance(7).await.unwrap().expect("still registered");
+    assert!(!record.lease.expired && record.lease.expires_in_ms <= TTL_MS, "{:?}", record.lease);
+    assert_eq!(record.health, HealthStatus::Passing);
+
+    // 6. Re-registering the same metadata only renews (200).
+    let writer = control.client(Some(TOKEN));
+    let mut body = RegisterInstance::new(7, "web", "v1", 8);
+    body.zone = Some("eu-1".into());
+    body.tags = vec!["blue".into(), "canary".into()];
+    body.ttl_ms = Some(TTL_MS);
+    body.endpoints = registered.instance.endpoints.clone();
+    let again = writer.register(&body).await.expect("re-registration accepted");
+    assert_eq!(again.outcome, Outcome::Renewed);
+    assert!(again.instance.routable, "still routable");
+
+    // 7. Shutdown deregisters: gone from the catalog and from rotation.
+    let cause = TokioInstant::now();
+    instance.shutdown().await.expect("instance stops cleanly");
+    timeline.push(("shutdown (deregister, stop)", cause.elapsed()));
+    assert_eq!(reader.instance(7).await.unwrap(), None, "deregistered");
+    assert!(reader.instances("").await.unwrap().instances.is_empty());
+    assert!(reader.services().await.unwrap().services.is_empty(), "empty services are not listed");
+    assert!(!control.query(|c| c.is_routable(InstanceId(7))).await);
+    assert!(control.query(|c| c.detector().instance(InstanceId(7)).is_none()).await, "no longer watched");
+
+    timeline.push(("whole story", started.elapsed()));
+    eprintln!("timeline: {timeline:?}");
+    control.shutdown().await;
+}
+
+/// Send `body` to `POST /v1/instances` with `token`.
+async fn post(control: &Control, token: Option<&str>, body: impl Into<Bytes>) -> ApiResponse {
+    control.client(token).send(Method::POST, "/v1/instances", Some(body.into())).await.expect("answered")
+}
+
+/// Assert an error answer: `status`, JSON `kind`, and a reason containing
+/// `reason`.
+fn refused(answer: &ApiResponse, status: StatusCode, kind: &str, reason: &str) {
+    let body: ErrorBody = serde_json::from_slice(&answer.body)
+        .unwrap_or_else(|e| panic!("error answers are JSON ({e}): {:?}", answer.body));
+    assert_eq!(answer.status, status, "{body:?}");
+    assert_eq!(body.kind, kind, "{body:?}");
+    assert!(body.error.contains(reason), "reason {:?} should mention {reason:?}", body.error);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_are_refused_with_a_reason_and_change_nothing() {
+    let control = control().await;
+    let valid = r#"{"id": 1, "service": "web", "version": "v1", "node": 2}"#;
+
+    // Tokens.
+    let a = post(&control, None, valid).await;
+    refused(&a, StatusCode::UNAUTHORIZED, "unauthorized", "Authorization: Bearer");
+    let a = post(&control, Some("guess"), valid).await;
+    refused(&a, StatusCode::UNAUTHORIZED, "unauthorized", "invalid token");
+    let a = post(&control, Some(&format!("{TOKEN}x")), valid).await;
+    refused(&a, StatusCode::UNAUTHORIZED, "unauthorized", "invalid token");
+    let writer = control.client(Some(TOKEN));
+    let a = control.client(None).send(Method::DELETE, "/v1/instances/1", None).await.unwrap();
+    refused(&a, StatusCode::UNAUTHORIZED, "unauthorized", "token");
+    // The token is checked before the body is read.
+    let a = post(&control, None, vec![b'x'; 1 << 20]).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+
+    // Bodies.
+    let a = post(&control, Some(TOKEN), r#"{"id": 1, "service": "web""#).await;
+    refused(&a, StatusCode::BAD_REQUEST, "invalid_json", "EOF while parsing");
+    let a = post(
+        &control,
+        Some(TOKEN),
+        r#"{"id": 1, "service": "web", "version": "v1", "node": 2, "colour": 1}"#,
+    )
+    .await;
+    refused(&a, StatusCode::BAD_REQUEST, "invalid_json", "unknown field `colour`");
+    let a = post(&control, Some(TOKEN), r#"{"id": 1, "service": "web", "node": 2}"#).await;
+    refused(&a, StatusCode::BAD_REQUEST, "invalid_json", "missing field `version`");
+    let a = post(&control, Some(TOKEN), r#"{"id": 1, "service": "", "version": "v1", "node": 2}"#).await;
+    refused(&a, StatusCode::BAD_REQUEST, "invalid_registration", "service name must not be empty");
+    let a =
+        post(&control, Some(TOKEN), r#"{"id": 1, "service": "web", "version": "v1", "node": 2, "class": 5}"#)
+            .await;
+    refused(&a, StatusCode::BAD_REQUEST, "invalid_registration", "liveness class 5 does not exist");
+    let a = post(
+        &control,
+        Some(TOKEN),
+        r#"{"id": 1, "service": "web", "version": "v1", "node": 2, "weight": 0}"#,
+    )
+    .await;
+    refused(&a, StatusCode::BAD_REQUEST, "invalid_registration", "weight must be at least 1");
+    let dup =
+        r#"{"id": 1, "service": "web", "version": "v1", "node": 2, "endpoints": {"a": "x:1", "a": "y:2"}}"#;
+    refused(
+        &post(&control, Some(TOKEN), dup).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_registration",
+        "twice",
+    );
+    let big = format!(
+        r#"{{"id": 1, "service": "web", "version": "v1", "node": 2, "pad": "{}"}}"#,
+        "x".repeat(70_000)
+    );
+    refused(
+        &post(&control, Some(TOKEN), big).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        "65536 bytes",
+    );
+
+    // Nothing of that reached the catalog.
+    let reader = control.client(None);
+    assert!(reader.instances("").await.unwrap().instances.is_empty());
+    assert!(control.query(|c| c.registry().is_empty() && c.detector().instances().count() == 0).await);
+
+    // A valid one is created; the same id for another service conflicts.
+    let a = post(&control, Some(TOKEN), valid).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.reason());
+    let a = post(&control, Some(TOKEN), r#"{"id": 1, "service": "api", "version": "v1", "node": 2}"#).await;
+    refused(&a, StatusCode::CONFLICT, "conflict", "already registered for service \"web\"");
+
+    // Reads and deletes of what is not there.
+    refused(
+        &writer.send(Method::DELETE, "/v1/instances/99", None).await.unwrap(),
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "not registered",
+    );
+    assert_eq!(writer.deregister(4_294_967_295).await, Ok(false));
+    refused(
+        &reader.send(Method::GET, "/v1/instances/99", None).await.unwrap(),
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "not registered",
+    );
+    refused(
+        &reader.send(Method::GET, "/v1/instances/abc", None).await.unwrap(),
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+        "not an integer",
+    );
+    refused(
+        &reader.send(Method::GET, "/v1/instances?servce=web", None).await.unwrap(),
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+        "unknown query parameter",
+    );
+    refused(
+        &reader.send(Method::PUT, "/v1/instances", None).await.unwrap(),
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method",
+    );
+    refused(
+        &reader.send(Method::GET, "/v2/nothing", None).await.unwrap(),
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "route",
+    );
+
+    // Hostile bodies: every one refused with a JSON reason, none panics.
+    let hostile: Vec<Vec<u8>> = vec![
+        Vec::new(),
+        b"null".to_vec(),
+        b"[]".to_vec(),
+        b"\xff\xfe\x00".to_vec(),
+        "[".repeat(10_000).into_bytes(),
+        br#"{"id": -1, "service": "web", "version": "v1", "node": 2}"#.to_vec(),
+        br#"{"id": 4294967296, "service": "web", "version": "v1", "node": 2}"#.to_vec(),
+        br#"{"id": 4294967295, "service": "web", "version": "v1", "node": 2}"#.to_vec(),
+        br#"{"id": 2, "service": "web", "version": "v1", "node": 2, "ttl_ms": 18446744073709551615}"#
+            .to_vec(),
+        br#"{"id": 2, "service": "web", "version": "v1", "node": 2, "class": 18446744073709551615}"#.to_vec(),
+        "{\"id\": 2, \"service\": \"w\u{e9}b\", \"version\": \"v1\", \"node\": 2}".as_bytes().to_vec(),
+        br#"{"id": 2, "service": "web\u0000", "version": "v1", "node": 2}"#.to_vec(),
+        br#"{"id": 2, "service": "web", "version": "v 1", "node": 2}"#.to_vec(),
+        format!(r#"{{"id": 2, "service": "{}", "version": "v1", "node": 2}}"#, "a".repeat(5000)).into_bytes(),
+        format!(
+            r#"{{"id": 2, "service": "web", "version": "v1", "node": 2, "tags": [{}]}}"#,
+            (0..100).map(|i| format!("\"t{i}\"")).collect::<Vec<_>>().join(",")
+        )
+        .into_bytes(),
+        br#"{"id": 2, "service": "web", "version": "v1", "node": 2, "endpoints": {"health": 5}}"#.to_vec(),
+    ];
+    for body in hostile {
+        let shown = String::from_utf8_lossy(&body[..body.len().min(80)]).into_owned();
+        let a = post(&control, Some(TOKEN), body).await;
+        assert!(a.status.is_client_error(), "{shown}: {} {}", a.status, a.reason());
+        assert!(serde_json::from_slice::<ErrorBody>(&a.body).is_ok(), "{shown}: {:?}", a.body);
+    }
+    assert!(!control.driver.is_finished(), "the control plane survived");
+    let ids: Vec<u32> = reader.instances("").await.unwrap().instances.iter().map(|i| i.id).collect();
+    assert_eq!(ids, [1], "only the valid registration is in the catalog");
+
+    // Delete it: 204, then 404.
+    assert_eq!(writer.deregister(1).await, Ok(true));
+    assert_eq!(writer.deregister(1).await, Ok(false));
+    control.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_refused_or_without_an_api_does_not_start() {
+    let control = control().await;
+
+    // Refused (wrong token): fails at once, no retries.
+    let started = TokioInstant::now();
+    let error = start_instance(&control, 3, registration(&control, Some("wrong"))).await.unwrap_err();
+    match &error {
+        StartError::Registration { attempts: 1, error: ApiClientError::Refused { status: 401, reason } } => {
+            assert!(reason.contains("invalid token"), "{reason}");
+        }
+        other => panic!("expected a refusal: {other}"),
+    }
+    eprintln!("refused in {:?}: {error}", started.elapsed());
+
+    // Refused by the registry: the reason says why.
+    let mut bad = registration(&control, Some(TOKEN));
+    bad.body.service = "-web".into();
+    let error = start_instance(&control, 3, bad).await.unwrap_err().to_string();
+    assert!(error.contains("invalid character at byte 0"), "{error}");
+
+    // Nothing listens: five tries, 100 ms apart, then it gives up.
+    let closed = {
+        let listener = std::net::TcpListener::bind(loopback()).unwrap();
+        listener.local_addr().unwrap()
+    };
+    let started = TokioInstant::now();
+    let mut gone = registration(&control, Some(TOKEN));
+    gone.api = HttpTarget::new(closed, "/").unwrap();
+    let error = start_instance(&control, 3, gone).await.unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        matches!(error, StartError::Registration { attempts: 5, error: ApiClientError::Unreachable(_) }),
+        "{error}"
+    );
+    assert!(took >= std::time::Duration::from_millis(400) && took < WITHIN, "{took:?}");
+    eprintln!("unreachable: gave up after {took:?}: {error}");
+
+    assert!(control.client(None).instances("").await.unwrap().instances.is_empty());
+    // The API answers 503 once the control plane is gone.
+    let Control { driver, api_addr, api } = control;
+    driver.shutdown().await.expect("control stops cleanly");
+    let reader = ApiClient::new(HttpTarget::new(api_addr, "/").unwrap());
+    let error = reader.instances("").await.unwrap_err();
+    assert!(matches!(&error, ApiClientError::Refused { status: 503, .. }), "{error}");
+    api.shutdown().await.expect("api stops cleanly");
+}
