@@ -431,3 +431,31 @@ async fn an_instance_refused_or_without_an_api_does_not_start() {
     assert!(matches!(&error, ApiClientError::Refused { status: 503, .. }), "{error}");
     api.shutdown().await.expect("api stops cleanly");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_body_over_the_limit_is_cut_off_while_read() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let control = control().await;
+    let mut stream = tokio::net::TcpStream::connect(control.api_addr).await.unwrap();
+    let head = format!(
+        "POST /v1/instances HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // 128 chunks of 1 KiB, twice the limit, with no length announced.
+    let chunk = format!("400\r\n{}\r\n", "x".repeat(1024));
+    for _ in 0..128 {
+        if stream.write_all(chunk.as_bytes()).await.is_err() {
+            break; // the server may close once it has refused
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(WITHIN, stream.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "answered within {WITHIN:?}");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("\"kind\":\"too_large\""), "{answer}");
+    assert!(control.client(None).instances("").await.unwrap().instances.is_empty());
+    control.shutdown().await;
+}
