@@ -49,11 +49,12 @@
 //!
 //! # Timeouts
 //!
-//! The wire message carries only an id, so the driver cannot see the
-//! monitor's deadline for a probe. [`TransportConfig::probe_timeout`]
-//! stands in for it: set it to the checks' timeout (or less). A result that
-//! arrives after the monitor's deadline is ignored by the monitor anyway,
-//! so a longer timeout only costs a task held a little longer.
+//! A probe message carries the monitor's own timeout (`timeout_ms`), and
+//! the exchange gives up after the smaller of it and
+//! [`TransportConfig::probe_timeout`]. A result that arrives after the
+//! monitor's deadline would be ignored by the monitor anyway. A probe's
+//! `kind` picks the target: liveness probes go to [`HttpPeer::liveness`]
+//! when set (an instance's `/livez`), the others to [`HttpPeer::health`].
 
 use std::time::Duration;
 
