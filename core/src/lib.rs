@@ -13,7 +13,8 @@
 //! The contract every machine follows is [`machine::Machine`]. The folders are
 //! the architecture: one per capability ([`health`]; [`registry`], the
 //! service catalog; [`balance`], client-side load balancing over it;
-//! recovery, deploy, scaling, trace and chaos as they land), plus the shared
+//! [`recovery`], which acts on failures under limits; deploy, scaling,
+//! trace and chaos as they land), plus the shared
 //! vocabulary
 //! ([`time`], [`id`], [`rng`], [`message`]) and the composed node machines in
 //! [`node`].
@@ -27,6 +28,7 @@ pub mod id;
 pub mod machine;
 pub mod message;
 pub mod node;
+pub mod recovery;
 pub mod registry;
 pub mod rng;
 pub mod time;
