@@ -365,6 +365,12 @@ impl ControlPlane {
         self.routable.get(instance.index()).copied().unwrap_or(false)
     }
 
+    /// The node a registered instance runs on (where probes and calls go);
+    /// `None` once it leaves.
+    pub fn node_of(&self, instance: InstanceId) -> Option<NodeId> {
+        self.nodes.get(instance.index()).copied().flatten()
+    }
+
     fn should_route(&self, instance: InstanceId) -> bool {
         if self.registry.instance(instance).is_none() {
             return false;

@@ -252,7 +252,7 @@ where
                     }
                     Some(Command::Mutate(mutate)) => {
                         let now = self.now();
-                        let answer = mutate(self.machine.get_mut(), now);
+                        let answer = mutate(self.machine.get_mut(), now, &mut self.http_peers);
                         // As after any input: carry out what it caused, and
                         // only then answer, so the caller sees it done.
                         self.drain(now, &mut send_buf).await;
@@ -463,9 +463,11 @@ where
 /// Runs against the machine on the driver task, at the driver's `now`.
 type Inspect<M> = Box<dyn FnOnce(&M, Instant) + Send>;
 
-/// Changes the machine on the driver task, at the given `now`; returns what
-/// answers the caller, run once the outputs are drained.
-type Mutate<M> = Box<dyn FnOnce(&mut M, Instant) -> Box<dyn FnOnce() + Send> + Send>;
+/// Changes the machine (and, if it wants, the HTTP peer table) on the
+/// driver task, at the given `now`; returns what answers the caller, run
+/// once the outputs are drained.
+type Mutate<M> =
+    Box<dyn FnOnce(&mut M, Instant, &mut BTreeMap<NodeId, HttpPeer>) -> Box<dyn FnOnce() + Send> + Send>;
 
 enum Command<M> {
     Shutdown,
@@ -566,7 +568,7 @@ impl<M: Send + 'static> DriverHandle<M> {
         F: FnOnce(&mut M, Instant) -> R + Send + 'static,
         R: Send + 'static,
     {
-        mutate_on(&self.commands, mutate).await
+        mutate_on(&self.commands, move |machine, now, _| mutate(machine, now)).await
     }
 
     /// A cheap, clonable reference to the machine for other tasks (an API
@@ -597,6 +599,15 @@ impl<M: Send + 'static> DriverHandle<M> {
     /// Send probes and requests to `node` over UDP again.
     pub async fn remove_http_peer(&self, node: NodeId) -> Result<(), Error> {
         self.commands.send(Command::RemoveHttpPeer(node)).await.map_err(|_| Error::DriverGone)
+    }
+
+    /// The HTTP peer probes and requests to `node` go to now, if any (set
+    /// here, at build time, or by the control API for a registered
+    /// instance).
+    pub async fn http_peer(&self, node: NodeId) -> Result<Option<HttpPeer>, Error> {
+        // A mutation that changes nothing: the peer table is the driver's,
+        // and the machine's queue is empty between inputs.
+        mutate_on(&self.commands, move |_, _, peers| peers.get(&node).cloned()).await
     }
 
     /// Make a call: the driver feeds the machine `Input::Call` with a fresh
@@ -652,17 +663,18 @@ where
 
 async fn mutate_on<M, R, F>(commands: &mpsc::Sender<Command<M>>, mutate: F) -> Result<R, Error>
 where
-    F: FnOnce(&mut M, Instant) -> R + Send + 'static,
+    F: FnOnce(&mut M, Instant, &mut BTreeMap<NodeId, HttpPeer>) -> R + Send + 'static,
     R: Send + 'static,
 {
     let (reply, answer) = oneshot::channel();
-    let command = Command::Mutate(Box::new(move |machine: &mut M, now| {
-        let result = mutate(machine, now);
-        Box::new(move || {
-            // The caller may have stopped waiting; then nobody needs it.
-            let _ = reply.send(result);
-        })
-    }));
+    let command =
+        Command::Mutate(Box::new(move |machine: &mut M, now, peers: &mut BTreeMap<NodeId, HttpPeer>| {
+            let result = mutate(machine, now, peers);
+            Box::new(move || {
+                // The caller may have stopped waiting; then nobody needs it.
+                let _ = reply.send(result);
+            })
+        }));
     commands.send(command).await.map_err(|_| Error::DriverGone)?;
     answer.await.map_err(|_| Error::DriverGone)
 }
@@ -712,6 +724,18 @@ impl<M: Send + 'static> MachineRef<M> {
     pub async fn with_machine_mut<R, F>(&self, mutate: F) -> Result<R, Error>
     where
         F: FnOnce(&mut M, Instant) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        mutate_on(&self.commands()?, move |machine, now, _| mutate(machine, now)).await
+    }
+
+    /// [`with_machine_mut`](Self::with_machine_mut), also given the
+    /// driver's HTTP peer table: the machine and where its probes go change
+    /// in one step, before the outputs of the change are carried out (so a
+    /// probe the change asks for already goes to the new peer).
+    pub(crate) async fn with_machine_and_http_peers_mut<R, F>(&self, mutate: F) -> Result<R, Error>
+    where
+        F: FnOnce(&mut M, Instant, &mut BTreeMap<NodeId, HttpPeer>) -> R + Send + 'static,
         R: Send + 'static,
     {
         mutate_on(&self.commands()?, mutate).await

@@ -50,7 +50,9 @@
 //! that node, an [`HttpPeer`] whose `health` target is
 //! [`HEALTH_PATH`] on [`Instance::http_addr`] (what
 //! [`Instance::http_peer`] builds); a client's driver needs one whose
-//! `service` target is the route it calls.
+//! `service` target is the route it calls. A self-registered instance's
+//! control-node peer is set by the API from its `health` and `liveness`
+//! endpoints.
 //!
 //! # Registration
 //!
@@ -367,7 +369,7 @@ async fn register(
     body.node = node.0;
     let served = [
         (vigil_core::registry::HEALTH_ENDPOINT, format!("http://{http_addr}{HEALTH_PATH}")),
-        ("liveness", format!("http://{http_addr}/livez")),
+        (crate::api::LIVENESS_ENDPOINT, format!("http://{http_addr}/livez")),
         ("http", format!("http://{http_addr}")),
     ];
     for (name, address) in served {

@@ -10,11 +10,17 @@ use axum::Router;
 use axum::http::{Method, StatusCode};
 use bytes::Bytes;
 use tokio::time::Instant as TokioInstant;
-use vigil_core::health::{AgentConfig, Liveness, LivenessTimeouts};
+use vigil_core::health::{
+    AgentConfig, CheckConfig, HealthEvent, HealthStatus as MonitorStatus, InstanceHealthConfig, Liveness,
+    LivenessTimeouts, ProbeCheck, ProbeKind,
+};
 use vigil_core::node::{ControlConfig, ControlPlane};
 use vigil_core::registry::{HEALTH_ENDPOINT, HealthStatus, RegistryConfig};
 use vigil_core::{Duration, InstanceId, NodeId};
-use vigil_tokio::api::{ApiClient, ApiClientError, ApiResponse, ErrorBody, Outcome, RegisterInstance};
+use vigil_tokio::api::{
+    ApiClient, ApiClientError, ApiResponse, Endpoints, ErrorBody, LIVENESS_ENDPOINT, Outcome,
+    RegisterInstance,
+};
 use vigil_tokio::instance::{Instance, InstanceConfig, SelfRegistration, StartError};
 use vigil_tokio::probe::HttpTarget;
 use vigil_tokio::{
@@ -65,6 +71,11 @@ impl Control {
 
 /// A control plane watching nothing, with the API (token required).
 async fn control() -> Control {
+    control_with(Vec::new()).await
+}
+
+/// [`control`], with `health_classes` (class 0 the only liveness class).
+async fn control_with(health_classes: Vec<Option<InstanceHealthConfig>>) -> Control {
     let clock = Clock::start();
     let config = ControlConfig {
         liveness_classes: vec![LivenessTimeouts {
@@ -72,6 +83,7 @@ async fn control() -> Control {
             dead_after: Duration::from_millis(600),
         }],
         registry: RegistryConfig { min_ttl: Duration::from_millis(100), ..RegistryConfig::default() },
+        health_classes,
         ..ControlConfig::default()
     };
     assert!(config.instances.is_empty(), "no static instances: everything comes through the API");
@@ -457,5 +469,123 @@ async fn a_chunked_body_over_the_limit_is_cut_off_while_read() {
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("\"kind\":\"too_large\""), "{answer}");
     assert!(control.client(None).instances("").await.unwrap().instances.is_empty());
+    control.shutdown().await;
+}
+
+/// Probes every 100 ms, each within 100 ms; two failures fail a check, one
+/// success passes it.
+fn active_checks() -> InstanceHealthConfig {
+    let probe = ProbeCheck {
+        interval: Duration::from_millis(100),
+        timeout: Duration::from_millis(100),
+        ..ProbeCheck::default()
+    };
+    InstanceHealthConfig {
+        checks: vec![
+            CheckConfig::probe_with(ProbeKind::Liveness, probe).with_thresholds(2, 1),
+            CheckConfig::probe_with(ProbeKind::Readiness, probe).with_thresholds(2, 1),
+        ],
+        flap: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_registered_instance_with_active_checks_is_probed_over_http_until_it_leaves() {
+    let started = TokioInstant::now();
+    let mut timeline = Vec::new();
+    let control = control_with(vec![Some(active_checks())]).await;
+    let (reader, writer) = (control.client(None), control.client(Some(TOKEN)));
+    let monitor = |id: u32| {
+        let driver = &control.driver;
+        async move {
+            driver
+                .with_machine(move |c| (c.monitor().instance(InstanceId(id)), c.is_routable(InstanceId(id))))
+                .await
+                .expect("control running")
+        }
+    };
+
+    // 1. A health endpoint that is not an http URL: 400, nothing changes.
+    let mut bad = RegisterInstance::new(3, "web", "v1", 4);
+    bad.endpoints = Endpoints::default().with(HEALTH_ENDPOINT, "ftp://127.0.0.1:1/readyz");
+    let a = post(&control, Some(TOKEN), serde_json::to_vec(&bad).unwrap()).await;
+    refused(&a, StatusCode::BAD_REQUEST, "invalid_registration", "\"health\"");
+    bad.endpoints = Endpoints::default()
+        .with(HEALTH_ENDPOINT, "http://127.0.0.1:1/readyz")
+        .with(LIVENESS_ENDPOINT, "http://127.0.0.1:1/livez x");
+    let a = post(&control, Some(TOKEN), serde_json::to_vec(&bad).unwrap()).await;
+    refused(&a, StatusCode::BAD_REQUEST, "invalid_registration", "\"liveness\"");
+    assert!(reader.instances("").await.unwrap().instances.is_empty());
+
+    // 2. It registers itself (health and liveness endpoints added), and the
+    //    control node probes it over HTTP: healthy, ready, routable.
+    let instance = start_instance(&control, 7, registration(&control, Some(TOKEN))).await.expect("starts");
+    let registered = instance.registration().expect("self-registered").clone();
+    assert_eq!(registered.instance.node, Some(8), "its node is in the record");
+    assert!(registered.instance.endpoints.get(LIVENESS_ENDPOINT).is_some());
+    let cause = TokioInstant::now();
+    wait("the instance healthy and routable", || async {
+        let (view, routable) = monitor(7).await;
+        routable && view.is_some_and(|v| v.status == MonitorStatus::Healthy && v.ready)
+    })
+    .await;
+    timeline.push(("registered to healthy and routable", cause.elapsed()));
+    let stats = control.driver.stats();
+    assert!(stats.http_probes > 0, "{stats:?}");
+    assert_eq!(stats.unknown_destinations, 0, "no probe went out as a datagram: {stats:?}");
+    let peer = control.driver.http_peer(NodeId(8)).await.unwrap().expect("peer set by the registration");
+    assert_eq!(peer.health, Some(instance.health_target()));
+    assert_eq!(peer.liveness, Some(HttpTarget::new(instance.http_addr(), "/livez").unwrap()));
+    assert_eq!(peer.service, None);
+    let record = reader.instance(7).await.unwrap().expect("registered");
+    assert_eq!(record.node, Some(8));
+    assert!(record.routable && record.monitor.is_some_and(|m| m.ready), "{record:?}");
+
+    // 3. Drained (not ready): out of rotation, but alive: /livez still
+    //    passes, so no recovery is asked for.
+    let mut events = control.driver.subscribe();
+    let cause = TokioInstant::now();
+    instance.checks().set_ready(false);
+    wait("the drained instance out of rotation", || async { !monitor(7).await.1 }).await;
+    timeline.push(("not ready to not routable", cause.elapsed()));
+    let mut saw_not_ready = false;
+    while let Ok(e) = events.try_recv() {
+        if let HealthEvent::ReadinessChanged { instance: InstanceId(7), ready: false, .. } = e.event {
+            saw_not_ready = true;
+        }
+        assert!(!matches!(e.event, HealthEvent::NeedsRecovery { .. }), "{e:?}");
+    }
+    assert!(saw_not_ready, "ReadinessChanged(false) published");
+    // Several liveness rounds later, still no recovery.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let (view, routable) = monitor(7).await;
+    let view = view.expect("still monitored");
+    assert!(!routable && !view.ready, "{view:?}");
+    assert!(!view.needs_recovery, "liveness probes go to /livez, which passes: {view:?}");
+    while let Ok(e) = events.try_recv() {
+        assert!(!matches!(e.event, HealthEvent::NeedsRecovery { .. }), "{e:?}");
+    }
+
+    // 4. DELETE: the peer goes with it. Another instance registered on the
+    //    same node without a health endpoint is probed over UDP (to an
+    //    address the driver does not have), not at the old URL.
+    assert_eq!(writer.deregister(7).await, Ok(true));
+    assert_eq!(control.driver.http_peer(NodeId(8)).await.unwrap(), None, "removed with the instance");
+    let after_delete = control.driver.stats();
+    let mut other = RegisterInstance::new(9, "web", "v1", 8);
+    other.ttl_ms = Some(TTL_MS);
+    writer.register(&other).await.expect("registered");
+    wait("a probe to node 8 sent as a datagram", || async {
+        control.driver.stats().unknown_destinations > after_delete.unknown_destinations
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let later = control.driver.stats();
+    assert_eq!(later.http_probes, after_delete.http_probes, "no HTTP probe after the DELETE: {later:?}");
+    assert_eq!(writer.deregister(9).await, Ok(true));
+
+    instance.shutdown().await.expect("instance stops cleanly");
+    timeline.push(("whole story", started.elapsed()));
+    eprintln!("timeline: {timeline:?}");
     control.shutdown().await;
 }

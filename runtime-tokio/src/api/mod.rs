@@ -27,7 +27,7 @@
 //! | status | kind | when |
 //! | --- | --- | --- |
 //! | 400 | `invalid_json` | the body is not JSON, or not a [`RegisterInstance`] (a missing or unknown field, a wrong type); the reason is serde's, with line and column |
-//! | 400 | `invalid_registration` | the registry or the control plane refused it (empty or invalid names, zero weight, lease out of range, unknown class…); the reason is its error's |
+//! | 400 | `invalid_registration` | the registry or the control plane refused it (empty or invalid names, zero weight, lease out of range, unknown class…), or its `health` or `liveness` endpoint is not an `http://` URL; the reason is its error's |
 //! | 400 | `invalid_query` | an unknown query parameter, or an id that is not a `u32` |
 //! | 401 | `unauthorized` | a mutation without the token, or with another (`WWW-Authenticate: Bearer`) |
 //! | 404 | `not_found` | unknown instance or route |
@@ -41,6 +41,23 @@
 //! client cannot make the server read anything. Tokens compare in constant
 //! time. Without a configured token, mutations are open: only for a
 //! trusted network.
+//!
+//! # Probes of registered instances
+//!
+//! A registration with a `health` endpoint
+//! ([`HEALTH_ENDPOINT`](vigil_core::registry::HEALTH_ENDPOINT)) sets, in the
+//! same step as it joins the catalog, the control driver's
+//! [`HttpPeer`](crate::transport::HttpPeer) for its node: probes GET that
+//! URL, liveness probes its [`LIVENESS_ENDPOINT`] instead if it has one (so
+//! that a drained instance is not taken for a dead one). Without that, the
+//! probes its class's active checks ask for would go out as datagrams to a
+//! node the driver has no address for, and it would never become ready.
+//! Both must parse as [`HttpTarget`](crate::probe::HttpTarget)s, else
+//! `400` before anything changes. The peer goes when the instance does
+//! (`DELETE`, or re-registered without a health endpoint or on another
+//! node; one let go by the catalog at the next mutation). One instance per
+//! node: peers are by node. A peer configured on the driver directly is
+//! left alone unless a registration on its node replaces it.
 //!
 //! # How
 //!
@@ -82,6 +99,12 @@ pub use routes::MAX_TAG_FILTERS;
 
 use crate::driver::MachineRef;
 use crate::endpoints::{HealthServer, serve_router};
+
+/// The endpoint name of an instance's liveness URL (`/livez`): liveness
+/// probes go there instead of to its
+/// [`HEALTH_ENDPOINT`](vigil_core::registry::HEALTH_ENDPOINT), so that a
+/// drained instance (not ready) is not taken for a dead one.
+pub const LIVENESS_ENDPOINT: &str = "liveness";
 
 /// Default [`ApiConfig::body_limit`]: 64 KiB, far above any valid
 /// registration (16 endpoints and 32 tags of 256 bytes each).
@@ -141,6 +164,7 @@ pub async fn serve_api(
         control,
         token: config.token.map(|t| Arc::from(t.as_str())),
         body_limit: config.body_limit,
+        http_peers: Arc::default(),
     };
     let (local_addr, server) = serve_router(addr, routes::router(api)).await?;
     tracing::info!(%local_addr, "control API serving");

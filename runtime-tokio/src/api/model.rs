@@ -222,6 +222,10 @@ pub struct InstanceRecord {
     pub tags: Vec<String>,
     /// Its relative share of traffic.
     pub weight: u32,
+    /// The node it runs on: where its heartbeats come from, and its probes
+    /// and calls go (always set for a registered instance).
+    #[serde(default)]
+    pub node: Option<u32>,
     /// Its named addresses, in registration order.
     pub endpoints: Endpoints,
     /// The catalog's health: the worse of the lease and the reported status.

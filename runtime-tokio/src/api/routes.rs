@@ -1,6 +1,7 @@
 //! The axum routes and their handlers.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::Router;
 use axum::body::Body;
@@ -12,15 +13,19 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use serde::Serialize;
 use vigil_core::node::{ControlError, ControlPlane};
+use vigil_core::registry::HEALTH_ENDPOINT;
 use vigil_core::registry::{HealthStatus, Instance, Query, RegisterOutcome, RegistryError};
-use vigil_core::{Duration, InstanceId, Instant};
+use vigil_core::{Duration, InstanceId, Instant, NodeId};
 
+use super::LIVENESS_ENDPOINT;
 use super::model::{
     ErrorBody, InstanceList, InstanceRecord, Lease, MonitorCounts, MonitorRecord, Outcome, RegisterInstance,
     Registered, ServiceList, ServiceRecord,
 };
 use crate::driver::MachineRef;
 use crate::error::Error;
+use crate::probe::HttpTarget;
+use crate::transport::HttpPeer;
 
 /// Most `tag=` filters one query may give.
 pub const MAX_TAG_FILTERS: usize = 32;
@@ -31,7 +36,14 @@ pub(super) struct Api {
     pub(super) control: MachineRef<ControlPlane>,
     pub(super) token: Option<Arc<str>>,
     pub(super) body_limit: usize,
+    /// The HTTP peers this API set on the driver, by node: for which
+    /// instance. Only touched on the driver task (inside its closures).
+    pub(super) http_peers: Arc<Mutex<OwnedPeers>>,
 }
+
+/// Nodes whose HTTP peer an API registration set, and the instance whose
+/// registration set it.
+pub(super) type OwnedPeers = BTreeMap<NodeId, InstanceId>;
 
 pub(super) fn router(api: Api) -> Router {
     Router::new()
@@ -189,6 +201,7 @@ fn record(c: &ControlPlane, i: &Instance, now: Instant) -> InstanceRecord {
         zone: i.zone.clone(),
         tags: i.tags.iter().cloned().collect(),
         weight: i.weight,
+        node: c.node_of(i.id).map(|n| n.0),
         endpoints: i.endpoints.as_slice().into(),
         health: i.health(),
         routable: c.is_routable(i.id),
@@ -211,6 +224,46 @@ fn record(c: &ControlPlane, i: &Instance, now: Instant) -> InstanceRecord {
     }
 }
 
+// ----- HTTP peers of registered instances -----
+
+/// The HTTP peer a registration's endpoints ask for: probes to its
+/// [`HEALTH_ENDPOINT`], liveness probes to its [`LIVENESS_ENDPOINT`] if it
+/// has one; `None` without a health endpoint. Err: the reason one of them
+/// is not an `http://` target (the liveness endpoint is only read, so only
+/// checked, along with a health endpoint).
+fn http_peer(endpoints: &super::Endpoints) -> Result<Option<HttpPeer>, String> {
+    let Some(health) = endpoints.get(HEALTH_ENDPOINT) else { return Ok(None) };
+    let target = |name: &str, url: &str| {
+        HttpTarget::parse(url)
+            .map_err(|e| format!("endpoint {name:?} must be an http URL the control node can probe: {e}"))
+    };
+    let health = target(HEALTH_ENDPOINT, health)?;
+    let liveness = endpoints.get(LIVENESS_ENDPOINT).map(|url| target(LIVENESS_ENDPOINT, url)).transpose()?;
+    Ok(Some(HttpPeer { health: Some(health), liveness, service: None }))
+}
+
+/// Remove the HTTP peers this API set whose entry matches `which`.
+fn release(
+    owned: &mut OwnedPeers,
+    peers: &mut BTreeMap<NodeId, HttpPeer>,
+    mut which: impl FnMut(NodeId, InstanceId) -> bool,
+) {
+    owned.retain(|&node, &mut owner| {
+        let drop = which(node, owner);
+        if drop {
+            peers.remove(&node);
+            tracing::debug!(node = node.0, instance = owner.0, "http peer removed");
+        }
+        !drop
+    });
+}
+
+/// Remove the HTTP peers this API set for instances that left (deregistered,
+/// or let go by the catalog since) or moved to another node.
+fn release_stale(c: &ControlPlane, owned: &mut OwnedPeers, peers: &mut BTreeMap<NodeId, HttpPeer>) {
+    release(owned, peers, |node, owner| c.node_of(owner) != Some(node));
+}
+
 // ----- handlers -----
 
 async fn register(State(api): State<Api>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
@@ -219,10 +272,29 @@ async fn register(State(api): State<Api>, headers: HeaderMap, body: Body) -> Res
     let request: RegisterInstance = serde_json::from_slice(&bytes)
         .map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_json", format!("invalid body: {e}")))?;
     let id = InstanceId(request.id);
+    let node = NodeId(request.node);
+    // Before anything changes: a health endpoint the driver cannot probe is
+    // a bad registration.
+    let peer = http_peer(&request.endpoints)
+        .map_err(|reason| error(StatusCode::BAD_REQUEST, "invalid_registration", reason))?;
+    let owned = Arc::clone(&api.http_peers);
     let answer = api
         .control
-        .with_machine_mut(move |c: &mut ControlPlane, now| {
+        .with_machine_and_http_peers_mut(move |c: &mut ControlPlane, now, peers| {
             let outcome = c.register(now, request.to_request())?;
+            // In the same step: the probes the registration asks for, drained
+            // after this closure, already go to the instance over HTTP.
+            let mut owned = owned.lock().unwrap_or_else(PoisonError::into_inner);
+            match peer {
+                Some(peer) => {
+                    // It may have moved: its old node's peer goes.
+                    release(&mut owned, peers, |n, owner| owner == id && n != node);
+                    peers.insert(node, peer);
+                    owned.insert(node, id);
+                }
+                None => release(&mut owned, peers, |_, owner| owner == id),
+            }
+            release_stale(c, &mut owned, peers);
             let record = c.registry().instance(id).map(|i| record(c, i, now));
             Ok::<_, ControlError>((outcome, record))
         })
@@ -265,10 +337,14 @@ async fn deregister(
 ) -> Result<Response, ApiError> {
     authorise(&api, &headers)?;
     let id = parse_id(&id)?;
+    let owned = Arc::clone(&api.http_peers);
     let known = api
         .control
-        .with_machine_mut(move |c: &mut ControlPlane, now| {
-            c.registry().instance(id).is_some() && c.deregister(now, id)
+        .with_machine_and_http_peers_mut(move |c: &mut ControlPlane, now, peers| {
+            let known = c.registry().instance(id).is_some() && c.deregister(now, id);
+            let mut owned = owned.lock().unwrap_or_else(PoisonError::into_inner);
+            release_stale(c, &mut owned, peers);
+            known
         })
         .await?;
     if !known {
@@ -417,6 +493,24 @@ mod tests {
         assert_eq!(InstanceFilter::parse(Some("servcie=web")).unwrap_err().status, StatusCode::BAD_REQUEST);
         let many: Vec<String> = (0..=MAX_TAG_FILTERS).map(|i| format!("tag=t{i}")).collect();
         assert!(InstanceFilter::parse(Some(&many.join("&"))).is_err());
+    }
+
+    #[test]
+    fn health_and_liveness_endpoints_make_the_http_peer() {
+        use super::super::Endpoints;
+        let none = Endpoints::default().with(LIVENESS_ENDPOINT, "not a url at all");
+        assert_eq!(http_peer(&none), Ok(None), "no health endpoint: no peer, liveness unread");
+        let both = Endpoints::default()
+            .with(HEALTH_ENDPOINT, "http://10.0.0.1:8080/readyz")
+            .with(LIVENESS_ENDPOINT, "10.0.0.1:8080/livez");
+        let peer = http_peer(&both).unwrap().unwrap();
+        assert_eq!(peer.health.unwrap().path(), "/readyz");
+        assert_eq!(peer.liveness.unwrap().path(), "/livez");
+        assert!(peer.service.is_none());
+        let health_only = Endpoints::default().with(HEALTH_ENDPOINT, "http://h/readyz");
+        assert!(http_peer(&health_only).unwrap().unwrap().liveness.is_none());
+        let bad = Endpoints::default().with(HEALTH_ENDPOINT, "https://h/readyz");
+        assert!(http_peer(&bad).unwrap_err().contains("\"health\""));
     }
 
     #[test]
