@@ -1,7 +1,7 @@
 //! Recovery: what to do about a failing instance, and when not to.
 //!
 //! The health monitor says an instance needs recovery
-//! ([`HealthEvent::NeedsRecovery`](crate::health::HealthEvent::NeedsRecovery));
+//! ([`HealthEvent::NeedsRecovery`]);
 //! the [`RecoveryCoordinator`] decides what to do about it, and, as much,
 //! what *not* to do: recovery that restarts a healthy fleet because its
 //! observer is partitioned, or restarts every dependent of a broken
@@ -258,8 +258,13 @@ pub enum Strategy {
     /// Restart the instance in place. Counts against restart intensity.
     Restart,
     /// Start a fresh instance, then drain and deregister the old one.
+    /// Report the outcome before deregistering the old instance, or the
+    /// episode is recorded as abandoned rather than resolved.
     Replace,
-    /// Take the instance out of rotation until it is healthy again.
+    /// Take the instance out of rotation until it is healthy again. The
+    /// action stays in flight (and holds its slot) until the instance is
+    /// healthy, its outcome comes, or `action_timeout` passes, after which
+    /// the ladder climbs (by default, to a scale-out).
     Reroute,
     /// The service is overloaded rather than broken: add `by` instances.
     /// At most one scale-out per service is in flight.
@@ -568,6 +573,21 @@ pub enum RecoveryInput {
         /// Instances in it.
         total: u32,
     },
+}
+
+impl RecoveryInput {
+    /// The input a health event means for recovery: a failure report (see
+    /// [`FailureReport::from_health_event`]), or [`Healthy`](RecoveryInput::Healthy)
+    /// when the monitor's status returns to [`HealthStatus::Healthy`].
+    /// Other events mean nothing here.
+    pub fn from_health_event(event: &HealthEvent) -> Option<RecoveryInput> {
+        match *event {
+            HealthEvent::StatusChanged { instance, to: HealthStatus::Healthy, .. } => {
+                Some(RecoveryInput::Healthy { instance })
+            }
+            _ => FailureReport::from_health_event(event).map(RecoveryInput::Failure),
+        }
+    }
 }
 
 /// How much recovery may do at once.

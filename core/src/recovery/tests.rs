@@ -702,6 +702,16 @@ fn health_events_map_to_failure_reports() {
         at: Instant::ZERO,
     };
     assert_eq!(FailureReport::from_health_event(&degraded).map(|r| r.failure), Some(FailureType::Degraded));
+    let healthy = crate::health::HealthEvent::StatusChanged {
+        instance: i(3),
+        service: s(1),
+        from: crate::health::HealthStatus::Degraded,
+        to: crate::health::HealthStatus::Healthy,
+        reason,
+        at: Instant::ZERO,
+    };
+    assert_eq!(RecoveryInput::from_health_event(&healthy), Some(RecoveryInput::Healthy { instance: i(3) }));
+    assert!(matches!(RecoveryInput::from_health_event(&needs), Some(RecoveryInput::Failure(_))));
 }
 
 #[test]
@@ -766,6 +776,90 @@ fn bad_configurations_are_rejected_with_a_reason() {
         build(&|c| c.default_policy.degraded = Ladder::new([Rung::new(Strategy::ScaleOut { by: 0 }, 1)])),
         Some(RecoveryConfigError::Zero { .. })
     ));
+}
+
+#[test]
+fn every_setting_is_checked() {
+    let build = |f: &dyn Fn(&mut RecoveryConfig)| {
+        let mut cfg = config(&[(0, &[])]);
+        f(&mut cfg);
+        RecoveryCoordinator::new(cfg, Seed(0)).err()
+    };
+    let zero = Duration::ZERO;
+    assert_eq!(
+        build(&|c| c.backoff.reset_after = zero),
+        Some(RecoveryConfigError::ZeroInterval { which: "backoff.reset_after" })
+    );
+    assert_eq!(
+        build(&|c| c.circuit.open_for = zero),
+        Some(RecoveryConfigError::ZeroInterval { which: "circuit.open_for" })
+    );
+    assert!(matches!(
+        build(&|c| c.circuit.open_for_max = Duration::from_secs(1)),
+        Some(RecoveryConfigError::CapBelowBase { .. })
+    ));
+    assert_eq!(
+        build(&|c| c.instance_intensity.max_restarts = 0),
+        Some(RecoveryConfigError::Zero { which: "instance_intensity" })
+    );
+    assert!(matches!(
+        build(&|c| c.limits.max_concurrent = MAX_INSTANCES),
+        Some(RecoveryConfigError::TooLarge { which: "limits.max_concurrent", .. })
+    ));
+    assert_eq!(
+        build(&|c| c.storm.enter_permille = 0),
+        Some(RecoveryConfigError::Share { which: "storm.enter_permille", value: 0 })
+    );
+    assert_eq!(
+        build(&|c| c.storm.min_instances = 0),
+        Some(RecoveryConfigError::Zero { which: "storm.min_instances" })
+    );
+    assert!(matches!(
+        build(&|c| c.policies = (0..=MAX_POLICIES).map(|n| (n.to_string(), Policy::default())).collect()),
+        Some(RecoveryConfigError::TooLarge { which: "policies", .. })
+    ));
+    assert!(matches!(
+        build(&|c| c.services = (0..=MAX_SERVICES as u32).map(|n| ServiceSpec::new(s(n))).collect()),
+        Some(RecoveryConfigError::TooLarge { which: "services", .. })
+    ));
+}
+
+#[test]
+fn identifiers_and_types_print_stably() {
+    let id = ActionId { correlation: CorrelationId(7), attempt: 2 };
+    assert_eq!(id.to_string(), "rec#7.2");
+    let names: Vec<String> = FailureType::ALL.iter().map(ToString::to_string).collect();
+    assert_eq!(names, ["crashed", "unresponsive", "degraded", "crash-looping"]);
+    let strategies = [Strategy::Restart, Strategy::Replace, Strategy::Reroute, Strategy::ScaleOut { by: 2 }];
+    let names: Vec<String> = strategies.iter().map(ToString::to_string).collect();
+    assert_eq!(names, ["restart", "replace", "reroute", "scale-out+2"]);
+    assert_eq!(FailureType::from_status(crate::health::HealthStatus::Degraded), Some(FailureType::Degraded));
+    let ready = crate::health::HealthEvent::ReadinessChanged {
+        instance: i(0),
+        service: s(0),
+        ready: false,
+        at: Instant::ZERO,
+    };
+    assert_eq!(FailureReport::from_health_event(&ready), None);
+}
+
+#[test]
+fn an_episode_can_be_inspected() {
+    let mut h = Harness::new(config(&[(0, &[])])).with(0, [0]);
+    let a = the_action(&h.fail(0, FailureType::Crashed));
+    assert_eq!(h.c.get().service_of(i(0)), Some(s(0)));
+    assert_eq!(
+        h.episode(0),
+        Some(EpisodeView {
+            correlation: a.id.correlation,
+            service: s(0),
+            failure: FailureType::Crashed,
+            position: Position::default(),
+            attempts: 1,
+            detected_at: Instant::ZERO,
+            phase: EpisodePhase::Acting { id: a.id, strategy: Strategy::Restart },
+        })
+    );
 }
 
 // ---------------------------------------------------------------- properties
