@@ -241,6 +241,8 @@ pub struct RecoveryCoordinator {
     next_correlation: u64,
     rng: Rng,
     outputs: VecDeque<RecoveryOutput>,
+    /// [`MAX_PENDING_OUTPUTS`]; smaller in tests, to reach the cap.
+    pub(super) output_cap: usize,
     stats: RecoveryStats,
 }
 
@@ -287,6 +289,7 @@ impl RecoveryCoordinator {
             next_correlation: 1,
             rng: seed.child_named("recovery").rng(),
             outputs: VecDeque::new(),
+            output_cap: MAX_PENDING_OUTPUTS,
             stats: RecoveryStats::default(),
         })
     }
@@ -687,7 +690,7 @@ impl RecoveryCoordinator {
                 && !self.circuits.contains_key(&(service, root))
                 && self.circuits.len() < MAX_CIRCUITS
             {
-                self.open_circuit(now, service, root);
+                self.open_circuit(now, episode.id, instance, service, root);
             }
             self.withhold(now, instance, episode, pending, reason);
             return;
@@ -865,10 +868,27 @@ impl RecoveryCoordinator {
         });
     }
 
-    fn open_circuit(&mut self, now: Instant, from: ServiceId, to: ServiceId) {
+    /// Open a circuit from `from` to `to` on behalf of the episode `cause`
+    /// of `instance`: a decision of the episode names the circuit, so the
+    /// two correlation ids are tied together.
+    fn open_circuit(
+        &mut self,
+        now: Instant,
+        cause: CorrelationId,
+        instance: InstanceId,
+        from: ServiceId,
+        to: ServiceId,
+    ) {
         mark!("circuit_opened");
         let id = CorrelationId(self.next_correlation);
         self.next_correlation += 1;
+        self.decide(
+            now,
+            Some(cause),
+            Some(from),
+            Some(instance),
+            DecisionKind::Isolating { circuit: id, to },
+        );
         let open = Circuit::open(id, now, &self.config.circuit);
         self.circuits.insert((from, to), Circuit::Open(open));
         self.circuit_action(now, from, open.id, open.attempt, ActionKind::OpenCircuit { to });
@@ -933,7 +953,7 @@ impl RecoveryCoordinator {
             decision = ?kind,
             "recovery decision"
         );
-        if self.outputs.len() >= MAX_PENDING_OUTPUTS {
+        if self.outputs.len() >= self.output_cap {
             self.stats.decisions_dropped += 1;
             return;
         }

@@ -502,6 +502,15 @@ pub enum DecisionKind {
     },
     /// A circuit's half-open probe failed (or timed out): open again.
     CircuitProbeFailed,
+    /// The episode is held for an impaired dependency, which is isolated:
+    /// a circuit (with its own correlation id) opens from the instance's
+    /// service to it.
+    Isolating {
+        /// The circuit's correlation id, carried by its actions.
+        circuit: CorrelationId,
+        /// The dependency isolated.
+        to: ServiceId,
+    },
 }
 
 /// One decision, with what it is about.

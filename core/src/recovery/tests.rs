@@ -555,6 +555,7 @@ fn circuits_isolate_a_failing_dependency_and_probe_it_half_open() {
     h.fail(1, FailureType::Crashed);
     let out = h.fail(0, FailureType::Unresponsive);
     let open = the_action(&out);
+    assert!(decisions(&out).contains(&DecisionKind::Isolating { circuit: open.id.correlation, to: s(1) }));
     assert_eq!((open.service, open.instance, open.kind), (s(0), None, ActionKind::OpenCircuit { to: s(1) }));
     assert_eq!(marks::take("circuit_opened"), 1);
     // After open_for, a half-open probe.
@@ -860,6 +861,79 @@ fn an_episode_can_be_inspected() {
             phase: EpisodePhase::Acting { id: a.id, strategy: Strategy::Restart },
         })
     );
+}
+
+#[test]
+fn undrained_decisions_beyond_the_cap_are_dropped_but_actions_never_are() {
+    let mut c = RecoveryCoordinator::new(config(&[(0, &[])]), Seed(1)).expect("valid");
+    c.output_cap = 2;
+    for n in 0..3 {
+        c.register(Instant::ZERO, i(n), s(0)).expect("registers");
+    }
+    for n in 0..3 {
+        let report = FailureReport { instance: i(n), service: s(0), failure: FailureType::Crashed };
+        c.report_failure(Instant::ZERO, report).expect("reports");
+    }
+    let out: Vec<RecoveryOutput> = std::iter::from_fn(|| c.poll_output()).collect();
+    assert_eq!(actions(&out).len(), 3, "every action kept");
+    assert_eq!(decisions(&out).len(), 2);
+    assert_eq!(c.stats().decisions_dropped, 4);
+}
+
+/// Records the `correlation` field of every `tracing` event.
+struct Correlations(std::sync::Mutex<Vec<(String, Option<u64>)>>);
+
+impl tracing::Subscriber for Correlations {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Visit(Option<u64>);
+        impl tracing::field::Visit for Visit {
+            fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+                if field.name() == "correlation" {
+                    self.0 = Some(value);
+                }
+            }
+            fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+        }
+        let mut visit = Visit(None);
+        event.record(&mut visit);
+        let target = event.metadata().target().to_owned();
+        self.0.lock().expect("not poisoned").push((target, visit.0));
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[test]
+fn every_output_is_a_tracing_event_with_its_correlation_id() {
+    let subscriber = std::sync::Arc::new(Correlations(std::sync::Mutex::new(Vec::new())));
+    let mut h = Harness::new(config(&[(0, &[])])).with(0, [0]);
+    tracing::subscriber::with_default(subscriber.clone(), || {
+        let a = the_action(&h.fail(0, FailureType::Crashed));
+        h.outcome(a.id, Outcome::Failed);
+        let a = the_action(&h.next_timer());
+        h.outcome(a.id, Outcome::Succeeded);
+    });
+    let events = subscriber.0.lock().expect("not poisoned").clone();
+    let outputs: Vec<Option<u64>> = h
+        .log
+        .iter()
+        .map(|o| match o {
+            RecoveryOutput::Action(a) => Some(a.id.correlation.0),
+            RecoveryOutput::Decision(d) => d.correlation.map(|c| c.0),
+        })
+        .collect();
+    let traced: Vec<Option<u64>> =
+        events.iter().filter(|(target, _)| target == "vigil::recovery").map(|(_, c)| *c).collect();
+    assert_eq!(traced, outputs, "one tracing event per output, same correlation id");
+    assert!(outputs.iter().all(|&c| c == Some(1)));
 }
 
 // ---------------------------------------------------------------- properties
