@@ -626,11 +626,22 @@ impl RecoveryCoordinator {
     /// Re-evaluate storms, then give every pending episode, oldest first, a
     /// chance to act.
     fn schedule(&mut self, now: Instant) {
-        self.update_storm(now, StormScope::Global, (self.open, self.registered));
-        let counts: Vec<(ServiceId, u32, u32)> =
-            self.services.iter().map(|(&id, s)| (id, s.failing, s.instances)).collect();
-        for (id, failing, instances) in counts {
-            self.update_storm(now, StormScope::Service(id), (failing, instances));
+        // The storm guard counts instances that look down (crashed,
+        // unresponsive, crash-looping), not degraded ones: an overload makes
+        // a whole service slow at once, and that calls for scaling out, not
+        // for suspecting the observer.
+        let mut down: BTreeMap<ServiceId, u32> = BTreeMap::new();
+        for episode in self.episodes.values().filter(|e| e.failure != FailureType::Degraded) {
+            *down.entry(episode.service).or_insert(0) += 1;
+        }
+        self.update_storm(now, StormScope::Global, (down.values().sum(), self.registered));
+        let counts: Vec<(ServiceId, u32, u32)> = self
+            .services
+            .iter()
+            .map(|(&id, s)| (id, down.get(&id).copied().unwrap_or(0), s.instances))
+            .collect();
+        for (id, down, instances) in counts {
+            self.update_storm(now, StormScope::Service(id), (down, instances));
         }
         let mut order: Vec<(CorrelationId, InstanceId)> = self
             .episodes

@@ -11,7 +11,9 @@
 //!
 //! A scope is the whole fleet or one service. Its unhealthy share is the
 //! larger of what the coordinator counts itself (instances with an open
-//! recovery episode over registered instances) and what the driver last
+//! recovery episode that look down, so not merely degraded, over registered
+//! instances: an overload slows a whole service at once, and calls for
+//! scaling out, not for suspecting the observer) and what the driver last
 //! reported through [`observe_unhealthy_share`](super::RecoveryCoordinator::observe_unhealthy_share)
 //! (e.g. the monitor's service summaries). Entry and exit thresholds differ
 //! (hysteresis) so a share hovering near the threshold does not toggle the

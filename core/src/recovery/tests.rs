@@ -637,6 +637,18 @@ fn an_observed_storm_holds_from_the_first_report_and_settles_after() {
 }
 
 #[test]
+fn a_whole_service_degraded_is_an_overload_not_a_storm() {
+    let mut cfg = config(&[(0, &[])]);
+    cfg.limits.max_service_share_permille = 200;
+    let mut h = Harness::new(cfg).with(0, 0..10);
+    for n in 0..10 {
+        h.fail(n, FailureType::Degraded);
+    }
+    assert!(!h.c.get().in_storm(StormScope::Global));
+    assert_eq!(kinds(&h.log), [ActionKind::Reroute, ActionKind::Reroute]);
+}
+
+#[test]
 fn small_services_are_never_in_a_storm() {
     let mut h = Harness::new(config(&[(0, &[])])).with(0, 0..3);
     for n in 0..3 {
