@@ -124,6 +124,59 @@ struct App {
     busy_until: BinaryHeap<Reverse<Instant>>,
 }
 
+impl App {
+    /// An application fault begins at `now`; returns its outage kind.
+    fn begin(&mut self, action: &FaultAction, now: Instant) -> OutageKind {
+        match action {
+            FaultAction::Hang(_) => {
+                self.hung += 1;
+                OutageKind::Hang
+            }
+            FaultAction::Slow { extra, .. } => {
+                self.slow.push(*extra);
+                OutageKind::Slow
+            }
+            FaultAction::Errors { rate, .. } => {
+                self.errors.push(*rate);
+                OutageKind::Errors
+            }
+            FaultAction::Flap { period, .. } => {
+                self.flaps.push((*period, now));
+                OutageKind::Flap
+            }
+            _ => unreachable!("only application faults reach the application: a caller bug"),
+        }
+    }
+
+    /// An application fault ends: only its own entry goes (they nest).
+    fn end(&mut self, action: &FaultAction) -> OutageKind {
+        fn remove_first<T>(list: &mut Vec<T>, same: impl Fn(&T) -> bool) {
+            if let Some(k) = list.iter().position(same) {
+                list.remove(k);
+            }
+        }
+        match action {
+            FaultAction::Hang(_) => {
+                self.hung = self.hung.saturating_sub(1);
+                OutageKind::Hang
+            }
+            FaultAction::Slow { extra, .. } => {
+                remove_first(&mut self.slow, |d| d == extra);
+                OutageKind::Slow
+            }
+            FaultAction::Errors { rate, .. } => {
+                remove_first(&mut self.errors, |r| r == rate);
+                OutageKind::Errors
+            }
+            FaultAction::Flap { period, .. } => {
+                remove_first(&mut self.flaps, |(p, _)| p == period);
+                OutageKind::Flap
+            }
+            _ => unreachable!("only application faults reach the application: a caller bug"),
+        }
+    }
+}
+
 /// Client calls as the load generator saw them end.
 #[derive(Clone, Debug)]
 pub struct CallStats {
@@ -868,38 +921,10 @@ impl<'a> Simulation<'a> {
                     self.reschedule(n);
                 }
             }
-            FaultAction::Hang(targets)
-            | FaultAction::Slow { targets, .. }
-            | FaultAction::Errors { targets, .. }
-            | FaultAction::Flap { targets, .. } => {
-                let now = self.now;
-                for &n in targets {
-                    let Some(i) = self.scenario.instance_on(n) else { continue };
-                    let app = &mut self.apps[i.index()];
-                    let kind = match &fault.action {
-                        FaultAction::Hang(_) => {
-                            app.hung += 1;
-                            OutageKind::Hang
-                        }
-                        FaultAction::Slow { extra, .. } => {
-                            app.slow.push(*extra);
-                            OutageKind::Slow
-                        }
-                        FaultAction::Errors { rate, .. } => {
-                            app.errors.push(*rate);
-                            OutageKind::Errors
-                        }
-                        _ => {
-                            if let FaultAction::Flap { period, .. } = &fault.action {
-                                app.flaps.push((*period, now));
-                            }
-                            OutageKind::Flap
-                        }
-                    };
-                    self.observed.disturb(n, now);
-                    self.observed.outages[i.index()].push(Outage { kind, began: now, ended: None });
-                }
-            }
+            FaultAction::Hang(_)
+            | FaultAction::Slow { .. }
+            | FaultAction::Errors { .. }
+            | FaultAction::Flap { .. } => self.app_fault(index, true),
         }
         if let Some(duration) = fault.duration {
             self.queue.push(self.now + duration, Event::FaultEnd { fault: index as u32 });
@@ -940,54 +965,48 @@ impl<'a> Simulation<'a> {
                     self.reschedule(n);
                 }
             }
-            FaultAction::Hang(targets)
-            | FaultAction::Slow { targets, .. }
-            | FaultAction::Errors { targets, .. }
-            | FaultAction::Flap { targets, .. } => {
-                let now = self.now;
-                for &n in targets {
-                    let Some(i) = self.scenario.instance_on(n) else { continue };
-                    let app = &mut self.apps[i.index()];
-                    let kind = match &fault.action {
-                        FaultAction::Hang(_) => {
-                            app.hung = app.hung.saturating_sub(1);
-                            OutageKind::Hang
-                        }
-                        FaultAction::Slow { extra, .. } => {
-                            if let Some(k) = app.slow.iter().position(|d| d == extra) {
-                                app.slow.remove(k);
-                            }
-                            OutageKind::Slow
-                        }
-                        FaultAction::Errors { rate, .. } => {
-                            if let Some(k) = app.errors.iter().position(|r| r == rate) {
-                                app.errors.remove(k);
-                            }
-                            OutageKind::Errors
-                        }
-                        _ => {
-                            if let FaultAction::Flap { period, .. } = &fault.action
-                                && let Some(k) = app.flaps.iter().position(|(p, _)| p == period)
-                            {
-                                app.flaps.remove(k);
-                            }
-                            OutageKind::Flap
-                        }
-                    };
-                    self.observed.restore(n, now);
-                    // The newest open outage of this kind ends.
-                    if let Some(o) = self.observed.outages[i.index()]
-                        .iter_mut()
-                        .rev()
-                        .find(|o| o.kind == kind && o.ended.is_none())
-                    {
-                        o.ended = Some(now);
-                    }
-                }
-            }
+            FaultAction::Hang(_)
+            | FaultAction::Slow { .. }
+            | FaultAction::Errors { .. }
+            | FaultAction::Flap { .. } => self.app_fault(index, false),
             FaultAction::Restart(_) | FaultAction::Resume(_) | FaultAction::Heal => {}
         }
         self.observed.faults[index].ended = Some(self.now);
+    }
+
+    /// An application fault begins (`begin`) or ends on each of its
+    /// target instances: the application changes, the instance is
+    /// disturbed or restored, and its outage opens or closes.
+    fn app_fault(&mut self, index: usize, begin: bool) {
+        let fault = &self.scenario.faults[index];
+        let (FaultAction::Hang(targets)
+        | FaultAction::Slow { targets, .. }
+        | FaultAction::Errors { targets, .. }
+        | FaultAction::Flap { targets, .. }) = &fault.action
+        else {
+            return;
+        };
+        let now = self.now;
+        for &n in targets {
+            let Some(i) = self.scenario.instance_on(n) else { continue };
+            let app = &mut self.apps[i.index()];
+            if begin {
+                let kind = app.begin(&fault.action, now);
+                self.observed.disturb(n, now);
+                self.observed.outages[i.index()].push(Outage { kind, began: now, ended: None });
+            } else {
+                let kind = app.end(&fault.action);
+                self.observed.restore(n, now);
+                // The newest open outage of this kind ends.
+                if let Some(o) = self.observed.outages[i.index()]
+                    .iter_mut()
+                    .rev()
+                    .find(|o| o.kind == kind && o.ended.is_none())
+                {
+                    o.ended = Some(now);
+                }
+            }
+        }
     }
 
     /// Heal partition `id` now, or when its stability time allows.
