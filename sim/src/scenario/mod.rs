@@ -13,7 +13,9 @@ mod load;
 mod model;
 #[cfg(test)]
 mod tests;
+pub mod write;
 
 pub use error::ScenarioError;
 pub use load::{load_file, parse};
 pub use model::*;
+pub use write::{WriteError, to_toml};

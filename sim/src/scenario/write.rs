@@ -1,0 +1,632 @@
+//! A [`Scenario`] back to scenario TOML (format v1).
+//!
+//! [`to_toml`] writes text that [`super::parse`] reads back to an equal
+//! scenario, except for each fault's `line` (the line of its `kind` in the
+//! written text). Durations are written with units (`"30s"`, `"1500ms"`),
+//! targets as node names (`control`, `checkout/0`, or `checkout/*` for a
+//! whole service), and settings equal to their defaults are left out, so
+//! a written file reads like a hand-written one.
+//!
+//! Not every scenario built in code has a file form: a health configuration
+//! other than the liveness and readiness probe pair the file format builds,
+//! a fault naming the client node, or a seed above 2^63 − 1 are
+//! [`WriteError`]s.
+
+use std::fmt::Write as _;
+
+use vigil_core::health::{
+    CheckConfig, CheckType, DEFAULT_FAILURE_THRESHOLD, DEFAULT_PROBE_TIMEOUT, DEFAULT_SUCCESS_THRESHOLD,
+    ErrorRateRule, FlapConfig, InstanceHealthConfig, LatencyRule, ProbeCheck, ProbeKind,
+};
+use vigil_core::{Duration, NodeId};
+
+use super::load::DEFAULT_MAX_EVENTS;
+use super::model::{
+    DEFAULT_SERVICE_TIME, Expectations, Fault, FaultAction, HeartbeatConfig, LatencyModel, Load, LoadShape,
+    NetworkConfig, Partition, Scenario, Service,
+};
+
+/// Why a scenario has no file form.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    /// A service's health configuration is not one the file format builds.
+    #[error("service `{service}`: its health checks have no file form ({why})")]
+    Health {
+        /// The service.
+        service: String,
+        /// What does not fit.
+        why: String,
+    },
+    /// A fault names a node no target string can name (the client node, or
+    /// one past the fleet).
+    #[error("fault {index}: node {node} cannot be named in a target")]
+    Target {
+        /// Index of the fault.
+        index: usize,
+        /// The node.
+        node: NodeId,
+    },
+    /// A fault has a target list no file can hold (empty, or a partition
+    /// with fewer than two groups).
+    #[error("fault {index}: {why}")]
+    Fault {
+        /// Index of the fault.
+        index: usize,
+        /// What is wrong.
+        why: String,
+    },
+    /// The seed does not fit a TOML integer.
+    #[error("seed {0} is above 2^63 - 1, the largest TOML integer")]
+    Seed(u64),
+    /// The load targets a service that does not exist.
+    #[error("`[load]` targets service index {0}, which does not exist")]
+    Load(usize),
+}
+
+/// The scenario as TOML that the loader reads back to an equal scenario
+/// (faults' `line` aside).
+pub fn to_toml(scenario: &Scenario) -> Result<String, WriteError> {
+    // Destructured in full: a new field is a compile error here, not a
+    // silently dropped setting.
+    let Scenario { name, description, duration, seed, max_events, network, services, faults, load, expect } =
+        scenario;
+    let mut s = String::new();
+    let _ = writeln!(s, "name = {}", quote(name));
+    if let Some(d) = description {
+        let _ = writeln!(s, "description = {}", quote(d));
+    }
+    let _ = writeln!(s, "duration = {}", dur(*duration));
+    let seed = i64::try_from(*seed).map_err(|_| WriteError::Seed(*seed))?;
+    let _ = writeln!(s, "seed = {seed}");
+    if *max_events != DEFAULT_MAX_EVENTS {
+        let _ = writeln!(s, "max_events = {max_events}");
+    }
+    write_network(&mut s, network);
+    for service in services {
+        write_service(&mut s, service)?;
+    }
+    if let Some(load) = load {
+        write_load(&mut s, scenario, load)?;
+    }
+    for (index, fault) in faults.iter().enumerate() {
+        write_fault(&mut s, scenario, index, fault)?;
+    }
+    write_expect(&mut s, expect);
+    Ok(s)
+}
+
+/// A duration with a unit: the largest of `h`, `m`, `s`, `ms`, `us`, `ns`
+/// that divides it, or its parts (`1s250us`) when that would need more
+/// digits than the loader takes in a row.
+pub fn fmt_duration(d: Duration) -> String {
+    const UNITS: [(u64, &str); 6] = [
+        (3_600_000_000_000, "h"),
+        (60_000_000_000, "m"),
+        (1_000_000_000, "s"),
+        (1_000_000, "ms"),
+        (1_000, "us"),
+        (1, "ns"),
+    ];
+    let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    if nanos == 0 {
+        return "0s".to_string();
+    }
+    for (size, unit) in UNITS {
+        if nanos % size == 0 && nanos / size < 10_000_000_000 {
+            return format!("{}{unit}", nanos / size);
+        }
+    }
+    let mut rest = nanos;
+    let mut out = String::new();
+    for (size, unit) in UNITS {
+        if rest >= size {
+            let _ = write!(out, "{}{unit}", rest / size);
+            rest %= size;
+        }
+    }
+    out
+}
+
+fn dur(d: Duration) -> String {
+    format!("\"{}\"", fmt_duration(d))
+}
+
+/// A TOML basic string.
+fn quote(text: &str) -> String {
+    let mut s = String::with_capacity(text.len() + 2);
+    s.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => s.push_str("\\\""),
+            '\\' => s.push_str("\\\\"),
+            '\n' => s.push_str("\\n"),
+            '\t' => s.push_str("\\t"),
+            '\r' => s.push_str("\\r"),
+            c if c.is_control() => {
+                let _ = write!(s, "\\u{:04X}", c as u32);
+            }
+            c => s.push(c),
+        }
+    }
+    s.push('"');
+    s
+}
+
+/// A float TOML reads back to the same `f64` (Rust's shortest round-trip
+/// form; `1.0`, `0.001`, `1e-7`).
+fn float(v: f64) -> String {
+    format!("{v:?}")
+}
+
+fn latency(model: &LatencyModel) -> String {
+    match *model {
+        LatencyModel::Fixed(value) => format!("{{ kind = \"fixed\", value = {} }}", dur(value)),
+        LatencyModel::Uniform { min, max } => {
+            format!("{{ kind = \"uniform\", min = {}, max = {} }}", dur(min), dur(max))
+        }
+        LatencyModel::Exponential { min, mean } => {
+            format!("{{ kind = \"exponential\", min = {}, mean = {} }}", dur(min), dur(mean))
+        }
+        LatencyModel::Pareto { min, alpha, max } => format!(
+            "{{ kind = \"pareto\", min = {}, alpha = {}, max = {} }}",
+            dur(min),
+            float(alpha),
+            dur(max)
+        ),
+    }
+}
+
+fn write_network(s: &mut String, network: &NetworkConfig) {
+    let NetworkConfig { latency: lat, loss, duplicate, reorder, reorder_delay, stability } = network;
+    let default = NetworkConfig::default();
+    if *network == default {
+        return;
+    }
+    let _ = writeln!(s, "\n[network]");
+    if *lat != default.latency {
+        let _ = writeln!(s, "latency = {}", latency(lat));
+    }
+    for (key, value, default) in [
+        ("loss", *loss, default.loss),
+        ("duplicate", *duplicate, default.duplicate),
+        ("reorder", *reorder, default.reorder),
+    ] {
+        if value != default {
+            let _ = writeln!(s, "{key} = {}", float(value));
+        }
+    }
+    if *reorder_delay != default.reorder_delay {
+        let _ = writeln!(s, "reorder_delay = {}", dur(*reorder_delay));
+    }
+    if *stability != default.stability {
+        let _ = writeln!(s, "stability = {}", dur(*stability));
+    }
+}
+
+fn write_service(s: &mut String, service: &Service) -> Result<(), WriteError> {
+    let Service { name, instances, heartbeat, service_time, health, zones, capacity } = service;
+    let _ = writeln!(s, "\n[[service]]");
+    let _ = writeln!(s, "name = {}", quote(name));
+    let _ = writeln!(s, "instances = {instances}");
+    if *heartbeat != HeartbeatConfig::default() {
+        let HeartbeatConfig { interval, suspect_after, dead_after } = *heartbeat;
+        let _ = writeln!(
+            s,
+            "heartbeat = {{ interval = {}, suspect_after = {}, dead_after = {} }}",
+            dur(interval),
+            dur(suspect_after),
+            dur(dead_after)
+        );
+    }
+    if *service_time != DEFAULT_SERVICE_TIME {
+        let _ = writeln!(s, "service_time = {}", latency(service_time));
+    }
+    if let Some(health) = health {
+        let table = health_table(health)
+            .map_err(|why| WriteError::Health { service: name.clone(), why: why.to_string() })?;
+        let _ = writeln!(s, "health = {table}");
+    }
+    if !zones.is_empty() {
+        let zones: Vec<String> = zones.iter().map(|z| quote(z)).collect();
+        let _ = writeln!(s, "zones = [{}]", zones.join(", "));
+    }
+    if let Some(capacity) = capacity {
+        let _ = writeln!(s, "capacity = {capacity}");
+    }
+    Ok(())
+}
+
+/// The `health` inline table that builds `health`, if the file format can.
+fn health_table(health: &InstanceHealthConfig) -> Result<String, &'static str> {
+    let [live, ready] = health.checks.as_slice() else {
+        return Err("not exactly a liveness and a readiness probe");
+    };
+    let probe = |c: &CheckConfig, kind: ProbeKind| match c.check {
+        CheckType::Probe(p) if c.kind == kind => Some(p),
+        _ => None,
+    };
+    let (Some(lp), Some(rp)) = (probe(live, ProbeKind::Liveness), probe(ready, ProbeKind::Readiness)) else {
+        return Err("not a liveness probe then a readiness probe");
+    };
+    if (live.failure_threshold, live.success_threshold) != (ready.failure_threshold, ready.success_threshold)
+    {
+        return Err("the probes have different thresholds");
+    }
+    let base = ProbeCheck { interval: lp.interval, timeout: lp.timeout, ..ProbeCheck::default() };
+    if lp != base {
+        return Err("the liveness probe has rules or an initial delay");
+    }
+    if (ProbeCheck { latency: None, error_rate: None, ..rp }) != base {
+        return Err("the probes differ in interval, timeout or initial delay");
+    }
+    let mut parts = vec![format!("interval = {}", dur(lp.interval))];
+    if lp.timeout != lp.interval.min(DEFAULT_PROBE_TIMEOUT) {
+        parts.push(format!("timeout = {}", dur(lp.timeout)));
+    }
+    if live.failure_threshold != DEFAULT_FAILURE_THRESHOLD {
+        parts.push(format!("failure_threshold = {}", live.failure_threshold));
+    }
+    if live.success_threshold != DEFAULT_SUCCESS_THRESHOLD {
+        parts.push(format!("success_threshold = {}", live.success_threshold));
+    }
+    if let Some(rule) = rp.latency {
+        if rule != LatencyRule::new(rule.p99_max) {
+            return Err("the latency rule has a non-default window");
+        }
+        parts.push(format!("latency_p99 = {}", dur(rule.p99_max)));
+    }
+    if let Some(rule) = rp.error_rate {
+        if rule != (ErrorRateRule { degraded_permille: rule.degraded_permille, ..ErrorRateRule::default() }) {
+            return Err("the error-rate rule has a non-default window or a failure limit");
+        }
+        parts.push(format!("error_rate = {}", float(f64::from(rule.degraded_permille) / 1000.0)));
+    }
+    match health.flap {
+        None => parts.push("flap = false".to_string()),
+        Some(f) if f == FlapConfig::default() => {}
+        Some(_) => return Err("flap damping with non-default settings"),
+    }
+    Ok(format!("{{ {} }}", parts.join(", ")))
+}
+
+fn write_load(s: &mut String, scenario: &Scenario, load: &Load) -> Result<(), WriteError> {
+    let Load { service, rate_per_sec, shape, timeout, start, panic_threshold_percent } = *load;
+    let target = scenario.services.get(service).ok_or(WriteError::Load(service))?;
+    let _ = writeln!(s, "\n[load]");
+    let _ = writeln!(s, "target = {}", quote(&target.name));
+    let _ = writeln!(s, "rate = {}", float(rate_per_sec));
+    if shape == LoadShape::Constant {
+        let _ = writeln!(s, "shape = \"constant\"");
+    }
+    if timeout != Duration::from_secs(1) {
+        let _ = writeln!(s, "timeout = {}", dur(timeout));
+    }
+    if start != Duration::from_secs(5) {
+        let _ = writeln!(s, "start = {}", dur(start));
+    }
+    if panic_threshold_percent != 50 {
+        let _ = writeln!(s, "panic_threshold = {panic_threshold_percent}");
+    }
+    Ok(())
+}
+
+/// Target strings naming exactly `nodes`: `control`, `svc/*` for a whole
+/// service, `svc/i` otherwise.
+pub fn target_names(scenario: &Scenario, nodes: &[NodeId]) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    let mut rest: Vec<NodeId> = nodes.to_vec();
+    rest.sort_unstable();
+    rest.dedup();
+    if rest.first() == Some(&Scenario::CONTROL) {
+        out.push("control".to_string());
+        rest.remove(0);
+    }
+    let mut first = 1u32;
+    let mut named = 0;
+    for service in &scenario.services {
+        let range = first..first + service.instances;
+        let members: Vec<u32> = rest.iter().map(|n| n.0).filter(|n| range.contains(n)).collect();
+        named += members.len();
+        if !members.is_empty() && members.len() == service.instances as usize {
+            out.push(format!("{}/*", service.name));
+        } else {
+            out.extend(members.iter().map(|n| format!("{}/{}", service.name, n - first)));
+        }
+        first = range.end;
+    }
+    (named == rest.len()).then_some(out)
+}
+
+fn targets(scenario: &Scenario, index: usize, nodes: &[NodeId]) -> Result<String, WriteError> {
+    if nodes.is_empty() {
+        return Err(WriteError::Fault { index, why: "empty target list".into() });
+    }
+    let names = target_names(scenario, nodes).ok_or_else(|| {
+        let node = nodes
+            .iter()
+            .copied()
+            .find(|&n| n != Scenario::CONTROL && scenario.instance_on(n).is_none())
+            .unwrap_or(NodeId(u32::MAX));
+        WriteError::Target { index, node }
+    })?;
+    Ok(match names.as_slice() {
+        [one] => quote(one),
+        many => format!("[{}]", many.iter().map(|n| quote(n)).collect::<Vec<_>>().join(", ")),
+    })
+}
+
+fn write_fault(s: &mut String, scenario: &Scenario, index: usize, fault: &Fault) -> Result<(), WriteError> {
+    let Fault { at, duration, action, line: _ } = fault;
+    let _ = writeln!(s, "\n[[fault]]");
+    let _ = writeln!(s, "at = {}", dur(*at));
+    if let Some(d) = duration {
+        let _ = writeln!(s, "duration = {}", dur(*d));
+    }
+    let t = |nodes: &[NodeId]| targets(scenario, index, nodes);
+    match action {
+        FaultAction::Crash(n) => {
+            let _ = writeln!(s, "kind = \"crash\"\ntarget = {}", t(n)?);
+        }
+        FaultAction::Restart(n) => {
+            let _ = writeln!(s, "kind = \"restart\"\ntarget = {}", t(n)?);
+        }
+        FaultAction::Pause(n) => {
+            let _ = writeln!(s, "kind = \"pause\"\ntarget = {}", t(n)?);
+        }
+        FaultAction::Resume(n) => {
+            let _ = writeln!(s, "kind = \"resume\"\ntarget = {}", t(n)?);
+        }
+        FaultAction::Heal => {
+            let _ = writeln!(s, "kind = \"heal\"");
+        }
+        FaultAction::Hang(n) => {
+            let _ = writeln!(s, "kind = \"hang\"\ntarget = {}", t(n)?);
+        }
+        FaultAction::Slow { targets, extra } => {
+            let _ = writeln!(s, "kind = \"slow\"\ntarget = {}\nlatency = {}", t(targets)?, dur(*extra));
+        }
+        FaultAction::Errors { targets, rate } => {
+            let _ = writeln!(s, "kind = \"errors\"\ntarget = {}\nrate = {}", t(targets)?, float(*rate));
+        }
+        FaultAction::Flap { targets, period } => {
+            let _ = writeln!(s, "kind = \"flap\"\ntarget = {}\nperiod = {}", t(targets)?, dur(*period));
+        }
+        FaultAction::ClockSkew { targets, offset_ns, drift_ppm } => {
+            let _ = writeln!(s, "kind = \"clock_skew\"\ntarget = {}", t(targets)?);
+            if *offset_ns != 0 || *drift_ppm == 0 {
+                let sign = if *offset_ns < 0 { "-" } else { "" };
+                let magnitude = fmt_duration(Duration::from_nanos(offset_ns.unsigned_abs()));
+                let _ = writeln!(s, "offset = \"{sign}{magnitude}\"");
+            }
+            if *drift_ppm != 0 {
+                let _ = writeln!(s, "drift_ppm = {drift_ppm}");
+            }
+        }
+        FaultAction::Partition(Partition::Groups(groups)) => {
+            if groups.len() < 2 {
+                return Err(WriteError::Fault { index, why: "a partition needs two groups".into() });
+            }
+            let groups: Vec<String> = groups.iter().map(|g| t(g)).collect::<Result<_, _>>()?;
+            let _ =
+                writeln!(s, "kind = \"partition\"\nmode = \"symmetric\"\ngroups = [{}]", groups.join(", "));
+        }
+        FaultAction::Partition(Partition::OneWay { from, to }) => {
+            let _ =
+                writeln!(s, "kind = \"partition\"\nmode = \"one_way\"\nfrom = {}\nto = {}", t(from)?, t(to)?);
+        }
+        FaultAction::Partition(Partition::Isolate(n)) => {
+            let _ = writeln!(s, "kind = \"partition\"\nmode = \"isolate\"\ntarget = {}", t(n)?);
+        }
+    }
+    Ok(())
+}
+
+fn write_expect(s: &mut String, expect: &Expectations) {
+    let Expectations { detected_within, no_false_dead, alive_at_end, availability, failure_types } = *expect;
+    if *expect == Expectations::default() {
+        return;
+    }
+    let _ = writeln!(s, "\n[expect]");
+    if let Some(d) = detected_within {
+        let _ = writeln!(s, "detected_within = {}", dur(d));
+    }
+    if no_false_dead {
+        let _ = writeln!(s, "no_false_dead = true");
+    }
+    if alive_at_end {
+        let _ = writeln!(s, "alive_at_end = true");
+    }
+    if let Some(a) = availability {
+        let _ = writeln!(s, "availability = {}", float(a));
+    }
+    if failure_types {
+        let _ = writeln!(s, "failure_types = true");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::parse;
+
+    /// The scenario with every fault's line zeroed: the one thing writing
+    /// does not keep.
+    fn lineless(mut s: Scenario) -> Scenario {
+        for f in &mut s.faults {
+            f.line = 0;
+        }
+        s
+    }
+
+    fn round_trip(source: &str) {
+        let original = parse(source, "original").expect("the original loads");
+        let text = to_toml(&original).expect("it has a file form");
+        let again = parse(&text, "written").unwrap_or_else(|e| panic!("written text loads: {e}\n{text}"));
+        assert_eq!(lineless(again.clone()), lineless(original), "round trip changed it:\n{text}");
+        assert_eq!(to_toml(&again).expect("again"), text, "writing is stable");
+    }
+
+    #[test]
+    fn durations_keep_their_units_and_exact_values() {
+        assert_eq!(fmt_duration(Duration::ZERO), "0s");
+        assert_eq!(fmt_duration(Duration::from_secs(90)), "90s");
+        assert_eq!(fmt_duration(Duration::from_secs(600)), "10m");
+        assert_eq!(fmt_duration(Duration::from_secs(7200)), "2h");
+        assert_eq!(fmt_duration(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(fmt_duration(Duration::from_nanos(7)), "7ns");
+        let odd = Duration::from_secs(30 * 24 * 3600) + Duration::from_nanos(1);
+        assert_eq!(fmt_duration(odd), "720h1ns");
+        for d in [odd, Duration::from_micros(1_234_567), Duration::from_nanos(999_999_999_999)] {
+            let text = fmt_duration(d);
+            assert_eq!(humantime::parse_duration(&text).expect("parses"), d, "{text}");
+        }
+    }
+
+    #[test]
+    fn strings_are_escaped() {
+        round_trip(
+            "name = \"a \\\"quoted\\\" name\"\ndescription = \"two\\nlines\\tand \\\\ \\u0001\"\n\
+             duration = \"1m\"\n[[service]]\nname = \"a\"\ninstances = 1\n",
+        );
+    }
+
+    #[test]
+    fn every_setting_round_trips() {
+        round_trip(
+            r#"
+name = "everything"
+duration = "10m"
+seed = 9223372036854775807
+max_events = 1_000
+[network]
+latency = { kind = "pareto", min = "1ms", alpha = 2.5, max = "200ms" }
+loss = 0.001
+duplicate = 1
+reorder = 0.25
+reorder_delay = "20ms"
+stability = "3s"
+[[service]]
+name = "checkout"
+instances = 6
+heartbeat = { interval = "500ms", suspect_after = "2s", dead_after = "4s" }
+service_time = { kind = "exponential", min = "1ms", mean = "3ms" }
+health = { interval = "2s", timeout = "1500ms", failure_threshold = 2, success_threshold = 3, latency_p99 = "200ms", error_rate = 0.2, flap = false }
+zones = ["a", "b", "c"]
+capacity = 7
+[[service]]
+name = "payments"
+instances = 2
+service_time = { kind = "fixed", value = "4ms" }
+health = {}
+[[service]]
+name = "db"
+instances = 1
+[load]
+target = "checkout"
+rate = 12.5
+shape = "constant"
+timeout = "300ms"
+start = "8s"
+panic_threshold = 0
+[[fault]]
+at = "1m"
+duration = "30s"
+kind = "crash"
+target = ["checkout/0", "payments"]
+[[fault]]
+at = "1m"
+kind = "restart"
+target = ["control", "*"]
+[[fault]]
+at = "2s"
+kind = "pause"
+target = "zone:b"
+duration = "1s"
+[[fault]]
+at = "3s"
+kind = "resume"
+target = "db"
+[[fault]]
+at = "4s"
+kind = "partition"
+groups = [["control", "zone:a"], "payments/1", ["db/*"]]
+[[fault]]
+at = "5s"
+kind = "partition"
+mode = "one_way"
+from = "checkout/*"
+to = "control"
+[[fault]]
+at = "6s"
+kind = "partition"
+mode = "isolate"
+target = "payments/0"
+[[fault]]
+at = "7s"
+kind = "heal"
+[[fault]]
+at = "8s"
+duration = "9s"
+kind = "clock_skew"
+target = "payments/0"
+offset = "-2s"
+drift_ppm = 50000
+[[fault]]
+at = "8s"
+kind = "clock_skew"
+target = "control"
+drift_ppm = -3
+[[fault]]
+at = "8s"
+kind = "clock_skew"
+target = "db/0"
+offset = "0s"
+[[fault]]
+at = "9s"
+kind = "hang"
+target = "checkout/5"
+[[fault]]
+at = "9s"
+kind = "slow"
+target = "checkout/4"
+latency = "150ms"
+[[fault]]
+at = "9s"
+kind = "errors"
+target = "checkout/3"
+rate = 0.3
+[[fault]]
+at = "9s"
+kind = "flap"
+target = "checkout/2"
+period = "1.5s"
+[expect]
+detected_within = "6s"
+no_false_dead = true
+alive_at_end = true
+availability = "99.9%"
+failure_types = true
+"#,
+        );
+    }
+
+    #[test]
+    fn unrepresentable_scenarios_are_errors() {
+        let mut s = parse("name = \"x\"\nduration = \"1m\"\n[[service]]\nname = \"a\"\ninstances = 1\n", "x")
+            .expect("loads");
+        s.seed = u64::MAX;
+        assert_eq!(to_toml(&s), Err(WriteError::Seed(u64::MAX)));
+        s.seed = 1;
+        s.services[0].health = Some(InstanceHealthConfig::standard());
+        s.services[0].health.as_mut().expect("set").checks.pop();
+        assert!(matches!(to_toml(&s), Err(WriteError::Health { .. })));
+        s.services[0].health = None;
+        s.faults.push(Fault {
+            at: Duration::ZERO,
+            duration: None,
+            action: FaultAction::Crash(vec![NodeId(5)]),
+            line: 0,
+        });
+        assert!(matches!(to_toml(&s), Err(WriteError::Target { index: 0, .. })));
+    }
+}
