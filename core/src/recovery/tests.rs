@@ -928,6 +928,10 @@ fn every_output_is_a_tracing_event_with_its_correlation_id() {
     let subscriber = std::sync::Arc::new(Correlations(std::sync::Mutex::new(Vec::new())));
     let mut h = Harness::new(config(&[(0, &[])])).with(0, [0]);
     tracing::subscriber::with_default(subscriber.clone(), || {
+        // Tests run on parallel threads without this subscriber; one of them
+        // may have cached a callsite's interest as "never" first. Recompute
+        // it now that this thread has a subscriber that wants every event.
+        tracing::callsite::rebuild_interest_cache();
         let a = the_action(&h.fail(0, FailureType::Crashed));
         h.outcome(a.id, Outcome::Failed);
         let a = the_action(&h.next_timer());

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use super::dense::{Dense, MAX_INSTANCE_ID};
 use super::record::validate_service_name;
 use super::watch::ChangeLog;
 use super::{
@@ -62,7 +63,8 @@ struct Watch {
 pub struct Registry {
     config: RegistryConfig,
     index: u64,
-    instances: BTreeMap<InstanceId, Instance>,
+    /// Records, indexed by id (see [`Dense`]).
+    instances: Dense<Instance>,
     services: Vec<Service>,
     service_ids: BTreeMap<String, ServiceId>,
     timers: BTreeSet<(Instant, InstanceId, Timer)>,
@@ -80,7 +82,7 @@ impl Registry {
             log: ChangeLog::new(config.change_log_capacity),
             config,
             index: 0,
-            instances: BTreeMap::new(),
+            instances: Dense::default(),
             services: Vec::new(),
             service_ids: BTreeMap::new(),
             timers: BTreeSet::new(),
@@ -177,6 +179,9 @@ impl Registry {
         registration: Registration,
     ) -> Result<RegisterOutcome, RegistryError> {
         let (ttl, tags) = registration.validate(&self.config)?;
+        if registration.id.0 > MAX_INSTANCE_ID {
+            return Err(RegistryError::IdTooLarge { id: registration.id, max: MAX_INSTANCE_ID });
+        }
         let existing_service = self.service_id(&registration.service);
         if let Some(existing) = self.instances.get(&registration.id) {
             if Some(existing.service) != existing_service {
@@ -237,6 +242,7 @@ impl Registry {
                 registered_at: now,
                 ttl,
                 lease_expires_at,
+                lease_timer: Some(lease_expires_at),
                 lease_expired: false,
                 reported_health: initial_health,
                 critical_since,
@@ -257,9 +263,15 @@ impl Registry {
     /// Renew the lease of `id` at `now` (a heartbeat). An instance whose
     /// lease had expired is no longer critical on that account.
     pub fn renew(&mut self, now: Instant, id: InstanceId) -> Result<(), RegistryError> {
-        let before = self.instances.get(&id).ok_or(RegistryError::UnknownInstance(id))?.health();
+        let instance = self.instances.get(&id).ok_or(RegistryError::UnknownInstance(id))?;
+        let before = instance.health();
+        // Only an expired lease changes health when renewed: the common
+        // case (every heartbeat) costs one lookup.
+        let was_expired = instance.lease_expired;
         self.renew_lease(now, id);
-        self.after_health_input(now, id, before);
+        if was_expired {
+            self.after_health_input(now, id, before);
+        }
         Ok(())
     }
 
@@ -360,6 +372,14 @@ impl Registry {
                         debug_assert!(false, "timers of removed instances are removed with them");
                         continue;
                     };
+                    instance.lease_timer = None;
+                    if instance.lease_expires_at > deadline {
+                        // Renewed since it was armed: arm it again.
+                        let at = instance.lease_expires_at;
+                        instance.lease_timer = Some(at);
+                        self.timers.insert((at, id, Timer::Lease));
+                        continue;
+                    }
                     let before = instance.health();
                     instance.lease_expired = true;
                     tracing::debug!(instance = id.0, %now, "registry lease expired");
@@ -375,7 +395,9 @@ impl Registry {
         }
     }
 
-    /// The next lease expiry or deregistration deadline, if any.
+    /// The next lease expiry or deregistration deadline, if any. May be
+    /// early (a lease renewed since its timer was armed): calling
+    /// `handle_timeout` then only re-arms it.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.first().map(|&(deadline, _, _)| deadline)
@@ -411,12 +433,23 @@ impl Registry {
         let Some(instance) = self.instances.get_mut(&id) else {
             return false;
         };
-        let old = instance.lease_expires_at;
-        instance.lease_expires_at = now + instance.ttl;
+        let new = now + instance.ttl;
+        instance.lease_expires_at = new;
         instance.lease_expired = false;
-        let new = instance.lease_expires_at;
-        self.timers.remove(&(old, id, Timer::Lease));
-        self.timers.insert((new, id, Timer::Lease));
+        match instance.lease_timer {
+            // Armed no later than the new expiry: it re-arms when it fires.
+            Some(armed) if armed <= new => {}
+            // Armed later (a re-registration shortened the lease): move it.
+            Some(armed) => {
+                self.timers.remove(&(armed, id, Timer::Lease));
+                self.timers.insert((new, id, Timer::Lease));
+                instance.lease_timer = Some(new);
+            }
+            None => {
+                self.timers.insert((new, id, Timer::Lease));
+                instance.lease_timer = Some(new);
+            }
+        }
         true
     }
 
@@ -460,7 +493,9 @@ impl Registry {
         let Some(instance) = self.instances.remove(&id) else {
             return;
         };
-        self.timers.remove(&(instance.lease_expires_at, id, Timer::Lease));
+        if let Some(armed) = instance.lease_timer {
+            self.timers.remove(&(armed, id, Timer::Lease));
+        }
         if let Some(since) = instance.critical_since {
             self.disarm_deregister(since, id);
         }
@@ -493,15 +528,17 @@ impl Registry {
 impl Registry {
     /// Panic if an invariant of the catalog does not hold. For tests.
     pub(super) fn check_invariants(&self) {
-        for (id, instance) in &self.instances {
+        for (id, instance) in self.instances.iter() {
+            let id = &id;
             assert_eq!(*id, instance.id);
             let service = self.services.get(instance.service.index()).expect("instance's service exists");
             assert!(service.instances.contains(id), "service lists its instance");
             assert!(instance.modify_index <= self.index && instance.create_index <= instance.modify_index);
+            let armed = instance.lease_timer.filter(|&t| self.timers.contains(&(t, *id, Timer::Lease)));
+            assert_eq!(armed, instance.lease_timer, "the recorded lease timer is armed");
             assert!(
-                self.timers.contains(&(instance.lease_expires_at, *id, Timer::Lease))
-                    != instance.lease_expired,
-                "a live lease has exactly one timer; an expired one none"
+                armed.is_some_and(|t| t <= instance.lease_expires_at) != instance.lease_expired,
+                "a live lease has exactly one timer, due no later than its expiry; an expired one none"
             );
             assert_eq!(instance.critical_since.is_some(), instance.health() == HealthStatus::Critical);
             if let (Some(since), Some(after)) =

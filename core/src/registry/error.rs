@@ -45,6 +45,14 @@ pub enum RegistryConfigError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RegistryError {
+    /// An instance id beyond what the catalog's dense table allows.
+    #[error("instance id {id} exceeds the supported maximum {max}")]
+    IdTooLarge {
+        /// The id given.
+        id: InstanceId,
+        /// The largest id accepted.
+        max: u32,
+    },
     /// A required name or value is empty.
     #[error("{field} must not be empty")]
     Empty {

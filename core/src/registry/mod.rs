@@ -63,6 +63,7 @@
 //! walks only the instances of the service asked for.
 
 mod catalog;
+mod dense;
 mod error;
 mod record;
 #[cfg(test)]

@@ -229,6 +229,12 @@ pub struct Instance {
     pub ttl: Duration,
     /// When the lease runs out unless renewed.
     pub lease_expires_at: Instant,
+    /// The deadline of the lease timer armed for it, if one is: at or
+    /// before `lease_expires_at`. A renewal moves only `lease_expires_at`;
+    /// the timer re-arms when it fires (one timer operation per lease
+    /// period, not per heartbeat).
+    #[serde(skip)]
+    pub(crate) lease_timer: Option<Instant>,
     /// Whether the lease has run out (it then counts as critical).
     pub lease_expired: bool,
     /// The status last reported by [`Registry::set_health`](super::Registry::set_health).
