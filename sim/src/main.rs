@@ -89,6 +89,56 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run one scenario with one seed and print what mattered, in time
+    /// order: faults, outages and their detection, verdicts, health
+    /// changes, balancer events, then the expectations.
+    Replay {
+        /// Scenario file (TOML).
+        file: PathBuf,
+        /// Seed; defaults to the scenario's `seed`.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Show entries at or after this simulated time (`30s`, `1m30s`).
+        #[arg(long, value_name = "T", value_parser = parse_time)]
+        from: Option<vigil_core::Duration>,
+        /// Show entries at or before this simulated time.
+        #[arg(long, value_name = "T", value_parser = parse_time)]
+        until: Option<vigil_core::Duration>,
+        /// Show only these kinds: fault, outage, verdict, health, balance
+        /// (comma-separated).
+        #[arg(long, value_name = "KIND,...", value_parser = vigil_sim::replay::Filter::parse_kinds)]
+        filter: Option<Vec<vigil_sim::replay::Kind>>,
+        /// Show only entries about this node (`checkout/0`, `control`,
+        /// `client`) or any instance of this service (`checkout`).
+        #[arg(long, value_name = "NAME")]
+        node: Option<String>,
+    },
+    /// Shrink a failing run to the smallest scenario that still fails the
+    /// same expectation; write it as a scenario file.
+    Shrink {
+        /// Scenario file (TOML).
+        file: PathBuf,
+        /// Seed of the failing run; defaults to the scenario's `seed`.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Write the shrunk scenario to OUT instead of standard output.
+        #[arg(short, long, value_name = "OUT")]
+        output: Option<PathBuf>,
+        /// Most simulation runs to spend.
+        #[arg(long, value_name = "N", default_value_t = 500)]
+        max_runs: u32,
+        /// The expectation to keep failing; defaults to the first that fails.
+        #[arg(long, value_name = "NAME")]
+        expect: Option<String>,
+    },
+}
+
+fn parse_time(text: &str) -> Result<vigil_core::Duration, String> {
+    if text.trim() == "0" {
+        return Ok(vigil_core::Duration::ZERO);
+    }
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("`{text}` is not a duration like \"30s\" or \"1m30s\": {e}"))
 }
 
 /// Most seeds one sweep may run.
@@ -140,7 +190,95 @@ fn main() -> ExitCode {
             run(&scenario, seed, json, timeline.as_deref(), check_determinism)
         }
         Command::Sweep { paths, seeds, jobs, json } => sweep(&paths, seeds, jobs, json),
+        Command::Replay { file, seed, from, until, filter, node } => {
+            let filter = vigil_sim::replay::Filter { from, until, kinds: filter, node };
+            replay(&file, seed, &filter)
+        }
+        Command::Shrink { file, seed, output, max_runs, expect } => {
+            shrink(&file, seed, output.as_deref(), max_runs, expect)
+        }
     }
+}
+
+fn replay(file: &Path, seed: Option<u64>, filter: &vigil_sim::replay::Filter) -> ExitCode {
+    let scenario = match scenario::load_file(file) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let (Some(from), Some(until)) = (filter.from, filter.until)
+        && until < from
+    {
+        eprintln!("error: --until ({until:?}) is before --from ({from:?})");
+        return ExitCode::from(2);
+    }
+    if let Some(node) = &filter.node {
+        let names = scenario.node_names();
+        let service = node.strip_suffix("/*").unwrap_or(node);
+        let known = names.iter().any(|n| n == node) || scenario.services.iter().any(|s| s.name == service);
+        if !known {
+            eprintln!(
+                "error: no node or service `{node}` in {}; nodes: {}",
+                file.display(),
+                names.join(", ")
+            );
+            return ExitCode::from(2);
+        }
+    }
+    let seed = seed.unwrap_or(scenario.seed);
+    let mut sim = Simulation::new(&scenario, seed);
+    sim.run();
+    let (text, outcomes) = vigil_sim::replay::render(&sim, seed, filter);
+    out!("{text}");
+    if outcomes.iter().all(|o| o.passed) { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+fn shrink(
+    file: &Path,
+    seed: Option<u64>,
+    output: Option<&Path>,
+    max_runs: u32,
+    expect: Option<String>,
+) -> ExitCode {
+    use vigil_sim::shrink::{Options, ShrinkError};
+    let scenario = match scenario::load_file(file) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let options = Options { seed: seed.unwrap_or(scenario.seed), max_runs, expectation: expect };
+    let result = vigil_sim::shrink::shrink(&scenario, &options, &mut |line| eprintln!("{line}"));
+    let shrunk = match result {
+        Ok(s) => s,
+        Err(e @ (ShrinkError::Passes { .. } | ShrinkError::NotFailing { .. })) => {
+            eprintln!("{}: {e}", file.display());
+            return ExitCode::from(1);
+        }
+        Err(e) => {
+            eprintln!("error: {}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let text = shrunk.file(&file.display().to_string());
+    match output {
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, &text) {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+            outln!("{}", shrunk.summary());
+            outln!("wrote {} (fails `{}`)", path.display(), shrunk.expectation);
+        }
+        None => {
+            out!("{text}");
+            eprintln!("{}", shrunk.summary());
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// Scenario files named by `paths`: files as given, directories expanded

@@ -311,7 +311,7 @@ fn write_load(s: &mut String, scenario: &Scenario, load: &Load) -> Result<(), Wr
 }
 
 /// Target strings naming exactly `nodes`: `control`, `svc/*` for a whole
-/// service, `svc/i` otherwise.
+/// service of more than one instance, `svc/i` otherwise.
 pub fn target_names(scenario: &Scenario, nodes: &[NodeId]) -> Option<Vec<String>> {
     let mut out = Vec::new();
     let mut rest: Vec<NodeId> = nodes.to_vec();
@@ -327,7 +327,7 @@ pub fn target_names(scenario: &Scenario, nodes: &[NodeId]) -> Option<Vec<String>
         let range = first..first + service.instances;
         let members: Vec<u32> = rest.iter().map(|n| n.0).filter(|n| range.contains(n)).collect();
         named += members.len();
-        if !members.is_empty() && members.len() == service.instances as usize {
+        if service.instances > 1 && members.len() == service.instances as usize {
             out.push(format!("{}/*", service.name));
         } else {
             out.extend(members.iter().map(|n| format!("{}/{}", service.name, n - first)));
