@@ -106,8 +106,8 @@ enum Command {
         until: Option<vigil_core::Duration>,
         /// Show only these kinds: fault, outage, verdict, health, balance
         /// (comma-separated).
-        #[arg(long, value_name = "KIND,...", value_parser = vigil_sim::replay::Filter::parse_kinds)]
-        filter: Option<Vec<vigil_sim::replay::Kind>>,
+        #[arg(long, value_name = "KIND,...", value_delimiter = ',', value_parser = parse_kind)]
+        filter: Vec<vigil_sim::replay::Kind>,
         /// Show only entries about this node (`checkout/0`, `control`,
         /// `client`) or any instance of this service (`checkout`).
         #[arg(long, value_name = "NAME")]
@@ -131,6 +131,13 @@ enum Command {
         #[arg(long, value_name = "NAME")]
         expect: Option<String>,
     },
+}
+
+fn parse_kind(text: &str) -> Result<vigil_sim::replay::Kind, String> {
+    vigil_sim::replay::Filter::parse_kinds(text)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| "`--filter` is empty; name at least one kind".to_string())
 }
 
 fn parse_time(text: &str) -> Result<vigil_core::Duration, String> {
@@ -191,7 +198,8 @@ fn main() -> ExitCode {
         }
         Command::Sweep { paths, seeds, jobs, json } => sweep(&paths, seeds, jobs, json),
         Command::Replay { file, seed, from, until, filter, node } => {
-            let filter = vigil_sim::replay::Filter { from, until, kinds: filter, node };
+            let kinds = (!filter.is_empty()).then_some(filter);
+            let filter = vigil_sim::replay::Filter { from, until, kinds, node };
             replay(&file, seed, &filter)
         }
         Command::Shrink { file, seed, output, max_runs, expect } => {

@@ -5,7 +5,8 @@
 //! health-monitor changes, the client balancer's events), never by parsing
 //! the event-by-event timeline text. Entries are in time order; entries at
 //! the same instant are ordered by kind (fault, outage, verdict, health,
-//! balance), then by the order they were observed.
+//! balance; a detection last, after the verdict that made it), then by the
+//! order they were observed.
 
 use std::fmt::Write as _;
 
@@ -71,6 +72,9 @@ pub struct Entry {
     pub who: String,
     /// What happened.
     pub text: String,
+    /// Order among entries at the same instant: a fault before the outage
+    /// it causes, a verdict before the detection it makes.
+    rank: u8,
 }
 
 /// Which entries to show.
@@ -145,6 +149,10 @@ fn fault_nodes(action: &FaultAction) -> Vec<NodeId> {
     nodes
 }
 
+/// Rank of a detection (or its absence): after the verdicts, statuses and
+/// balancer events of its instant.
+const DETECTED: u8 = Kind::Balance as u8 + 1;
+
 /// The timeline of a finished run, in time order.
 pub fn entries(sim: &Simulation<'_>) -> Vec<Entry> {
     let scenario = sim.scenario();
@@ -155,6 +163,7 @@ pub fn entries(sim: &Simulation<'_>) -> Vec<Entry> {
         kind,
         nodes: vec![node.clone()],
         who: node,
+        rank: kind as u8,
         text,
     };
     let mut out = Vec::new();
@@ -164,7 +173,7 @@ pub fn entries(sim: &Simulation<'_>) -> Vec<Entry> {
         let names: Vec<String> = nodes.iter().map(|&n| scenario.node_name(n)).collect();
         let what = report::describe(scenario, fault);
         let mut push = |at: Instant, text: String| {
-            out.push(Entry { at, kind: Kind::Fault, nodes: names.clone(), who: who.clone(), text });
+            out.push(Entry { at, kind: Kind::Fault, nodes: names.clone(), who: who.clone(), text, rank: 0 });
         };
         if let Some(at) = span.began {
             push(at, format!("begins: {what} (fault #{index}, line {})", fault.line));
@@ -180,16 +189,20 @@ pub fn entries(sim: &Simulation<'_>) -> Vec<Entry> {
         match (d.detected_ms, &d.detected_as) {
             (Some(ms), Some(what)) => {
                 let after = report::fmt_duration(Duration::from_millis(ms - d.began_ms));
-                out.push(one(
-                    Instant::from_millis(ms),
-                    Kind::Outage,
-                    d.instance.clone(),
-                    format!("{kind} outage detected as {what} after {after}"),
-                ));
+                out.push(Entry {
+                    rank: DETECTED,
+                    ..one(
+                        Instant::from_millis(ms),
+                        Kind::Outage,
+                        d.instance.clone(),
+                        format!("{kind} outage detected as {what} after {after}"),
+                    )
+                });
             }
             _ => {
                 let at = d.ended_ms.map_or_else(|| sim.now(), Instant::from_millis);
-                out.push(one(at, Kind::Outage, d.instance.clone(), format!("{kind} outage NOT detected")));
+                let text = format!("{kind} outage NOT detected");
+                out.push(Entry { rank: DETECTED, ..one(at, Kind::Outage, d.instance.clone(), text) });
             }
         }
         if let Some(ms) = d.ended_ms {
@@ -228,8 +241,8 @@ pub fn entries(sim: &Simulation<'_>) -> Vec<Entry> {
         };
         out.push(one(*at, Kind::Balance, node, text));
     }
-    // Stable: among equal (time, kind), the order observed.
-    out.sort_by_key(|e| (e.at, e.kind));
+    // Stable: among equal (time, rank), the order observed.
+    out.sort_by_key(|e| (e.at, e.rank));
     out
 }
 
@@ -305,7 +318,7 @@ mod tests {
         let mut sim = Simulation::new(&scenario, 3);
         sim.run();
         let all = entries(&sim);
-        assert!(all.windows(2).all(|w| (w[0].at, w[0].kind) <= (w[1].at, w[1].kind)));
+        assert!(all.windows(2).all(|w| (w[0].at, w[0].rank) <= (w[1].at, w[1].rank)));
         let texts: Vec<String> = all
             .iter()
             .filter(|e| e.nodes == ["a/1"])

@@ -235,8 +235,13 @@ impl Search<'_> {
         fails
     }
 
-    fn out_of_runs(&self) -> bool {
-        self.runs >= self.max_runs
+    /// Whether the budget is spent; asked only when there is more to try,
+    /// so a true answer marks the result as cut short.
+    fn out_of_runs(&mut self) -> bool {
+        if self.runs >= self.max_runs {
+            self.budget_spent = true;
+        }
+        self.budget_spent
     }
 
     fn note(&mut self, pass: &str, before: &str) {

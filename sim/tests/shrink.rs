@@ -1,0 +1,277 @@
+//! `vigil shrink` and the scenario writer it stands on: a failing run with
+//! many faults shrinks to the one fault that matters, the result is a valid
+//! scenario that still fails the same expectation, and every shipped
+//! scenario survives a write and a read unchanged.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use vigil_sim::scenario::{self, Scenario, to_toml};
+use vigil_sim::shrink::{self, Options, ShrinkError};
+use vigil_sim::{Simulation, check};
+
+fn vigil(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vigil")).args(args).output().expect("the vigil binary runs")
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("vigil exits with a code, not a signal")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).expect("UTF-8")
+}
+
+/// A path under the system temp directory, unique to this process and
+/// test, removed when dropped.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(name: &str, contents: &str) -> TempFile {
+        let file = TempFile::path_only(name);
+        std::fs::write(&file.0, contents).expect("the temp directory is writable");
+        file
+    }
+
+    fn path_only(name: &str) -> TempFile {
+        TempFile(std::env::temp_dir().join(format!("vigil-shrink-{}-{name}", std::process::id())))
+    }
+
+    fn path(&self) -> String {
+        self.0.display().to_string()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Eight harmless faults (short partitions of other services, clock skews)
+/// and one crash of `checkout/2` that heartbeats (dead after 5 s) cannot
+/// detect within the 1 s asked for.
+const MANY_FAULTS: &str = r#"
+name = "many-faults"
+duration = "3m"
+seed = 7
+
+[[service]]
+name = "checkout"
+instances = 4
+
+[[service]]
+name = "payments"
+instances = 3
+
+[[service]]
+name = "search"
+instances = 2
+
+[[fault]]
+at = "10s"
+duration = "2s"
+kind = "partition"
+mode = "isolate"
+target = "search/0"
+
+[[fault]]
+at = "20s"
+duration = "20s"
+kind = "clock_skew"
+target = "payments/1"
+offset = "200ms"
+
+[[fault]]
+at = "25s"
+duration = "1s"
+kind = "partition"
+groups = [["payments/0"], ["search/1"]]
+
+[[fault]]
+at = "35s"
+duration = "30s"
+kind = "clock_skew"
+target = "search/1"
+drift_ppm = 1000
+
+[[fault]]
+at = "45s"
+duration = "2s"
+kind = "partition"
+mode = "one_way"
+from = "payments/2"
+to = "search/0"
+
+[[fault]]
+at = "50s"
+duration = "40s"
+kind = "crash"
+target = "checkout/2"
+
+[[fault]]
+at = "70s"
+duration = "3s"
+kind = "partition"
+mode = "isolate"
+target = "payments/0"
+
+[[fault]]
+at = "80s"
+duration = "10s"
+kind = "clock_skew"
+target = "checkout/0"
+offset = "-100ms"
+
+[[fault]]
+at = "100s"
+duration = "2s"
+kind = "partition"
+mode = "isolate"
+target = "search/1"
+
+[expect]
+detected_within = "1s"
+"#;
+
+fn failing(scenario: &Scenario, seed: u64) -> Vec<String> {
+    let mut sim = Simulation::new(scenario, seed);
+    sim.run();
+    check::evaluate(&sim).into_iter().filter(|o| !o.passed).map(|o| o.name).collect()
+}
+
+fn lineless(mut s: Scenario) -> Scenario {
+    for f in &mut s.faults {
+        f.line = 0;
+    }
+    s
+}
+
+fn options(max_runs: u32) -> Options {
+    Options { seed: 7, max_runs, expectation: None }
+}
+
+#[test]
+fn many_faults_shrink_to_the_crash_that_fails() {
+    let original = scenario::parse(MANY_FAULTS, "many").expect("loads");
+    assert_eq!(failing(&original, 7), ["detected_within"], "the scenario fails as designed");
+    let mut progress = Vec::new();
+    let shrunk =
+        shrink::shrink(&original, &options(200), &mut |l| progress.push(l.to_string())).expect("shrinks");
+    let s = &shrunk.scenario;
+    assert_eq!(s.faults.len(), 1, "{}", shrunk.toml);
+    assert!(matches!(s.faults[0].action, scenario::FaultAction::Crash(_)), "{}", shrunk.toml);
+    assert_eq!((s.services.len(), s.instance_count()), (1, 1), "{}", shrunk.toml);
+    assert!(s.duration < original.duration, "{}", shrunk.toml);
+    assert_eq!(shrunk.expectation, "detected_within");
+    assert!(shrunk.observed.contains(" took "), "detected late, as in the original: {}", shrunk.observed);
+    assert!(!shrunk.budget_spent && shrunk.runs <= 200);
+    assert!(
+        progress.first().is_some_and(|l| l.contains("keeping `detected_within` failing")),
+        "{progress:?}"
+    );
+
+    // The file (header and all) loads and fails the same expectation.
+    let file = shrunk.file("many.toml");
+    assert!(file.starts_with("# Shrunk by `vigil shrink` from many.toml with seed 7"), "{file}");
+    assert!(file.contains("# Before: 9 fault(s), 3 service(s), 9 instance(s), duration 3m"), "{file}");
+    let again = scenario::parse(&file, "shrunk").expect("the shrunk file loads");
+    assert_eq!(failing(&again, again.seed), ["detected_within"]);
+    assert_eq!(lineless(again.clone()), lineless(s.clone()));
+    // Writing it again gives the same text: the round trip holds for
+    // shrunk scenarios too.
+    assert_eq!(to_toml(&again).expect("writable"), shrunk.toml);
+    assert!(
+        shrunk.summary().starts_with("faults 9 -> 1, services 3 -> 1, instances 9 -> 1, duration 3m -> ")
+    );
+}
+
+#[test]
+fn shrinking_is_deterministic_and_bounded_by_the_run_budget() {
+    let original = scenario::parse(MANY_FAULTS, "many").expect("loads");
+    let a = shrink::shrink(&original, &options(40), &mut |_| {}).expect("shrinks");
+    let b = shrink::shrink(&original, &options(40), &mut |_| {}).expect("shrinks");
+    assert_eq!((a.toml.as_str(), a.runs), (b.toml.as_str(), b.runs));
+    let tight = shrink::shrink(&original, &options(4), &mut |_| {}).expect("shrinks");
+    assert!(tight.runs <= 4 && tight.budget_spent, "{} runs", tight.runs);
+    let loaded = scenario::parse(&tight.toml, "tight").expect("loads");
+    assert_eq!(failing(&loaded, 7), ["detected_within"], "whatever is kept still fails");
+}
+
+#[test]
+fn a_named_expectation_that_passes_is_refused() {
+    let original = scenario::parse(MANY_FAULTS, "many").expect("loads");
+    let opts = Options { expectation: Some("completes".into()), ..options(10) };
+    match shrink::shrink(&original, &opts, &mut |_| {}) {
+        Err(ShrinkError::NotFailing { name, failing, .. }) => {
+            assert_eq!((name.as_str(), failing), ("completes", vec!["detected_within".to_string()]));
+        }
+        other => panic!("expected NotFailing, got {other:?}"),
+    }
+}
+
+#[test]
+fn cli_writes_the_shrunk_scenario_and_prints_how_much_smaller() {
+    let input = TempFile::new("many.toml", MANY_FAULTS);
+    let output = TempFile::path_only("many-shrunk.toml");
+    let out = vigil(&["shrink", &input.path(), "--seed", "7", "-o", &output.path(), "--max-runs", "200"]);
+    assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with("faults 9 -> 1, services 3 -> 1, instances 9 -> 1, duration 3m -> "),
+        "{stdout}"
+    );
+    assert!(
+        text(&out.stderr).contains("shrink: faults: faults 1"),
+        "progress on stderr: {}",
+        text(&out.stderr)
+    );
+    let run = vigil(&["run", &output.path()]);
+    assert_eq!(code(&run), 1, "the shrunk file fails: {}", text(&run.stdout));
+    assert!(text(&run.stdout).contains("FAIL detected_within"), "{}", text(&run.stdout));
+
+    // Without -o the scenario goes to stdout (valid TOML), the summary to stderr.
+    let out = vigil(&["shrink", &input.path(), "--max-runs", "200"]);
+    assert_eq!(code(&out), 0);
+    assert!(scenario::parse(&text(&out.stdout), "stdout").is_ok(), "{}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("faults 9 -> 1"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn cli_shrink_of_a_passing_run_exits_1_with_a_message() {
+    let passing = scenarios_dir().join("instance-crash.toml");
+    let out = vigil(&["shrink", &passing.display().to_string(), "--seed", "42"]);
+    assert_eq!(code(&out), 1);
+    assert!(text(&out.stderr).contains("passes with seed 42: nothing to shrink"), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn cli_shrink_of_a_bad_file_exits_2() {
+    let bad = TempFile::new("bad.toml", "name = \"x\"\nduration = 30\n");
+    let out = vigil(&["shrink", &bad.path()]);
+    assert_eq!(code(&out), 2, "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("bad.toml:2:"), "{}", text(&out.stderr));
+}
+
+fn scenarios_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("scenarios")
+}
+
+#[test]
+fn every_shipped_scenario_round_trips_through_the_writer() {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(scenarios_dir())
+        .expect("scenarios/ is readable")
+        .map(|e| e.expect("lists").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    for file in files {
+        let original = scenario::load_file(&file).expect("shipped scenarios load");
+        let written = to_toml(&original).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let again = scenario::parse(&written, "written")
+            .unwrap_or_else(|e| panic!("{} written back does not load: {e}\n{written}", file.display()));
+        assert_eq!(lineless(again), lineless(original), "{} changed:\n{written}", file.display());
+    }
+}
