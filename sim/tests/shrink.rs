@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use proptest::prelude::*;
 use vigil_sim::scenario::{self, Scenario, to_toml};
 use vigil_sim::shrink::{self, Options, ShrinkError};
 use vigil_sim::{Simulation, check};
@@ -273,5 +274,58 @@ fn every_shipped_scenario_round_trips_through_the_writer() {
         let again = scenario::parse(&written, "written")
             .unwrap_or_else(|e| panic!("{} written back does not load: {e}\n{written}", file.display()));
         assert_eq!(lineless(again), lineless(original), "{} changed:\n{written}", file.display());
+    }
+}
+
+fn shipped() -> Vec<Scenario> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(scenarios_dir())
+        .expect("scenarios/ is readable")
+        .map(|e| e.expect("lists").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    files.iter().map(|f| scenario::load_file(f).expect("loads")).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// What the shrinker makes of a shipped scenario (fewer faults, fewer
+    /// instances or services, faults moved, shorter durations) writes and
+    /// reads back unchanged, or is a candidate the loader refuses.
+    #[test]
+    fn shrunk_variants_of_shipped_scenarios_round_trip(
+        pick in 0usize..64,
+        keep in proptest::collection::vec(any::<bool>(), 16),
+        counts in proptest::collection::vec(0u32..8, 8),
+        shift_secs in 0u64..40,
+        scale in 1u64..=4,
+    ) {
+        let all = shipped();
+        let base = &all[pick % all.len()];
+        let mut s = base.clone();
+        s.faults = s.faults.iter().enumerate().filter(|(i, _)| keep[i % keep.len()]).map(|(_, f)| f.clone()).collect();
+        let counts: Vec<Option<u32>> = s
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, svc)| match counts[i % counts.len()] {
+                0 => None,
+                c => Some(c.min(svc.instances)),
+            })
+            .collect();
+        let Some(mut s) = shrink::resize(&s, &counts) else { return Ok(()) };
+        for f in &mut s.faults {
+            f.at = f.at.saturating_sub(vigil_core::Duration::from_secs(shift_secs));
+            f.duration = f.duration.map(|d| (d / scale as u32).max(vigil_core::Duration::from_millis(1)));
+        }
+        // Still a valid scenario: the run outlasts every fault's start and
+        // the load's.
+        let second = vigil_core::Duration::from_secs(1);
+        let floor = s.faults.iter().map(|f| f.at + second).chain(s.load.map(|l| l.start + second)).max();
+        s.duration = (s.duration / scale as u32).max(floor.unwrap_or(second));
+        let written = to_toml(&s).expect("every shrunk variant has a file form");
+        let again = scenario::parse(&written, "variant").map_err(|e| TestCaseError::fail(format!("{e}\n{written}")))?;
+        prop_assert_eq!(lineless(again), lineless(s), "{}", written);
     }
 }

@@ -158,6 +158,18 @@ fn float(v: f64) -> String {
     format!("{v:?}")
 }
 
+/// A share as the loader reads it back exactly: a percentage string
+/// (`"99.9%"`) when one with at most 10 decimals does, else a number.
+fn share(v: f64) -> String {
+    for decimals in 0..=10 {
+        let text = format!("{:.*}", decimals, v * 100.0);
+        if text.parse::<f64>().is_ok_and(|p| p / 100.0 == v) {
+            return format!("\"{text}%\"");
+        }
+    }
+    float(v)
+}
+
 fn latency(model: &LatencyModel) -> String {
     match *model {
         LatencyModel::Fixed(value) => format!("{{ kind = \"fixed\", value = {} }}", dur(value)),
@@ -437,7 +449,7 @@ fn write_expect(s: &mut String, expect: &Expectations) {
         let _ = writeln!(s, "alive_at_end = true");
     }
     if let Some(a) = availability {
-        let _ = writeln!(s, "availability = {}", float(a));
+        let _ = writeln!(s, "availability = {}", share(a));
     }
     if failure_types {
         let _ = writeln!(s, "failure_types = true");
@@ -480,6 +492,22 @@ mod tests {
             let text = fmt_duration(d);
             assert_eq!(humantime::parse_duration(&text).expect("parses"), d, "{text}");
         }
+    }
+
+    #[test]
+    fn shares_are_percentages_when_exact() {
+        for (text, written) in
+            [("\"99.9%\"", "\"99.9%\""), ("\"99.999%\"", "\"99.999%\""), ("1", "\"100%\""), ("0", "\"0%\"")]
+        {
+            let source = format!(
+                "name = \"s\"\nduration = \"1m\"\n[[service]]\nname = \"a\"\ninstances = 1\n\
+                 [load]\ntarget = \"a\"\nrate = 1\n[expect]\navailability = {text}\n"
+            );
+            let s = parse(&source, "s").expect("loads");
+            assert!(to_toml(&s).expect("writes").contains(&format!("availability = {written}")));
+            round_trip(&source);
+        }
+        assert_eq!(share(0.1 + 0.2), "0.30000000000000004");
     }
 
     #[test]
