@@ -75,6 +75,14 @@ pub enum ShrinkError {
         /// The expectations that do fail.
         failing: Vec<String>,
     },
+    /// The expectation asked for is not one the scenario states.
+    #[error("the scenario states no expectation `{name}`; it states: {}", known.join(", "))]
+    UnknownExpectation {
+        /// The expectation asked for.
+        name: String,
+        /// The ones it states (`completes` always).
+        known: Vec<String>,
+    },
     /// The scenario has no file form.
     #[error("the scenario cannot be written back as TOML: {0}")]
     Unwritable(#[from] WriteError),
@@ -706,6 +714,14 @@ pub fn shrink(
     let text = to_toml(&original)?;
     let loaded = parse(&text, "written").map_err(|e| ShrinkError::Unloadable(e.to_string()))?;
     let first = outcomes(&loaded, options.seed);
+    if let Some(name) = &options.expectation
+        && !first.iter().any(|o| &o.name == name)
+    {
+        return Err(ShrinkError::UnknownExpectation {
+            name: name.clone(),
+            known: first.iter().map(|o| o.name.clone()).collect(),
+        });
+    }
     let failing: Vec<&ExpectationOutcome> = first.iter().filter(|o| !o.passed).collect();
     let Some(target) = (match &options.expectation {
         Some(name) => failing.iter().find(|o| &o.name == name),

@@ -209,6 +209,11 @@ fn a_named_expectation_that_passes_is_refused() {
         }
         other => panic!("expected NotFailing, got {other:?}"),
     }
+    let opts = Options { expectation: Some("availability".into()), ..options(10) };
+    assert!(matches!(
+        shrink::shrink(&original, &opts, &mut |_| {}),
+        Err(ShrinkError::UnknownExpectation { known, .. }) if known == ["completes", "detected_within"]
+    ));
 }
 
 #[test]
@@ -253,6 +258,10 @@ fn cli_shrink_of_a_bad_file_exits_2() {
     let out = vigil(&["shrink", &bad.path()]);
     assert_eq!(code(&out), 2, "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("bad.toml:2:"), "{}", text(&out.stderr));
+    let many = TempFile::new("many-expect.toml", MANY_FAULTS);
+    let out = vigil(&["shrink", &many.path(), "--expect", "availability"]);
+    assert_eq!(code(&out), 2, "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("states no expectation `availability`"), "{}", text(&out.stderr));
 }
 
 fn scenarios_dir() -> PathBuf {
