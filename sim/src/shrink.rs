@@ -13,7 +13,8 @@
 //!
 //! 1. **faults**: delta debugging (Zeller's ddmin) over the fault list,
 //!    after first trying no fault at all;
-//! 2. **load**: drop `[load]` (unless the expectation is `availability`);
+//! 2. **extras**: drop `[load]` (unless the expectation is `availability`),
+//!    then the services' `zones` (targets are written as names);
 //! 3. **services**: drop services no fault names and no load calls, all at
 //!    once, then one by one;
 //! 4. **instances**: per service, binary search for the fewest instances,
@@ -188,6 +189,42 @@ impl Shrunk {
     }
 }
 
+/// The passes of one round, in order.
+#[derive(Clone, Copy, Debug)]
+enum Pass {
+    Faults,
+    Extras,
+    Services,
+    Instances,
+    Shift,
+    FaultDurations,
+    RunDuration,
+}
+
+impl Pass {
+    const ALL: [Pass; 7] = [
+        Pass::Faults,
+        Pass::Extras,
+        Pass::Services,
+        Pass::Instances,
+        Pass::Shift,
+        Pass::FaultDurations,
+        Pass::RunDuration,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Pass::Faults => "faults",
+            Pass::Extras => "load and zones",
+            Pass::Services => "services",
+            Pass::Instances => "instances",
+            Pass::Shift => "time shift",
+            Pass::FaultDurations => "fault durations",
+            Pass::RunDuration => "run duration",
+        }
+    }
+}
+
 /// Search state: the best failing candidate so far and the run budget.
 struct Search<'p> {
     seed: u64,
@@ -318,10 +355,19 @@ impl Search<'_> {
         }
     }
 
-    fn load(&mut self) {
+    /// Drop `[load]` (unless availability is the point) and the services'
+    /// zones (targets are written as names, so nothing else needs them).
+    fn extras(&mut self) {
         if self.best.load.is_some() && self.expectation != "availability" {
             let mut c = self.best.clone();
             c.load = None;
+            self.try_candidate(&c);
+        }
+        if self.best.services.iter().any(|s| !s.zones.is_empty()) && !self.out_of_runs() {
+            let mut c = self.best.clone();
+            for s in &mut c.services {
+                s.zones.clear();
+            }
             self.try_candidate(&c);
         }
     }
@@ -332,10 +378,10 @@ impl Search<'_> {
                 self.best.load.is_none_or(|l| l.service != s) && !named_by_faults(&self.best).contains(&s)
             })
             .collect();
-        if droppable.is_empty() || droppable.len() == self.best.services.len() {
+        if droppable.is_empty() {
             return;
         }
-        if droppable.len() > 1 {
+        if droppable.len() > 1 && droppable.len() < self.best.services.len() {
             let counts = counts_without(&self.best, &droppable);
             if let Some(c) = resize(&self.best, &counts) {
                 if self.try_candidate(&c) {
@@ -343,7 +389,8 @@ impl Search<'_> {
                 }
             }
         }
-        // One by one, from the last, so indices of the others stay valid.
+        // One by one, from the last, so indices of the others stay valid
+        // (`resize` refuses to drop the last service).
         for &s in droppable.iter().rev() {
             if self.out_of_runs() {
                 return;
@@ -460,7 +507,8 @@ impl Search<'_> {
     }
 }
 
-/// The shapes of a failure message's parts (split at `; `): each part with
+/// The shapes of a failure message's parts (split at `; ` and `, `, so a
+/// list of two items has the shapes of a list of five): each part with
 /// node names (`checkout/2`) masked as `N` and figures (`4.200s`, `99.1%`,
 /// `12`) as `#`. `checkout/2 at 50.000s took 4.200s` and `payments/0 at
 /// 1.000s took 900ms` have one shape; `checkout/0 at 0ms never detected`
@@ -470,6 +518,7 @@ impl Search<'_> {
 pub fn shapes(observed: &str) -> Vec<String> {
     let mut out: Vec<String> = observed
         .split("; ")
+        .flat_map(|part| part.split(", "))
         .map(|part| {
             part.split_whitespace()
                 .map(|token| {
@@ -761,23 +810,21 @@ pub fn shrink(
     ));
     loop {
         let round = search.best_toml.clone();
-        for name in
-            ["faults", "load", "services", "instances", "time shift", "fault durations", "run duration"]
-        {
+        for pass in Pass::ALL {
             if search.out_of_runs() {
                 break;
             }
             let before = search.best_toml.clone();
-            match name {
-                "faults" => search.faults(),
-                "load" => search.load(),
-                "services" => search.services(),
-                "instances" => search.instances(),
-                "time shift" => search.shift(),
-                "fault durations" => search.fault_durations(),
-                _ => search.run_duration(),
+            match pass {
+                Pass::Faults => search.faults(),
+                Pass::Extras => search.extras(),
+                Pass::Services => search.services(),
+                Pass::Instances => search.instances(),
+                Pass::Shift => search.shift(),
+                Pass::FaultDurations => search.fault_durations(),
+                Pass::RunDuration => search.run_duration(),
             }
-            search.note(name, &before);
+            search.note(pass.name(), &before);
         }
         if search.best_toml == round || search.out_of_runs() {
             break;
@@ -810,7 +857,9 @@ mod tests {
         );
         assert_eq!(
             shapes("99.000% (990 of 1000 calls; 10 error, 0 refused, 0 timeout, 0 no endpoint)"),
-            vec!["# (# of # calls".to_string(), "# error, # refused, # timeout, # no endpoint)".to_string()]
+            ["# (# of # calls", "# error", "# no endpoint)", "# refused", "# timeout"]
+                .map(String::from)
+                .to_vec()
         );
         assert_eq!(
             shapes("healthy instance(s) declared dead: a/0 at 3.000s"),

@@ -338,3 +338,57 @@ proptest! {
         prop_assert_eq!(lineless(again), lineless(s), "{}", written);
     }
 }
+
+/// The crash that fails is of `checkout/5`, in a zoned service, while load
+/// goes to another service and a zone partition muddies the water.
+const RETARGET: &str = r#"
+name = "retarget"
+duration = "2m"
+seed = 1
+
+[[service]]
+name = "front"
+instances = 2
+
+[[service]]
+name = "checkout"
+instances = 6
+zones = ["a", "b", "c"]
+
+[load]
+target = "front"
+rate = 20
+
+[[fault]]
+at = "40s"
+duration = "30s"
+kind = "crash"
+target = "checkout/5"
+
+[[fault]]
+at = "50s"
+duration = "2s"
+kind = "partition"
+groups = [["zone:a"], ["zone:b"]]
+
+[expect]
+detected_within = "2s"
+"#;
+
+#[test]
+fn shrink_drops_load_zones_and_other_services_and_renumbers_the_crashed_instance() {
+    let original = scenario::parse(RETARGET, "retarget").expect("loads");
+    let shrunk =
+        shrink::shrink(&original, &Options { seed: 1, max_runs: 100, expectation: None }, &mut |_| {})
+            .expect("shrinks");
+    let s = &shrunk.scenario;
+    assert!(s.load.is_none(), "{}", shrunk.toml);
+    assert_eq!(s.services.len(), 1, "{}", shrunk.toml);
+    assert_eq!((s.services[0].name.as_str(), s.services[0].instances), ("checkout", 1), "{}", shrunk.toml);
+    assert!(s.services[0].zones.is_empty(), "{}", shrunk.toml);
+    assert!(shrunk.toml.contains("kind = \"crash\"\ntarget = \"checkout/0\""), "{}", shrunk.toml);
+    assert!(s.faults[0].at < original.faults[0].at, "moved earlier: {}", shrunk.toml);
+    assert!(s.faults[0].at >= vigil_core::Duration::from_secs(5), "not into the warm-up: {}", shrunk.toml);
+    assert!(s.duration <= vigil_core::Duration::from_secs(30), "{}", shrunk.toml);
+    assert_eq!(failing(s, 1), ["detected_within"]);
+}
