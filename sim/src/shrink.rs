@@ -46,6 +46,9 @@ use crate::world::Simulation;
 /// moves no fault into them.
 const WARMUP: Duration = Duration::from_secs(5);
 
+/// Most rounds of passes.
+const MAX_ROUNDS: u32 = 100;
+
 /// How to shrink.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
@@ -232,8 +235,9 @@ struct Search<'p> {
     max_runs: u32,
     runs: u32,
     budget_spent: bool,
-    /// Outcome of every candidate run or rejected, by its TOML.
-    seen: BTreeMap<String, bool>,
+    /// Every candidate run or refused, by its TOML: how it failed, or
+    /// `None` when it did not (or did not load).
+    seen: BTreeMap<String, Option<String>>,
     /// Shapes of the original failure's parts: a candidate's must be among them.
     shapes: Vec<String>,
     best: Scenario,
@@ -253,15 +257,22 @@ impl Search<'_> {
     /// Whether `candidate` loads and still fails; if so it becomes the best.
     fn try_candidate(&mut self, candidate: &Scenario) -> bool {
         let Ok(text) = to_toml(candidate) else { return false };
-        if let Some(&seen) = self.seen.get(&text) {
-            return seen;
+        if let Some(seen) = self.seen.get(&text) {
+            // A failing candidate seen before becomes the best again: the
+            // caller goes on from it.
+            let Some(observed) = seen.clone() else { return false };
+            let Ok(loaded) = parse(&text, "candidate") else { return false };
+            self.best = loaded;
+            self.best_toml = text;
+            self.observed = observed;
+            return true;
         }
         if self.runs >= self.max_runs {
             self.budget_spent = true;
             return false;
         }
         let Ok(loaded) = parse(&text, "candidate") else {
-            self.seen.insert(text, false);
+            self.seen.insert(text, None);
             return false;
         };
         self.runs += 1;
@@ -270,14 +281,12 @@ impl Search<'_> {
                 && !o.passed
                 && shapes(&o.observed).iter().all(|s| self.shapes.contains(s))
         });
-        let fails = failed.is_some();
-        self.seen.insert(text.clone(), fails);
-        if let Some(o) = failed {
-            self.best = loaded;
-            self.best_toml = text;
-            self.observed = o.observed;
-        }
-        fails
+        self.seen.insert(text.clone(), failed.as_ref().map(|o| o.observed.clone()));
+        let Some(o) = failed else { return false };
+        self.best = loaded;
+        self.best_toml = text;
+        self.observed = o.observed;
+        true
     }
 
     /// Whether the budget is spent; asked only when there is more to try,
@@ -792,7 +801,7 @@ pub fn shrink(
         max_runs: options.max_runs.max(1),
         runs: 1,
         budget_spent: false,
-        seen: BTreeMap::from([(text.clone(), true)]),
+        seen: BTreeMap::from([(text.clone(), Some(target.observed.clone()))]),
         shapes: shapes(&target.observed),
         best: loaded,
         best_toml: text,
@@ -808,7 +817,9 @@ pub fn shrink(
         before.instances,
         fmt_duration(before.duration)
     ));
-    loop {
+    // Every pass only removes or shortens, so rounds settle; the bound is
+    // a guard against a round that only replays cached candidates.
+    for _round in 0..MAX_ROUNDS {
         let round = search.best_toml.clone();
         for pass in Pass::ALL {
             if search.out_of_runs() {
