@@ -508,7 +508,8 @@ impl Balancer {
     #[inline]
     fn cost(&self, now: Instant, slot: u32) -> f64 {
         let s = &self.slots[slot as usize];
-        s.ewma.read(now, self.untried_ns(now), self.decay_ns) * f64::from(s.outstanding.saturating_add(1))
+        s.ewma.read_or(now, || self.untried_ns(now), self.decay_ns)
+            * f64::from(s.outstanding.saturating_add(1))
     }
 
     /// The latency an endpoint with no sample yet is assumed to have: the

@@ -51,8 +51,15 @@ impl PeakEwma {
     /// estimate decayed toward zero by the time since.
     #[inline]
     pub(super) fn read(&self, now: Instant, default_ns: f64, decay_ns: f64) -> f64 {
+        self.read_or(now, || default_ns, decay_ns)
+    }
+
+    /// [`read`](Self::read) with the default computed only when needed (it
+    /// may cost an `exp`: the common, sampled case must not pay for it).
+    #[inline]
+    pub(super) fn read_or(&self, now: Instant, default_ns: impl FnOnce() -> f64, decay_ns: f64) -> f64 {
         if !self.sampled {
-            return default_ns;
+            return default_ns();
         }
         let elapsed = now.as_nanos().saturating_sub(self.stamp.as_nanos());
         if elapsed == 0 {

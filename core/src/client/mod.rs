@@ -141,6 +141,10 @@ pub struct ClientNode {
     next_wire_id: u64,
     next_subscribe: Instant,
     outputs: VecDeque<Output>,
+    /// New instances were learned since the balancer's endpoint set was
+    /// last rebuilt: rebuild once, before the next pick, rather than once
+    /// per update (a fleet of n announces itself in n updates).
+    endpoints_stale: bool,
 }
 
 impl ClientNode {
@@ -157,6 +161,7 @@ impl ClientNode {
             next_wire_id: 0,
             next_subscribe: now,
             outputs: VecDeque::new(),
+            endpoints_stale: false,
         })
     }
 
@@ -197,6 +202,7 @@ impl ClientNode {
 
     /// Send attempt number `attempt` of call `call`, begun at `started`.
     fn attempt(&mut self, now: Instant, call: u64, started: Instant, attempt: u8) {
+        self.refresh_endpoints(now);
         let Some(pick) = self.balancer.pick(now, None) else {
             self.done(call, None, CallOutcome::NoEndpoint, now - started, attempt - 1);
             return;
@@ -236,12 +242,22 @@ impl ClientNode {
             return; // older news than what we applied
         }
         self.known.insert(u.instance, Known { node: u.node, routable: u.routable, index: u.index });
-        if entry.is_some() {
+        if entry.is_some() && !self.endpoints_stale {
             self.balancer.set_healthy(now, u.instance, u.routable);
+        } else {
+            // A new instance (or the set is stale anyway): the balancer gets
+            // the whole set before its next pick.
+            self.endpoints_stale = true;
+        }
+    }
+
+    /// Hand the balancer the whole known set if it changed (the state of
+    /// endpoints it already knew carries over).
+    fn refresh_endpoints(&mut self, now: Instant) {
+        if !self.endpoints_stale {
             return;
         }
-        // A new instance: hand the balancer the whole set (state of known
-        // endpoints carries over).
+        self.endpoints_stale = false;
         let endpoints: Vec<Endpoint<'_>> = self
             .known
             .iter()
