@@ -2,73 +2,10 @@
 //! expectation fails, 2 bad input or usage), the text and JSON reports, the
 //! timeline file and the determinism check.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+use common::*;
 
 use serde_json::Value;
-
-fn vigil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vigil")).args(args).output().expect("the vigil binary runs")
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().expect("vigil exits with a code, not a signal")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8(out.stdout.clone()).expect("stdout is UTF-8")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8(out.stderr.clone()).expect("stderr is UTF-8")
-}
-
-fn scenarios_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("scenarios")
-}
-
-fn scenario(name: &str) -> String {
-    scenarios_dir().join(name).display().to_string()
-}
-
-fn shipped_scenarios() -> Vec<String> {
-    let mut files: Vec<String> = std::fs::read_dir(scenarios_dir())
-        .expect("scenarios/ is readable")
-        .map(|e| e.expect("scenarios/ lists").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .map(|p| p.display().to_string())
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no scenario in scenarios/");
-    files
-}
-
-/// A file under the system temp directory, unique to this process and
-/// test, removed when dropped.
-struct TempFile(PathBuf);
-
-impl TempFile {
-    fn new(name: &str, contents: &str) -> TempFile {
-        let file = TempFile::path_only(name);
-        std::fs::write(&file.0, contents).expect("the temp directory is writable");
-        file
-    }
-
-    /// A unique path with nothing written to it yet.
-    fn path_only(name: &str) -> TempFile {
-        TempFile(std::env::temp_dir().join(format!("vigil-cli-{}-{name}", std::process::id())))
-    }
-
-    fn path(&self) -> String {
-        self.0.display().to_string()
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 /// Run `vigil run FILE --json ARGS…`, expecting `expected_code`, and parse
 /// the whole of stdout as one JSON value.

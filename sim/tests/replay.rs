@@ -1,40 +1,8 @@
 //! `vigil replay`: the run as a timeline, filtered by time window, kind and
 //! node, always in time order; exit codes like `vigil run`.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-
-fn vigil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vigil")).args(args).output().expect("the vigil binary runs")
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().expect("vigil exits with a code, not a signal")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8(bytes.to_vec()).expect("UTF-8")
-}
-
-struct TempFile(PathBuf);
-
-impl TempFile {
-    fn new(name: &str, contents: &str) -> TempFile {
-        let path = std::env::temp_dir().join(format!("vigil-replay-{}-{name}", std::process::id()));
-        std::fs::write(&path, contents).expect("the temp directory is writable");
-        TempFile(path)
-    }
-
-    fn path(&self) -> String {
-        self.0.display().to_string()
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
+mod common;
+use common::*;
 
 /// A crash of `a/1` (10 s to 25 s, detected by heartbeats), a hang of
 /// `b/0` seen by probes, and a skew of the control node's clock.

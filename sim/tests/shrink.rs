@@ -3,51 +3,15 @@
 //! scenario that still fails the same expectation, and every shipped
 //! scenario survives a write and a read unchanged.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+use common::*;
+
+use std::path::PathBuf;
 
 use proptest::prelude::*;
 use vigil_sim::scenario::{self, Scenario, to_toml};
 use vigil_sim::shrink::{self, Options, ShrinkError};
 use vigil_sim::{Simulation, check};
-
-fn vigil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vigil")).args(args).output().expect("the vigil binary runs")
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().expect("vigil exits with a code, not a signal")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8(bytes.to_vec()).expect("UTF-8")
-}
-
-/// A path under the system temp directory, unique to this process and
-/// test, removed when dropped.
-struct TempFile(PathBuf);
-
-impl TempFile {
-    fn new(name: &str, contents: &str) -> TempFile {
-        let file = TempFile::path_only(name);
-        std::fs::write(&file.0, contents).expect("the temp directory is writable");
-        file
-    }
-
-    fn path_only(name: &str) -> TempFile {
-        TempFile(std::env::temp_dir().join(format!("vigil-shrink-{}-{name}", std::process::id())))
-    }
-
-    fn path(&self) -> String {
-        self.0.display().to_string()
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 /// Eight harmless faults (short partitions of other services, clock skews)
 /// and one crash of `checkout/2` that heartbeats (dead after 5 s) cannot
@@ -262,10 +226,6 @@ fn cli_shrink_of_a_bad_file_exits_2() {
     let out = vigil(&["shrink", &many.path(), "--expect", "availability"]);
     assert_eq!(code(&out), 2, "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("states no expectation `availability`"), "{}", text(&out.stderr));
-}
-
-fn scenarios_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("scenarios")
 }
 
 #[test]
