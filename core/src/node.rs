@@ -23,6 +23,10 @@ use crate::health::{
 use crate::id::{InstanceId, NodeId, ServiceId};
 use crate::machine::Machine;
 use crate::message::{EndpointUpdate, Message, Probe};
+use crate::recovery::{
+    ActionId, FailureReport, FailureType, Outcome, RecoveryConfig, RecoveryConfigError, RecoveryCoordinator,
+    RecoveryInput, RecoveryOutput,
+};
 use crate::registry::{
     ChangeKind, HealthStatus as CatalogHealth, RegisterOutcome, Registration, Registry, RegistryConfig,
     RegistryConfigError, RegistryError,
@@ -50,7 +54,10 @@ pub enum Input {
 }
 
 /// What a node asks its driver to do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// Not `Copy`: recovery outputs are boxed (they are rare and large), so
+/// the common outputs stay small.
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Output {
     /// Send `message` to node `to`. Delivery is best effort: the network may
@@ -68,6 +75,10 @@ pub enum Output {
     /// A client's balancer ejected or returned an endpoint, or entered or
     /// left panic mode.
     Balance(BalanceEvent),
+    /// The recovery coordinator decided something: an action to carry out
+    /// (restart, replace, …; report its outcome with
+    /// [`ControlPlane::recovery_outcome`]) or a decision for the record.
+    Recovery(Box<RecoveryOutput>),
 }
 
 /// Settings of the control node.
@@ -86,6 +97,11 @@ pub struct ControlConfig {
     pub service_names: Vec<String>,
     /// The instances to watch from the start.
     pub instances: Vec<WatchedInstance>,
+    /// Automated recovery; `None`: verdicts are published, nothing acts on
+    /// them.
+    pub recovery: Option<RecoveryConfig>,
+    /// Seed of the control node's random choices (recovery's jitter).
+    pub seed: Seed,
 }
 
 impl Default for ControlConfig {
@@ -101,6 +117,8 @@ impl Default for ControlConfig {
             registry: RegistryConfig::default(),
             service_names: Vec::new(),
             instances: Vec::new(),
+            recovery: None,
+            seed: Seed(0),
         }
     }
 }
@@ -119,6 +137,9 @@ pub enum ControlError {
     /// The catalog settings are invalid.
     #[error(transparent)]
     RegistryConfig(#[from] RegistryConfigError),
+    /// The recovery settings are invalid.
+    #[error(transparent)]
+    RecoveryConfig(#[from] RecoveryConfigError),
 }
 
 /// A runtime registration: who the instance is, where it runs, and which
@@ -172,6 +193,8 @@ pub struct ControlPlane {
     monitor: HealthMonitor,
     /// The service catalog: the one record of what runs where.
     registry: Registry,
+    /// Decides how to heal failing instances, if configured.
+    recovery: Option<RecoveryCoordinator>,
     /// Registry index up to which changes have been acted on.
     registry_seen: u64,
     /// Timeout and health classes, kept for runtime registrations.
@@ -202,6 +225,10 @@ impl ControlPlane {
             detector,
             monitor: HealthMonitor::new(),
             registry: Registry::new(config.registry.clone())?,
+            recovery: match &config.recovery {
+                Some(r) => Some(RecoveryCoordinator::new(r.clone(), config.seed.child_named("recovery"))?),
+                None => None,
+            },
             registry_seen: 0,
             liveness_classes: config.liveness_classes.len(),
             health_classes: config.health_classes.clone(),
@@ -234,6 +261,50 @@ impl ControlPlane {
         &self.registry
     }
 
+    /// The recovery coordinator, if recovery is configured.
+    pub fn recovery(&self) -> Option<&RecoveryCoordinator> {
+        self.recovery.as_ref()
+    }
+
+    /// How a recovery action went, as the driver saw it (the action could
+    /// not be carried out, or it was). An instance that turns healthy ends
+    /// its episode by itself; this is for what verdicts cannot tell. Drain
+    /// [`poll_output`](Machine::poll_output) afterwards.
+    pub fn recovery_outcome(&mut self, now: Instant, id: ActionId, outcome: Outcome) {
+        debug_assert!(self.outputs.is_empty(), "poll_output was not drained");
+        if let Some(r) = self.recovery.as_mut() {
+            r.report_outcome(now, id, outcome);
+        }
+        self.collect_events(now);
+    }
+
+    /// Feed the recovery coordinator what `event` means for it.
+    fn recovery_input(&mut self, now: Instant, event: &HealthEvent) {
+        let monitored = |i: InstanceId, m: &[bool]| m.get(i.index()).copied().unwrap_or(false);
+        let input = match *event {
+            // Heartbeat liveness speaks for instances without active
+            // checks; the monitor speaks for the others.
+            HealthEvent::LivenessChanged { instance, to, .. } if !monitored(instance, &self.monitored) => {
+                match to {
+                    Liveness::Dead => self.registry.instance(instance).map(|i| {
+                        RecoveryInput::Failure(FailureReport {
+                            instance,
+                            service: i.service,
+                            failure: FailureType::Unresponsive,
+                        })
+                    }),
+                    Liveness::Alive => Some(RecoveryInput::Healthy { instance }),
+                    Liveness::Unknown | Liveness::Suspect => None,
+                }
+            }
+            HealthEvent::LivenessChanged { .. } => None,
+            _ => RecoveryInput::from_health_event(event),
+        };
+        if let (Some(r), Some(input)) = (self.recovery.as_mut(), input) {
+            r.handle(now, input);
+        }
+    }
+
     /// Register (or re-register) an instance at `now`: it joins the
     /// catalog, the failure detector watches its heartbeats, and the
     /// monitor probes it if its class has active checks. A re-registration
@@ -256,7 +327,7 @@ impl ControlPlane {
     pub fn deregister(&mut self, now: Instant, instance: InstanceId) -> bool {
         debug_assert!(self.outputs.is_empty(), "poll_output was not drained");
         let known = self.registry.deregister(now, instance).is_ok();
-        self.forget(instance);
+        self.forget(now, instance);
         self.collect_events(now);
         known
     }
@@ -291,6 +362,13 @@ impl ControlPlane {
             if let Some(h) = &health {
                 let _ = self.monitor.register(now, instance, service, h);
             }
+            if let Some(r) = self.recovery.as_mut()
+                && let Err(e) = r.register(now, instance, service)
+            {
+                // A service the recovery configuration does not name is
+                // watched but not recovered.
+                tracing::warn!(instance = instance.0, service = service.0, error = %e, "not under recovery");
+            }
         }
         let i = instance.index();
         if self.nodes.len() <= i {
@@ -305,11 +383,14 @@ impl ControlPlane {
 
     /// Stop watching `instance` everywhere but the catalog (which already
     /// let it go), and tell clients.
-    fn forget(&mut self, instance: InstanceId) {
+    fn forget(&mut self, now: Instant, instance: InstanceId) {
         // Announce first: the update names the node clients knew.
         self.set_routable(instance, false);
         self.detector.deregister(instance);
         self.monitor.deregister(instance);
+        if let Some(r) = self.recovery.as_mut() {
+            r.deregister(now, instance);
+        }
         if let Some(node) = self.nodes.get_mut(instance.index()) {
             *node = None;
         }
@@ -435,6 +516,7 @@ impl ControlPlane {
             if let HealthEvent::LivenessChanged { instance, .. } = event {
                 touched.push(instance);
             }
+            self.recovery_input(now, &event);
             self.outputs.push_back(Output::Health(event));
         }
         while let Some(output) = self.monitor.poll_output() {
@@ -456,6 +538,7 @@ impl ControlPlane {
                         | HealthEvent::StatusChanged { instance, .. } => touched.push(instance),
                         _ => {}
                     }
+                    self.recovery_input(now, &event);
                     self.outputs.push_back(Output::Health(event));
                 }
             }
@@ -475,7 +558,7 @@ impl ControlPlane {
         };
         for instance in gone {
             if self.nodes.get(instance.index()).copied().flatten().is_some() {
-                self.forget(instance);
+                self.forget(now, instance);
             }
         }
         for &instance in &touched {
@@ -489,6 +572,11 @@ impl ControlPlane {
             self.set_routable(instance, is);
         }
         self.registry_seen = self.registry.index();
+        if let Some(r) = self.recovery.as_mut() {
+            while let Some(out) = r.poll_output() {
+                self.outputs.push_back(Output::Recovery(Box::new(out)));
+            }
+        }
     }
 }
 
@@ -536,6 +624,9 @@ impl Machine for ControlPlane {
         self.detector.handle_timeout(now);
         self.monitor.handle_timeout(now);
         self.registry.handle_timeout(now);
+        if let Some(r) = self.recovery.as_mut() {
+            r.handle_timeout(now);
+        }
         // Watches are answered by queries; nothing to carry out.
         while self.registry.poll_event().is_some() {}
         // Forget probes past their deadline: the monitor has counted them
@@ -550,11 +641,15 @@ impl Machine for ControlPlane {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        let checks =
-            [self.detector.poll_timeout(), self.monitor.poll_timeout(), self.registry.poll_timeout()]
-                .into_iter()
-                .flatten()
-                .min();
+        let checks = [
+            self.detector.poll_timeout(),
+            self.monitor.poll_timeout(),
+            self.registry.poll_timeout(),
+            self.recovery.as_ref().and_then(Machine::poll_timeout),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let probe = self.probes.first_key_value().map(|(_, f)| f.deadline);
         [checks, probe].into_iter().flatten().min()
     }
@@ -817,5 +912,93 @@ mod tests {
         assert!(!control.deregister(Instant::from_secs(1), InstanceId(3)), "only once");
         // Its heartbeats are now ignored.
         assert!(updates(&heartbeat(&mut control, Instant::from_secs(2), 3, 1)).is_empty());
+    }
+
+    fn recovering_control() -> ControlPlane {
+        let recovery = RecoveryConfig {
+            services: vec![crate::recovery::ServiceSpec::new(ServiceId(0))],
+            ..RecoveryConfig::default()
+        };
+        let config = ControlConfig { recovery: Some(recovery), ..ControlConfig::default() };
+        let mut control = ControlPlane::new(&config, Instant::ZERO).expect("valid");
+        control.register(Instant::ZERO, request(0, "web")).expect("valid");
+        let _ = std::iter::from_fn(|| control.poll_output()).count();
+        control
+    }
+
+    fn recovery_outputs(outputs: &[Output]) -> Vec<RecoveryOutput> {
+        outputs.iter().filter_map(|o| if let Output::Recovery(r) = o { Some(**r) } else { None }).collect()
+    }
+
+    /// Run the control node's timers up to `until`, collecting outputs.
+    fn run_until(control: &mut ControlPlane, until: Instant) -> Vec<Output> {
+        let mut out = Vec::new();
+        while let Some(t) = control.poll_timeout().filter(|&t| t <= until) {
+            control.handle_timeout(t);
+            out.extend(std::iter::from_fn(|| control.poll_output()));
+        }
+        out
+    }
+
+    #[test]
+    fn a_silent_instance_is_restarted_and_its_episode_ends_when_it_beats_again() {
+        let mut control = recovering_control();
+        let _ = heartbeat(&mut control, Instant::ZERO, 0, 0);
+        // Silence: dead after 5 s, then recovery acts at once (no backoff on
+        // a first attempt).
+        let out = run_until(&mut control, Instant::from_secs(6));
+        let actions: Vec<crate::recovery::Action> = recovery_outputs(&out)
+            .into_iter()
+            .filter_map(|r| if let RecoveryOutput::Action(a) = r { Some(a) } else { None })
+            .collect();
+        assert_eq!(actions.len(), 1, "one action: {out:?}");
+        assert_eq!(actions[0].instance, Some(InstanceId(0)));
+        assert_eq!(actions[0].kind, crate::recovery::ActionKind::Restart);
+        let recovery = control.recovery().expect("configured");
+        assert!(recovery.episode(InstanceId(0)).is_some(), "an episode is open");
+        // The restarted instance beats again: healthy, the episode ends.
+        let back = heartbeat(&mut control, Instant::from_secs(8), 0, 1);
+        let resolved = recovery_outputs(&back).iter().any(
+            |r| matches!(r, RecoveryOutput::Decision(d) if matches!(d.kind, crate::recovery::DecisionKind::Resolved { .. })),
+        );
+        assert!(resolved, "resolved on the alive verdict: {back:?}");
+        assert!(control.recovery().expect("configured").episode(InstanceId(0)).is_none());
+    }
+
+    #[test]
+    fn a_failed_action_reported_by_the_driver_is_retried() {
+        let mut control = recovering_control();
+        let _ = heartbeat(&mut control, Instant::ZERO, 0, 0);
+        let out = run_until(&mut control, Instant::from_secs(6));
+        let first = recovery_outputs(&out)
+            .into_iter()
+            .find_map(|r| if let RecoveryOutput::Action(a) = r { Some(a) } else { None })
+            .expect("an action");
+        control.recovery_outcome(Instant::from_secs(6), first.id, Outcome::Failed);
+        let _ = std::iter::from_fn(|| control.poll_output()).count();
+        // The retry waits out its backoff (at most 10 s, the first step).
+        let out = run_until(&mut control, Instant::from_secs(17));
+        let retry = recovery_outputs(&out)
+            .into_iter()
+            .find_map(|r| if let RecoveryOutput::Action(a) = r { Some(a) } else { None })
+            .expect("a second attempt");
+        assert_eq!(retry.id.correlation, first.id.correlation, "the same episode");
+        assert_eq!(retry.id.attempt, 2);
+    }
+
+    #[test]
+    fn without_recovery_nothing_acts_on_verdicts() {
+        let mut control = control_with(RegistryConfig::default());
+        control.register(Instant::ZERO, request(0, "web")).expect("valid");
+        let _ = heartbeat(&mut control, Instant::ZERO, 0, 0);
+        let out = run_until(&mut control, Instant::from_secs(30));
+        assert!(
+            out.iter().any(|o| matches!(
+                o,
+                Output::Health(HealthEvent::LivenessChanged { to: Liveness::Dead, .. })
+            ))
+        );
+        assert!(recovery_outputs(&out).is_empty());
+        assert!(control.recovery().is_none());
     }
 }

@@ -78,6 +78,8 @@ async fn control() -> Control {
 async fn control_with(health_classes: Vec<Option<InstanceHealthConfig>>) -> Control {
     let clock = Clock::start();
     let config = ControlConfig {
+        recovery: None,
+        seed: vigil_core::rng::Seed(0),
         liveness_classes: vec![LivenessTimeouts {
             suspect_after: Duration::from_millis(300),
             dead_after: Duration::from_millis(600),

@@ -190,6 +190,8 @@ async fn fleet() -> Fleet {
     let started = TokioInstant::now();
     let clock = Clock::start();
     let config = ControlConfig {
+        recovery: None,
+        seed: vigil_core::rng::Seed(0),
         registry: Default::default(),
         service_names: Vec::new(),
         liveness_classes: vec![LivenessTimeouts {

@@ -31,6 +31,8 @@ async fn a_hung_instance_is_unresponsive_and_the_in_flight_bound_drops_the_exces
     let clock = Clock::start();
     let probe = ProbeCheck { interval: PROBE, timeout: PROBE, ..ProbeCheck::default() };
     let config = ControlConfig {
+        recovery: None,
+        seed: vigil_core::rng::Seed(0),
         registry: Default::default(),
         service_names: Vec::new(),
         liveness_classes: vec![LivenessTimeouts {

@@ -767,6 +767,8 @@ impl<'a> Simulation<'a> {
             }
             None => {
                 let config = ControlConfig {
+                    recovery: None,
+                    seed: self.seed.child_named("control").child(slot.incarnation),
                     health_classes: scenario.services.iter().map(|s| s.health.clone()).collect(),
                     // A simulated instance re-registers only by booting with
                     // the fleet, so the catalog never lets one go; and it is

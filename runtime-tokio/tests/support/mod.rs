@@ -42,6 +42,8 @@ pub async fn spawn_control(
     instances: &[u32],
 ) -> (DriverHandle<ControlPlane>, broadcast::Receiver<DriverEvent>) {
     let config = ControlConfig {
+        recovery: None,
+        seed: vigil_core::rng::Seed(0),
         health_classes: Vec::new(),
         registry: Default::default(),
         service_names: Vec::new(),
