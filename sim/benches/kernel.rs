@@ -22,31 +22,10 @@
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use vigil_core::Duration;
 use vigil_sim::Simulation;
-use vigil_sim::scenario::{
-    DEFAULT_SERVICE_TIME, Expectations, HeartbeatConfig, NetworkConfig, Scenario, Service,
-};
+use vigil_sim::scenario::Scenario;
 
 fn heartbeat_fleet(nodes: u32, duration: Duration) -> Scenario {
-    Scenario {
-        name: format!("bench-{nodes}"),
-        description: None,
-        duration,
-        seed: 1,
-        max_events: u64::MAX,
-        network: NetworkConfig::default(),
-        services: vec![Service {
-            name: "svc".into(),
-            instances: nodes - 1,
-            heartbeat: HeartbeatConfig::default(),
-            service_time: DEFAULT_SERVICE_TIME,
-            health: None,
-            zones: Vec::new(),
-            capacity: None,
-        }],
-        faults: Vec::new(),
-        load: None,
-        expect: Expectations::default(),
-    }
+    Scenario::heartbeat_fleet(nodes - 1, duration)
 }
 
 /// Issue 3's workload, as a scenario file would state it.

@@ -16,31 +16,10 @@ use std::time::Instant as WallClock;
 
 use vigil_core::Duration;
 use vigil_sim::Simulation;
-use vigil_sim::scenario::{
-    DEFAULT_SERVICE_TIME, Expectations, HeartbeatConfig, NetworkConfig, Scenario, Service,
-};
+use vigil_sim::scenario::Scenario;
 
 fn heartbeat(instances: u32, secs: u64) -> Scenario {
-    Scenario {
-        name: "heartbeat-fleet".into(),
-        description: None,
-        duration: Duration::from_secs(secs),
-        seed: 1,
-        max_events: u64::MAX,
-        network: NetworkConfig::default(),
-        services: vec![Service {
-            name: "svc".into(),
-            instances,
-            heartbeat: HeartbeatConfig::default(),
-            service_time: DEFAULT_SERVICE_TIME,
-            health: None,
-            zones: Vec::new(),
-            capacity: None,
-        }],
-        faults: Vec::new(),
-        load: None,
-        expect: Expectations::default(),
-    }
+    Scenario::heartbeat_fleet(instances, Duration::from_secs(secs))
 }
 
 fn health(instances: u32, secs: u64) -> Scenario {

@@ -11,11 +11,11 @@
 use std::fmt::Write as _;
 
 use vigil_core::balance::BalanceEvent;
-use vigil_core::{Duration, InstanceId, Instant, NodeId};
+use vigil_core::{Duration, InstanceId, Instant};
 
 use crate::check::{self, ExpectationOutcome};
 use crate::report;
-use crate::scenario::{FaultAction, Partition, Scenario};
+use crate::scenario::Scenario;
 use crate::world::{MonitorChange, Simulation};
 
 /// What an entry is about; `--filter` takes these names.
@@ -127,28 +127,6 @@ fn node_matches(pattern: &str, name: &str) -> bool {
     name == pattern || name.split_once('/').is_some_and(|(s, _)| s == service)
 }
 
-/// Every node named in a fault.
-fn fault_nodes(action: &FaultAction) -> Vec<NodeId> {
-    let mut nodes: Vec<NodeId> = match action {
-        FaultAction::Crash(n)
-        | FaultAction::Restart(n)
-        | FaultAction::Pause(n)
-        | FaultAction::Resume(n)
-        | FaultAction::Hang(n)
-        | FaultAction::Slow { targets: n, .. }
-        | FaultAction::Errors { targets: n, .. }
-        | FaultAction::Flap { targets: n, .. }
-        | FaultAction::ClockSkew { targets: n, .. }
-        | FaultAction::Partition(Partition::Isolate(n)) => n.clone(),
-        FaultAction::Partition(Partition::Groups(groups)) => groups.concat(),
-        FaultAction::Partition(Partition::OneWay { from, to }) => [from.as_slice(), to].concat(),
-        FaultAction::Heal => Vec::new(),
-    };
-    nodes.sort_unstable();
-    nodes.dedup();
-    nodes
-}
-
 /// Rank of a detection (or its absence): after the verdicts, statuses and
 /// balancer events of its instant.
 const DETECTED: u8 = Kind::Balance as u8 + 1;
@@ -168,7 +146,7 @@ pub fn entries(sim: &Simulation<'_>) -> Vec<Entry> {
     };
     let mut out = Vec::new();
     for (index, (fault, span)) in scenario.faults.iter().zip(&obs.faults).enumerate() {
-        let nodes = fault_nodes(&fault.action);
+        let nodes = fault.action.nodes();
         let who = if nodes.is_empty() { "-".to_string() } else { report::names(scenario, &nodes) };
         let names: Vec<String> = nodes.iter().map(|&n| scenario.node_name(n)).collect();
         let what = report::describe(scenario, fault);

@@ -565,25 +565,6 @@ fn split(items: &[usize], n: usize) -> Vec<Vec<usize>> {
     out
 }
 
-/// Every node list of a fault.
-fn node_lists(action: &FaultAction) -> Vec<&Vec<NodeId>> {
-    match action {
-        FaultAction::Crash(n)
-        | FaultAction::Restart(n)
-        | FaultAction::Pause(n)
-        | FaultAction::Resume(n)
-        | FaultAction::Hang(n)
-        | FaultAction::Slow { targets: n, .. }
-        | FaultAction::Errors { targets: n, .. }
-        | FaultAction::Flap { targets: n, .. }
-        | FaultAction::ClockSkew { targets: n, .. }
-        | FaultAction::Partition(Partition::Isolate(n)) => vec![n],
-        FaultAction::Partition(Partition::Groups(groups)) => groups.iter().collect(),
-        FaultAction::Partition(Partition::OneWay { from, to }) => vec![from, to],
-        FaultAction::Heal => Vec::new(),
-    }
-}
-
 /// First node of each service.
 fn firsts(scenario: &Scenario) -> Vec<u32> {
     let mut first = 1;
@@ -603,7 +584,7 @@ fn named_by_faults(scenario: &Scenario) -> Vec<usize> {
     let mut out: Vec<usize> = scenario
         .faults
         .iter()
-        .flat_map(|f| node_lists(&f.action))
+        .flat_map(|f| f.action.node_lists())
         .flatten()
         .filter_map(|&n| scenario.instance_on(n).and_then(|i| scenario.locate(i)).map(|(s, _)| s))
         .collect();
@@ -619,7 +600,7 @@ fn named_one_by_one(scenario: &Scenario, s: usize) -> Vec<u32> {
     let count = scenario.services[s].instances;
     let mut out = Vec::new();
     for fault in &scenario.faults {
-        for list in node_lists(&fault.action) {
+        for list in fault.action.node_lists() {
             let members: Vec<u32> = list
                 .iter()
                 .map(|n| n.0)
@@ -752,7 +733,7 @@ pub fn resize(scenario: &Scenario, counts: &[Option<u32>]) -> Option<Scenario> {
             }
             FaultAction::Heal => FaultAction::Heal,
         };
-        if node_lists(&action).iter().any(|l| l.is_empty()) {
+        if action.node_lists().iter().any(|l| l.is_empty()) {
             continue;
         }
         faults.push(crate::scenario::Fault { action, ..fault.clone() });

@@ -39,7 +39,7 @@ use vigil_core::{Duration, InstanceId, Instant, NodeId, ServiceId};
 use crate::host::HostClock;
 use crate::net::{Network, sample};
 use crate::queue::EventQueue;
-use crate::scenario::{FaultAction, LoadShape, Partition, Scenario};
+use crate::scenario::{FaultAction, LoadShape, Scenario};
 use crate::trace::{StableHasher, TraceHash};
 
 /// Something scheduled on the event queue.
@@ -904,7 +904,7 @@ impl<'a> Simulation<'a> {
             FaultAction::Pause(targets) => targets.iter().for_each(|&n| self.pause(n)),
             FaultAction::Resume(targets) => targets.iter().for_each(|&n| self.resume(n)),
             FaultAction::Partition(spec) => {
-                for n in partition_nodes(spec) {
+                for n in fault.action.nodes() {
                     self.observed.disturb(n, self.now);
                 }
                 self.network.partition(index as u32, spec, self.now);
@@ -1023,8 +1023,9 @@ impl<'a> Simulation<'a> {
     fn heal(&mut self, id: u32) {
         if self.network.heal(id) {
             self.observed.faults[id as usize].ended = Some(self.now);
-            if let FaultAction::Partition(spec) = &self.scenario.faults[id as usize].action {
-                for n in partition_nodes(spec) {
+            let action = &self.scenario.faults[id as usize].action;
+            if matches!(action, FaultAction::Partition(_)) {
+                for n in action.nodes() {
                     self.observed.restore(n, self.now);
                 }
             }
@@ -1131,16 +1132,4 @@ impl<'a> Simulation<'a> {
     pub fn scenario(&self) -> &'a Scenario {
         self.scenario
     }
-}
-
-/// Every node a partition names.
-fn partition_nodes(spec: &Partition) -> Vec<NodeId> {
-    let mut nodes: Vec<NodeId> = match spec {
-        Partition::Groups(groups) => groups.iter().flatten().copied().collect(),
-        Partition::OneWay { from, to } => from.iter().chain(to).copied().collect(),
-        Partition::Isolate(members) => members.clone(),
-    };
-    nodes.sort_unstable();
-    nodes.dedup();
-    nodes
 }

@@ -253,6 +253,36 @@ pub enum FaultAction {
     },
 }
 
+impl FaultAction {
+    /// Each list of nodes the fault names, in declaration order (a
+    /// partition's groups, or its `from` and `to`, are separate lists).
+    pub fn node_lists(&self) -> Vec<&Vec<NodeId>> {
+        match self {
+            FaultAction::Crash(n)
+            | FaultAction::Restart(n)
+            | FaultAction::Pause(n)
+            | FaultAction::Resume(n)
+            | FaultAction::Hang(n)
+            | FaultAction::Slow { targets: n, .. }
+            | FaultAction::Errors { targets: n, .. }
+            | FaultAction::Flap { targets: n, .. }
+            | FaultAction::ClockSkew { targets: n, .. }
+            | FaultAction::Partition(Partition::Isolate(n)) => vec![n],
+            FaultAction::Partition(Partition::Groups(groups)) => groups.iter().collect(),
+            FaultAction::Partition(Partition::OneWay { from, to }) => vec![from, to],
+            FaultAction::Heal => Vec::new(),
+        }
+    }
+
+    /// Every node the fault names, sorted, each once.
+    pub fn nodes(&self) -> Vec<NodeId> {
+        let mut nodes: Vec<NodeId> = self.node_lists().into_iter().flatten().copied().collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        nodes
+    }
+}
+
 /// Which messages a partition blocks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Partition {
@@ -292,6 +322,33 @@ pub struct Expectations {
 }
 
 impl Scenario {
+    /// The kernel benchmark's workload: `instances` instances of one
+    /// service heartbeating every second to the control node for
+    /// `duration`, default network, no faults, no load, no expectations,
+    /// no step budget.
+    pub fn heartbeat_fleet(instances: u32, duration: Duration) -> Scenario {
+        Scenario {
+            name: format!("heartbeat-fleet-{instances}"),
+            description: None,
+            duration,
+            seed: 1,
+            max_events: u64::MAX,
+            network: NetworkConfig::default(),
+            services: vec![Service {
+                name: "svc".into(),
+                instances,
+                heartbeat: HeartbeatConfig::default(),
+                service_time: DEFAULT_SERVICE_TIME,
+                health: None,
+                zones: Vec::new(),
+                capacity: None,
+            }],
+            faults: Vec::new(),
+            load: None,
+            expect: Expectations::default(),
+        }
+    }
+
     /// Total instance count.
     pub fn instance_count(&self) -> u32 {
         self.services.iter().map(|s| s.instances).sum()
