@@ -309,6 +309,31 @@ pub fn describe(scenario: &Scenario, fault: &Fault) -> String {
         FaultAction::Flap { targets, period } => {
             format!("flap {} every {}", names(scenario, targets), fmt_duration(*period))
         }
+        FaultAction::HostCrash(t) => format!("host crash {}", names(scenario, t)),
+        FaultAction::MemoryLeak { targets, exhausts_after } => {
+            format!("memory leak {} exhausting in {}", names(scenario, targets), fmt_duration(*exhausts_after))
+        }
+        FaultAction::Cpu { targets, factor } => format!("cpu x{factor} {}", names(scenario, targets)),
+        FaultAction::DiskFull(t) => format!("disk full {}", names(scenario, t)),
+        FaultAction::CrashLoop { targets, after, survives_replace } => format!(
+            "crash loop {} after {}{}",
+            names(scenario, targets),
+            fmt_duration(*after),
+            if *survives_replace { ", surviving replacement" } else { "" }
+        ),
+        FaultAction::Network { targets, latency, loss, duplicate } => {
+            let mut parts = Vec::new();
+            if !latency.is_zero() {
+                parts.push(format!("+{}", fmt_duration(*latency)));
+            }
+            if *loss > 0.0 {
+                parts.push(format!("loss {:.1}%", loss * 100.0));
+            }
+            if *duplicate > 0.0 {
+                parts.push(format!("duplicate {:.1}%", duplicate * 100.0));
+            }
+            format!("network {} {}", names(scenario, targets), parts.join(" "))
+        }
         FaultAction::ClockSkew { targets, offset_ns, drift_ppm } => {
             let sign = if *offset_ns < 0 { "-" } else { "+" };
             let offset = fmt_duration(Duration::from_nanos(offset_ns.unsigned_abs()));

@@ -698,41 +698,25 @@ pub fn resize(scenario: &Scenario, counts: &[Option<u32>]) -> Option<Scenario> {
     };
     let mut faults = Vec::new();
     for fault in &scenario.faults {
-        let action = match &fault.action {
-            FaultAction::Crash(n) => FaultAction::Crash(remap(n)),
-            FaultAction::Restart(n) => FaultAction::Restart(remap(n)),
-            FaultAction::Pause(n) => FaultAction::Pause(remap(n)),
-            FaultAction::Resume(n) => FaultAction::Resume(remap(n)),
-            FaultAction::Hang(n) => FaultAction::Hang(remap(n)),
-            FaultAction::Slow { targets, extra } => {
-                FaultAction::Slow { targets: remap(targets), extra: *extra }
-            }
-            FaultAction::Errors { targets, rate } => {
-                FaultAction::Errors { targets: remap(targets), rate: *rate }
-            }
-            FaultAction::Flap { targets, period } => {
-                FaultAction::Flap { targets: remap(targets), period: *period }
-            }
-            FaultAction::ClockSkew { targets, offset_ns, drift_ppm } => FaultAction::ClockSkew {
-                targets: remap(targets),
-                offset_ns: *offset_ns,
-                drift_ppm: *drift_ppm,
-            },
-            FaultAction::Partition(Partition::Isolate(n)) => {
-                FaultAction::Partition(Partition::Isolate(remap(n)))
-            }
+        let mut action = fault.action.clone();
+        match &mut action {
             FaultAction::Partition(Partition::Groups(groups)) => {
-                let groups: Vec<Vec<NodeId>> = groups.iter().map(remap).filter(|g| !g.is_empty()).collect();
-                if groups.len() < 2 {
+                let kept: Vec<Vec<NodeId>> = groups.iter().map(&remap).filter(|g| !g.is_empty()).collect();
+                if kept.len() < 2 {
                     continue;
                 }
-                FaultAction::Partition(Partition::Groups(groups))
+                *groups = kept;
             }
             FaultAction::Partition(Partition::OneWay { from, to }) => {
-                FaultAction::Partition(Partition::OneWay { from: remap(from), to: remap(to) })
+                *from = remap(from);
+                *to = remap(to);
             }
-            FaultAction::Heal => FaultAction::Heal,
-        };
+            other => {
+                if let Some(targets) = other.targets_mut() {
+                    *targets = remap(targets);
+                }
+            }
+        }
         if action.node_lists().iter().any(|l| l.is_empty()) {
             continue;
         }

@@ -927,6 +927,7 @@ impl<'a> Simulation<'a> {
             | FaultAction::Slow { .. }
             | FaultAction::Errors { .. }
             | FaultAction::Flap { .. } => self.app_fault(index, true),
+            _ => {}
         }
         if let Some(duration) = fault.duration {
             self.queue.push(self.now + duration, Event::FaultEnd { fault: index as u32 });
@@ -972,6 +973,7 @@ impl<'a> Simulation<'a> {
             | FaultAction::Errors { .. }
             | FaultAction::Flap { .. } => self.app_fault(index, false),
             FaultAction::Restart(_) | FaultAction::Resume(_) | FaultAction::Heal => {}
+            _ => {}
         }
         self.observed.faults[index].ended = Some(self.now);
     }

@@ -34,7 +34,7 @@ use vigil_core::health::{
 use super::error::{Location, ScenarioError};
 use super::model::{
     DEFAULT_SERVICE_TIME, Expectations, Fault, FaultAction, HeartbeatConfig, LatencyModel, Load, LoadShape,
-    NetworkConfig, Partition, Scenario, Service,
+    NetworkConfig, Partition, Pick, Scenario, Service,
 };
 
 /// Longest duration anywhere in a file: 30 days. It bounds the run, and keeps
@@ -542,6 +542,7 @@ fn validate(source: &str, raw: RawScenario) -> Checked<Scenario> {
                 alive_at_end: expect.alive_at_end.unwrap_or(false),
                 availability: expect.availability.as_ref().map(|a| a.get_ref().0),
                 failure_types: expect.failure_types.unwrap_or(false),
+                ..Expectations::default()
             }
         }
     };
@@ -568,6 +569,7 @@ fn validate(source: &str, raw: RawScenario) -> Checked<Scenario> {
         services,
         faults,
         load,
+        recovery: None,
         expect,
     })
 }
@@ -1003,6 +1005,10 @@ fn validate_services(source: &str, raw: &[RawService]) -> Checked<(Vec<Service>,
             health,
             zones,
             capacity,
+            standby: 0,
+            cores: None,
+            policy: None,
+            depends_on: Vec::new(),
         });
     }
     Ok((services, fleet))
@@ -1361,7 +1367,15 @@ fn validate_fault(
         }
     };
 
-    Ok(Fault { at, duration, action, line: Location::of(source, raw.kind.span().start).line })
+    Ok(Fault {
+        at,
+        duration,
+        action,
+        pick: Pick::All,
+        every: None,
+        within: None,
+        line: Location::of(source, raw.kind.span().start).line,
+    })
 }
 
 fn validate_partition(source: &str, raw: &RawFault, resolver: &mut Resolver<'_>) -> Checked<Partition> {

@@ -8,6 +8,7 @@
 //! node `i + 1` and has `InstanceId(i)`.
 
 use vigil_core::health::InstanceHealthConfig;
+use vigil_core::recovery::RecoveryConfig;
 use vigil_core::{Duration, InstanceId, NodeId};
 
 /// A validated scenario.
@@ -31,8 +32,29 @@ pub struct Scenario {
     pub faults: Vec<Fault>,
     /// Client traffic, if any: calls made through a client node.
     pub load: Option<Load>,
+    /// Automated recovery, if any: the control node runs the recovery
+    /// coordinator and the simulator carries out its actions.
+    pub recovery: Option<Recovery>,
     /// What must hold.
     pub expect: Expectations,
+}
+
+/// Automated recovery: the coordinator's settings and how long the
+/// simulated platform takes to carry out each action.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recovery {
+    /// The coordinator's configuration. Its `services` list is derived from
+    /// the fleet (each [`Service`]'s `policy` and `depends_on`), one entry
+    /// per service in file order.
+    pub config: RecoveryConfig,
+    /// How long a restarted process takes to boot (default 2 s).
+    pub restart_delay: Duration,
+    /// How long a replacement takes to be provisioned on a fresh host and
+    /// boot (default 10 s).
+    pub replace_delay: Duration,
+    /// How long a scaled-out instance takes to be provisioned and boot
+    /// (default 10 s).
+    pub scale_out_delay: Duration,
 }
 
 /// One service of the fleet.
@@ -40,7 +62,8 @@ pub struct Scenario {
 pub struct Service {
     /// Unique name: `[a-z0-9][a-z0-9_-]*`.
     pub name: String,
-    /// Instance count, at least 1.
+    /// Instance slots, at least 1: the instances running at the start and
+    /// the `standby` slots after them (the file's `max_instances`).
     pub instances: u32,
     /// Liveness settings of its instances.
     pub heartbeat: HeartbeatConfig,
@@ -55,6 +78,21 @@ pub struct Service {
     /// Most requests one instance serves at once; more are answered at once
     /// with an error (overloaded). `None`: unlimited.
     pub capacity: Option<u32>,
+    /// Of `instances`, how many of the last are standby slots: not running
+    /// at the start, provisioned only by a recovery scale-out. In the file,
+    /// `max_instances - instances`.
+    pub standby: u32,
+    /// CPU cores of each instance: with more requests in service than
+    /// cores, each is slowed in proportion (processor sharing). `None`:
+    /// never CPU-bound.
+    pub cores: Option<u32>,
+    /// The recovery policy's name (a key of `[recovery.policies]`); `None`:
+    /// the default policy.
+    pub policy: Option<String>,
+    /// Indexes of the services this one calls. When none of a dependency's
+    /// instances can serve, this service's answers fail too (the cascade
+    /// recovery must see through).
+    pub depends_on: Vec<usize>,
 }
 
 /// Default service time: uniform between 2 and 10 ms.
@@ -195,8 +233,42 @@ pub struct Fault {
     pub duration: Option<Duration>,
     /// What happens.
     pub action: FaultAction,
+    /// Which of the action's targets it hits (Chaos Mesh's modes), drawn
+    /// from the run's seed: every target, a fixed count or a share. Only
+    /// for actions with one target list.
+    pub pick: Pick,
+    /// Repeat every `every`, from `at` until the run ends; each occurrence
+    /// draws its own targets and lasts `duration`.
+    pub every: Option<Duration>,
+    /// Begin at a time drawn from the seed in `[at, at + within]` (for each
+    /// occurrence, when repeated).
+    pub within: Option<Duration>,
     /// 1-based line of the fault in its file, for reports (0 if built in code).
     pub line: usize,
+}
+
+/// Which of a fault's targets it hits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Pick {
+    /// Every target (the default).
+    #[default]
+    All,
+    /// This many, chosen by the seed (all, when fewer).
+    Count(u32),
+    /// This share in percent (1..=100), rounded down but at least one,
+    /// chosen by the seed.
+    Percent(u32),
+}
+
+impl Pick {
+    /// How many of `n` targets it hits.
+    pub fn count_of(self, n: usize) -> usize {
+        match self {
+            Pick::All => n,
+            Pick::Count(k) => (k as usize).min(n),
+            Pick::Percent(p) => (n * p as usize / 100).max(1).min(n),
+        }
+    }
 }
 
 /// What a fault does.
@@ -240,6 +312,58 @@ pub enum FaultAction {
         /// Length of each half-cycle.
         period: Duration,
     },
+    /// Whole hosts lose power (a zone outage, say): the process dies and
+    /// nothing answers, not even a refusal. A restart cannot help while the
+    /// host is down; a replacement moves the instance to a fresh host. At
+    /// the fault's end the hosts come back and boot.
+    HostCrash(Vec<NodeId>),
+    /// The process leaks memory: `exhausts_after` after each start it runs
+    /// out and is killed (as by the OOM killer), slowing down on the way
+    /// (garbage-collection pressure). A restart or replacement starts it
+    /// afresh, leaking again while the fault lasts.
+    MemoryLeak {
+        /// Affected instances.
+        targets: Vec<NodeId>,
+        /// From start to exhaustion.
+        exhausts_after: Duration,
+    },
+    /// Every request and probe costs `factor` times the CPU (a costlier
+    /// traffic mix, a noisy neighbour): with [`Service::cores`] the
+    /// instances saturate under load, and more instances relieve them.
+    Cpu {
+        /// Affected instances (target a service to include its standby
+        /// slots: the cost is the traffic's, not the host's).
+        targets: Vec<NodeId>,
+        /// CPU cost multiplier, at least 1.
+        factor: f64,
+    },
+    /// The host's disk fills up: every request and probe fails. It survives
+    /// a restart (the disk is still full); a replacement on a fresh host
+    /// clears it.
+    DiskFull(Vec<NodeId>),
+    /// The process crashes `after` each start (a bad config, a poison
+    /// message). A restart does not help; a replacement does unless
+    /// `survives_replace` (then only a human can).
+    CrashLoop {
+        /// Affected instances.
+        targets: Vec<NodeId>,
+        /// From each start to the crash.
+        after: Duration,
+        /// Whether a fresh instance crash-loops too.
+        survives_replace: bool,
+    },
+    /// Messages from or to the targets are delayed by `latency` more, lost
+    /// with probability `loss`, duplicated with probability `duplicate`.
+    Network {
+        /// Affected nodes.
+        targets: Vec<NodeId>,
+        /// Added one-way delay.
+        latency: Duration,
+        /// Extra loss probability, in `[0, 1]`.
+        loss: f64,
+        /// Extra duplication probability, in `[0, 1]`.
+        duplicate: f64,
+    },
     /// Hosts' clocks jump by `offset_ns` (negative: the monotonic clock
     /// stands still until real time catches up) and run `drift_ppm` parts
     /// per million fast (negative: slow).
@@ -267,10 +391,40 @@ impl FaultAction {
             | FaultAction::Errors { targets: n, .. }
             | FaultAction::Flap { targets: n, .. }
             | FaultAction::ClockSkew { targets: n, .. }
+            | FaultAction::HostCrash(n)
+            | FaultAction::MemoryLeak { targets: n, .. }
+            | FaultAction::Cpu { targets: n, .. }
+            | FaultAction::DiskFull(n)
+            | FaultAction::CrashLoop { targets: n, .. }
+            | FaultAction::Network { targets: n, .. }
             | FaultAction::Partition(Partition::Isolate(n)) => vec![n],
             FaultAction::Partition(Partition::Groups(groups)) => groups.iter().collect(),
             FaultAction::Partition(Partition::OneWay { from, to }) => vec![from, to],
             FaultAction::Heal => Vec::new(),
+        }
+    }
+
+    /// The one target list of the action, mutable, to pick from; `None` for
+    /// partitions with several lists and for `heal`.
+    pub fn targets_mut(&mut self) -> Option<&mut Vec<NodeId>> {
+        match self {
+            FaultAction::Crash(n)
+            | FaultAction::Restart(n)
+            | FaultAction::Pause(n)
+            | FaultAction::Resume(n)
+            | FaultAction::Hang(n)
+            | FaultAction::Slow { targets: n, .. }
+            | FaultAction::Errors { targets: n, .. }
+            | FaultAction::Flap { targets: n, .. }
+            | FaultAction::ClockSkew { targets: n, .. }
+            | FaultAction::HostCrash(n)
+            | FaultAction::MemoryLeak { targets: n, .. }
+            | FaultAction::Cpu { targets: n, .. }
+            | FaultAction::DiskFull(n)
+            | FaultAction::CrashLoop { targets: n, .. }
+            | FaultAction::Network { targets: n, .. }
+            | FaultAction::Partition(Partition::Isolate(n)) => Some(n),
+            FaultAction::Partition(_) | FaultAction::Heal => None,
         }
     }
 
@@ -301,7 +455,7 @@ pub enum Partition {
 }
 
 /// What must hold for a run to pass.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Expectations {
     /// Every instance whose host crashes or is paused, and stays so at least
     /// this long, is declared dead within this bound of the outage's start.
@@ -319,6 +473,59 @@ pub struct Expectations {
     /// Every detected outage is classified as a failure type its kind can
     /// show (a hang as unresponsive, errors as failed or degraded, …).
     pub failure_types: bool,
+    /// Every detected outage that lasts sees a recovery action on its
+    /// instance (or a scale-out of its service) within this bound of its
+    /// detection.
+    pub recovery_started_within: Option<Duration>,
+    /// Every outage of an instance under recovery is over (the instance
+    /// healthy again) within this bound of its start.
+    pub restored_within: Option<Duration>,
+    /// Never more recovery actions in flight at once.
+    pub max_concurrent_recoveries: Option<u32>,
+    /// Restarts and replacements only hit instances with an outage of their
+    /// own: none for an observer's partition, none for dependents of a
+    /// broken dependency.
+    pub no_restart_of_healthy_instances: bool,
+    /// At most this many client calls fail (error, refusal, timeout or no
+    /// endpoint); needs `[load]`.
+    pub max_lost_requests: Option<u64>,
+    /// Each of these actions is taken at least once (a ladder's escalation,
+    /// say).
+    pub actions_taken: Vec<ActionClass>,
+}
+
+/// A kind of recovery action, as expectations and reports name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ActionClass {
+    /// Restart in place.
+    Restart,
+    /// Replace with a fresh instance.
+    Replace,
+    /// Out of rotation until healthy.
+    Reroute,
+    /// Add instances.
+    ScaleOut,
+    /// Open a circuit breaker.
+    OpenCircuit,
+    /// Ask a human.
+    AskHuman,
+}
+
+impl ActionClass {
+    /// Every class, with its name in files and reports.
+    pub const ALL: [(ActionClass, &'static str); 6] = [
+        (ActionClass::Restart, "restart"),
+        (ActionClass::Replace, "replace"),
+        (ActionClass::Reroute, "reroute"),
+        (ActionClass::ScaleOut, "scale_out"),
+        (ActionClass::OpenCircuit, "open_circuit"),
+        (ActionClass::AskHuman, "ask_human"),
+    ];
+
+    /// Its name in files and reports.
+    pub fn name(self) -> &'static str {
+        ActionClass::ALL.iter().find(|(c, _)| *c == self).map_or("?", |(_, n)| n)
+    }
 }
 
 impl Scenario {
@@ -342,14 +549,28 @@ impl Scenario {
                 health: None,
                 zones: Vec::new(),
                 capacity: None,
+                standby: 0,
+                cores: None,
+                policy: None,
+                depends_on: Vec::new(),
             }],
             faults: Vec::new(),
             load: None,
+            recovery: None,
             expect: Expectations::default(),
         }
     }
 
-    /// Total instance count.
+    /// Whether fleet instance `instance` is a standby slot: not running
+    /// until a scale-out provisions it.
+    pub fn is_standby(&self, instance: InstanceId) -> bool {
+        self.locate(instance).is_some_and(|(s, i)| {
+            let service = &self.services[s];
+            i >= service.instances - service.standby.min(service.instances)
+        })
+    }
+
+    /// Total instance count, standby slots included.
     pub fn instance_count(&self) -> u32 {
         self.services.iter().map(|s| s.instances).sum()
     }

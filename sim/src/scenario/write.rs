@@ -68,8 +68,19 @@ pub enum WriteError {
 pub fn to_toml(scenario: &Scenario) -> Result<String, WriteError> {
     // Destructured in full: a new field is a compile error here, not a
     // silently dropped setting.
-    let Scenario { name, description, duration, seed, max_events, network, services, faults, load, expect } =
-        scenario;
+    let Scenario {
+        name,
+        description,
+        duration,
+        seed,
+        max_events,
+        network,
+        services,
+        faults,
+        load,
+        recovery: _,
+        expect,
+    } = scenario;
     let mut s = String::new();
     let _ = writeln!(s, "name = {}", quote(name));
     if let Some(d) = description {
@@ -216,7 +227,19 @@ fn write_network(s: &mut String, network: &NetworkConfig) {
 }
 
 fn write_service(s: &mut String, service: &Service) -> Result<(), WriteError> {
-    let Service { name, instances, heartbeat, service_time, health, zones, capacity } = service;
+    let Service {
+        name,
+        instances,
+        heartbeat,
+        service_time,
+        health,
+        zones,
+        capacity,
+        standby: _,
+        cores: _,
+        policy: _,
+        depends_on: _,
+    } = service;
     let _ = writeln!(s, "\n[[service]]");
     let _ = writeln!(s, "name = {}", quote(name));
     let _ = writeln!(s, "instances = {instances}");
@@ -368,7 +391,7 @@ fn targets(scenario: &Scenario, index: usize, nodes: &[NodeId]) -> Result<String
 }
 
 fn write_fault(s: &mut String, scenario: &Scenario, index: usize, fault: &Fault) -> Result<(), WriteError> {
-    let Fault { at, duration, action, line: _ } = fault;
+    let Fault { at, duration, action, pick: _, every: _, within: _, line: _ } = fault;
     let _ = writeln!(s, "\n[[fault]]");
     let _ = writeln!(s, "at = {}", dur(*at));
     if let Some(d) = duration {
@@ -403,6 +426,41 @@ fn write_fault(s: &mut String, scenario: &Scenario, index: usize, fault: &Fault)
         FaultAction::Flap { targets, period } => {
             let _ = writeln!(s, "kind = \"flap\"\ntarget = {}\nperiod = {}", t(targets)?, dur(*period));
         }
+        FaultAction::HostCrash(n) => {
+            let _ = writeln!(s, "kind = \"host_crash\"\ntarget = {}", t(n)?);
+        }
+        FaultAction::MemoryLeak { targets, exhausts_after } => {
+            let _ = writeln!(
+                s,
+                "kind = \"memory_leak\"\ntarget = {}\nexhausts_after = {}",
+                t(targets)?,
+                dur(*exhausts_after)
+            );
+        }
+        FaultAction::Cpu { targets, factor } => {
+            let _ = writeln!(s, "kind = \"cpu\"\ntarget = {}\nfactor = {}", t(targets)?, float(*factor));
+        }
+        FaultAction::DiskFull(n) => {
+            let _ = writeln!(s, "kind = \"disk_full\"\ntarget = {}", t(n)?);
+        }
+        FaultAction::CrashLoop { targets, after, survives_replace } => {
+            let _ = writeln!(s, "kind = \"crash_loop\"\ntarget = {}\nafter = {}", t(targets)?, dur(*after));
+            if *survives_replace {
+                let _ = writeln!(s, "survives_replace = true");
+            }
+        }
+        FaultAction::Network { targets, latency, loss, duplicate } => {
+            let _ = writeln!(s, "kind = \"network\"\ntarget = {}", t(targets)?);
+            if !latency.is_zero() {
+                let _ = writeln!(s, "latency = {}", dur(*latency));
+            }
+            if *loss > 0.0 {
+                let _ = writeln!(s, "loss = {}", float(*loss));
+            }
+            if *duplicate > 0.0 {
+                let _ = writeln!(s, "duplicate = {}", float(*duplicate));
+            }
+        }
         FaultAction::ClockSkew { targets, offset_ns, drift_ppm } => {
             let _ = writeln!(s, "kind = \"clock_skew\"\ntarget = {}", t(targets)?);
             if *offset_ns != 0 || *drift_ppm == 0 {
@@ -434,7 +492,14 @@ fn write_fault(s: &mut String, scenario: &Scenario, index: usize, fault: &Fault)
 }
 
 fn write_expect(s: &mut String, expect: &Expectations) {
-    let Expectations { detected_within, no_false_dead, alive_at_end, availability, failure_types } = *expect;
+    let Expectations {
+        detected_within,
+        no_false_dead,
+        alive_at_end,
+        availability,
+        failure_types,
+        ..
+    } = expect.clone();
     if *expect == Expectations::default() {
         return;
     }
