@@ -133,6 +133,24 @@ pub(crate) enum Phase {
     AskedHuman(AskedHuman),
 }
 
+impl Phase {
+    /// The action in flight, if the episode is acting.
+    fn acting(self) -> Option<Acting> {
+        match self {
+            Phase::Acting(acting) => Some(acting),
+            _ => None,
+        }
+    }
+
+    /// The pending state, if the episode wants to act.
+    fn pending(self) -> Option<Pending> {
+        match self {
+            Phase::Pending(pending) => Some(pending),
+            _ => None,
+        }
+    }
+}
+
 impl Pending {
     fn new(not_before: Instant) -> Self {
         Pending { not_before, settling: false, held: None }
@@ -468,8 +486,7 @@ impl RecoveryCoordinator {
 
     /// `instance` is healthy again: its episode, if any, is resolved.
     pub fn report_healthy(&mut self, now: Instant, instance: InstanceId) {
-        if self.episodes.contains_key(&instance) {
-            self.resolve(now, instance);
+        if self.resolve(now, instance) {
             self.schedule(now);
         }
     }
@@ -478,13 +495,15 @@ impl RecoveryCoordinator {
     /// (late, duplicate, unknown) is counted and ignored.
     pub fn report_outcome(&mut self, now: Instant, id: ActionId, outcome: Outcome) {
         if let Some(&instance) = self.by_correlation.get(&id.correlation) {
-            let in_flight = matches!(self.episodes[&instance].phase, Phase::Acting(a) if a.id == id);
+            let in_flight = self.episodes[&instance].phase.acting().is_some_and(|a| a.id == id);
             if !in_flight {
                 self.stale(id);
                 return;
             }
             match outcome {
-                Outcome::Succeeded => self.resolve(now, instance),
+                Outcome::Succeeded => {
+                    self.resolve(now, instance);
+                }
                 Outcome::Failed => self.fail_attempt(now, instance, false),
             }
         } else if let Some((&key, &circuit)) = self.circuits.iter().find(|(_, c)| c.id() == id.correlation) {
@@ -564,8 +583,9 @@ impl RecoveryCoordinator {
         self.acting -= 1;
     }
 
-    fn resolve(&mut self, now: Instant, instance: InstanceId) {
-        let Some(episode) = self.close_episode(instance) else { return };
+    /// End `instance`'s episode as healed; returns whether it had one.
+    fn resolve(&mut self, now: Instant, instance: InstanceId) -> bool {
+        let Some(episode) = self.close_episode(instance) else { return false };
         let by_action = matches!(episode.phase, Phase::Acting(_));
         self.record_mut(instance).quiet_since = Some(now);
         self.stats.resolved += 1;
@@ -576,14 +596,14 @@ impl RecoveryCoordinator {
             Some(instance),
             DecisionKind::Resolved { by_action },
         );
+        true
     }
 
+    /// The action in flight on `instance` failed (or timed out): count it
+    /// against its rung and back off. Callers name an acting episode.
     fn fail_attempt(&mut self, now: Instant, instance: InstanceId, timed_out: bool) {
-        let Some(mut episode) = self.episodes.remove(&instance) else { return };
-        let Phase::Acting(acting) = episode.phase else {
-            self.episodes.insert(instance, episode);
-            return;
-        };
+        let mut episode = self.episodes.remove(&instance).expect("callers name an open episode");
+        let acting = episode.phase.acting().expect("callers name an episode with an action in flight");
         self.release(episode.service, acting.strategy);
         let (id, service) = (episode.id, episode.service);
         self.decide(
@@ -646,7 +666,7 @@ impl RecoveryCoordinator {
         let mut order: Vec<(CorrelationId, InstanceId)> = self
             .episodes
             .iter()
-            .filter(|(_, e)| matches!(e.phase, Phase::Pending(_)))
+            .filter(|(_, e)| e.phase.pending().is_some())
             .map(|(&instance, e)| (e.id, instance))
             .collect();
         order.sort_unstable();
@@ -685,11 +705,9 @@ impl RecoveryCoordinator {
     /// The one place an action starts: apply, in order, the storm guard,
     /// dependencies, backoff, the ladder and intensity, and the limits.
     fn consider(&mut self, now: Instant, instance: InstanceId) {
-        let Some(mut episode) = self.episodes.remove(&instance) else { return };
-        let Phase::Pending(mut pending) = episode.phase else {
-            self.episodes.insert(instance, episode);
-            return;
-        };
+        // `schedule` lists pending episodes, and considering one changes no other.
+        let mut episode = self.episodes.remove(&instance).expect("schedule considers open episodes");
+        let mut pending = episode.phase.pending().expect("schedule considers pending episodes");
         let (id, service) = (episode.id, episode.service);
         let hold = self.hold_reason(service);
         if let Some(reason) = hold {
@@ -1052,9 +1070,10 @@ impl Machine for RecoveryCoordinator {
         let timed_out: Vec<InstanceId> = self
             .episodes
             .iter()
-            .filter(|(_, e)| matches!(e.phase, Phase::Acting(a) if a.deadline <= now))
+            .filter(|(_, e)| e.phase.acting().is_some_and(|a| a.deadline <= now))
             .map(|(&i, _)| i)
             .collect();
+        // Failing one attempt changes no other episode: each is still acting.
         for instance in timed_out {
             mark!("action_timed_out");
             self.fail_attempt(now, instance, true);

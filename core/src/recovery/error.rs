@@ -102,16 +102,10 @@ pub enum RecoveryConfigError {
     },
 }
 
+/// `a -> b -> c -> a`: the cycle, back to its first service.
 fn cycle_text(cycle: &[ServiceId]) -> String {
-    let mut text = String::new();
-    for service in cycle {
-        text.push_str(&service.to_string());
-        text.push_str(" -> ");
-    }
-    if let Some(first) = cycle.first() {
-        text.push_str(&first.to_string());
-    }
-    text
+    let names: Vec<String> = cycle.iter().chain(cycle.first()).map(ToString::to_string).collect();
+    names.join(" -> ")
 }
 
 /// A call the coordinator refused; nothing changed.

@@ -114,7 +114,8 @@ fn find_cycle(graph: &DiGraph<ServiceId, ()>) -> Option<Vec<ServiceId>> {
     // every member reaches every other, so the path exists.
     let mut parent: BTreeMap<NodeIndex, NodeIndex> = BTreeMap::new();
     let mut queue = VecDeque::from([start]);
-    while let Some(node) = queue.pop_front() {
+    loop {
+        let node = queue.pop_front().expect("every member of a strongly connected component reaches `start`");
         let mut next: Vec<NodeIndex> = graph.neighbors(node).filter(|n| members.contains(n)).collect();
         next.sort_by_key(|&n| graph[n]);
         for n in next {
@@ -134,7 +135,6 @@ fn find_cycle(graph: &DiGraph<ServiceId, ()>) -> Option<Vec<ServiceId>> {
             }
         }
     }
-    unreachable!("a strongly connected component of two or more nodes has a cycle through each member")
 }
 
 #[cfg(test)]
