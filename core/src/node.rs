@@ -24,8 +24,8 @@ use crate::id::{InstanceId, NodeId, ServiceId};
 use crate::machine::Machine;
 use crate::message::{EndpointUpdate, Message, Probe};
 use crate::recovery::{
-    ActionId, FailureReport, FailureType, Outcome, RecoveryConfig, RecoveryConfigError, RecoveryCoordinator,
-    RecoveryInput, RecoveryOutput,
+    Action, ActionId, ActionKind, Decision, DecisionKind, FailureReport, FailureType, Outcome, RecoveryConfig,
+    RecoveryConfigError, RecoveryCoordinator, RecoveryInput, RecoveryOutput, StormScope,
 };
 use crate::registry::{
     ChangeKind, HealthStatus as CatalogHealth, RegisterOutcome, Registration, Registry, RegistryConfig,
@@ -210,6 +210,17 @@ pub struct ControlPlane {
     monitored: Vec<bool>,
     /// What clients were last told, per instance.
     routable: Vec<bool>,
+    /// Instances recovery took out of rotation until healthy (a reroute).
+    rerouted: Vec<bool>,
+    /// Per instance: whether it looks down to this observer (suspect or
+    /// dead, or its monitor says unresponsive or failed), for the storm
+    /// guard.
+    looks_down: Vec<bool>,
+    /// Service of each watched instance.
+    service_of: Vec<Option<ServiceId>>,
+    /// Per service id: `(looking down, watched)`; and the fleet's.
+    down_by_service: Vec<(u32, u32)>,
+    down_total: (u32, u32),
     subscribers: BTreeSet<NodeId>,
     /// Bumped on every routability change; stamps every update.
     index: u64,
@@ -235,6 +246,11 @@ impl ControlPlane {
             probes: BTreeMap::new(),
             monitored: Vec::new(),
             routable: Vec::new(),
+            rerouted: Vec::new(),
+            looks_down: Vec::new(),
+            service_of: Vec::new(),
+            down_by_service: Vec::new(),
+            down_total: (0, 0),
             nodes: Vec::new(),
             subscribers: BTreeSet::new(),
             index: 0,
@@ -375,6 +391,17 @@ impl ControlPlane {
             self.nodes.resize(i + 1, None);
             self.monitored.resize(i + 1, false);
             self.routable.resize(i + 1, false);
+            self.rerouted.resize(i + 1, false);
+            self.looks_down.resize(i + 1, false);
+            self.service_of.resize(i + 1, None);
+        }
+        if self.service_of[i].is_none() {
+            self.service_of[i] = Some(service);
+            if self.down_by_service.len() <= service.index() {
+                self.down_by_service.resize(service.index() + 1, (0, 0));
+            }
+            self.down_by_service[service.index()].1 += 1;
+            self.down_total.1 += 1;
         }
         self.nodes[i] = Some(node);
         self.monitored[i] = health.is_some();
@@ -388,6 +415,16 @@ impl ControlPlane {
         self.set_routable(instance, false);
         self.detector.deregister(instance);
         self.monitor.deregister(instance);
+        let i = instance.index();
+        if let Some(service) = self.service_of.get_mut(i).and_then(Option::take) {
+            let down = std::mem::take(&mut self.looks_down[i]);
+            self.rerouted[i] = false;
+            let counts = &mut self.down_by_service[service.index()];
+            counts.0 -= u32::from(down);
+            counts.1 -= 1;
+            self.down_total.0 -= u32::from(down);
+            self.down_total.1 -= 1;
+        }
         if let Some(r) = self.recovery.as_mut() {
             r.deregister(now, instance);
         }
@@ -458,7 +495,8 @@ impl ControlPlane {
         }
         let alive = self.detector.instance(instance).is_some_and(|s| s.status == Liveness::Alive);
         let monitored = self.monitored.get(instance.index()).copied().unwrap_or(false);
-        alive && (!monitored || self.monitor.instance(instance).is_some_and(|v| v.ready))
+        let rerouted = self.rerouted.get(instance.index()).copied().unwrap_or(false);
+        alive && !rerouted && (!monitored || self.monitor.instance(instance).is_some_and(|v| v.ready))
     }
 
     /// An answer (or refusal) to probe message `id` arrived at `now`.
@@ -512,11 +550,16 @@ impl ControlPlane {
     /// to subscribers.
     fn collect_events(&mut self, now: Instant) {
         let mut touched: Vec<InstanceId> = Vec::new();
+        // Recovery hears of verdicts after the storm guard has seen them
+        // all: a failure report must not act before a storm it is part of.
+        let mut for_recovery: Vec<HealthEvent> = Vec::new();
         while let Some(event) = self.detector.poll_event() {
             if let HealthEvent::LivenessChanged { instance, .. } = event {
                 touched.push(instance);
             }
-            self.recovery_input(now, &event);
+            if self.recovery.is_some() {
+                for_recovery.push(event);
+            }
             self.outputs.push_back(Output::Health(event));
         }
         while let Some(output) = self.monitor.poll_output() {
@@ -538,7 +581,9 @@ impl ControlPlane {
                         | HealthEvent::StatusChanged { instance, .. } => touched.push(instance),
                         _ => {}
                     }
-                    self.recovery_input(now, &event);
+                    if self.recovery.is_some() {
+                        for_recovery.push(event);
+                    }
                     self.outputs.push_back(Output::Health(event));
                 }
             }
@@ -567,16 +612,98 @@ impl ControlPlane {
                 let _ = self.registry.set_health(now, instance, health);
             }
         }
-        for instance in touched {
+        self.observe_storm(now, &touched);
+        for event in &for_recovery {
+            self.recovery_input(now, event);
+        }
+        for &instance in &touched {
             let is = self.should_route(instance);
             self.set_routable(instance, is);
         }
         self.registry_seen = self.registry.index();
+        let mut reroutes: Vec<(InstanceId, bool)> = Vec::new();
         if let Some(r) = self.recovery.as_mut() {
             while let Some(out) = r.poll_output() {
+                match out {
+                    RecoveryOutput::Action(Action { kind: ActionKind::Reroute, instance: Some(i), .. }) => {
+                        reroutes.push((i, true));
+                    }
+                    RecoveryOutput::Decision(Decision {
+                        kind: DecisionKind::Resolved { .. } | DecisionKind::Abandoned,
+                        instance: Some(i),
+                        ..
+                    }) => reroutes.push((i, false)),
+                    _ => {}
+                }
                 self.outputs.push_back(Output::Recovery(Box::new(out)));
             }
         }
+        // A reroute is carried out here, where routing is decided: the
+        // instance leaves rotation until its episode ends.
+        for (instance, out) in reroutes {
+            if let Some(flag) = self.rerouted.get_mut(instance.index()) {
+                *flag = out;
+                let is = self.should_route(instance);
+                self.set_routable(instance, is);
+            }
+        }
+    }
+
+    /// Whether `instance` looks down to this observer: the detector holds
+    /// it suspect or dead, or its monitor unresponsive or failed.
+    fn looks_down_now(&self, instance: InstanceId) -> bool {
+        let silent = self
+            .detector
+            .instance(instance)
+            .is_some_and(|s| matches!(s.status, Liveness::Suspect | Liveness::Dead));
+        let monitored = self.monitored.get(instance.index()).copied().unwrap_or(false);
+        silent
+            || (monitored
+                && matches!(
+                    self.monitor.status(instance),
+                    Some(crate::health::HealthStatus::Unresponsive | crate::health::HealthStatus::Failed)
+                ))
+    }
+
+    /// Tell the storm guard how much of each touched scope looks down.
+    /// Suspicion counts: when this observer is cut off, every instance
+    /// turns suspect seconds before the first is declared dead, so the
+    /// guard holds from the first failure report rather than after a few
+    /// restarts of a healthy fleet.
+    fn observe_storm(&mut self, now: Instant, touched: &[InstanceId]) {
+        if self.recovery.is_none() {
+            return;
+        }
+        let mut changed: Vec<ServiceId> = Vec::new();
+        for &instance in touched {
+            let i = instance.index();
+            let Some(service) = self.service_of.get(i).copied().flatten() else { continue };
+            let down = self.looks_down_now(instance);
+            if self.looks_down[i] == down {
+                continue;
+            }
+            self.looks_down[i] = down;
+            let counts = &mut self.down_by_service[service.index()];
+            if down {
+                counts.0 += 1;
+                self.down_total.0 += 1;
+            } else {
+                counts.0 -= 1;
+                self.down_total.0 -= 1;
+            }
+            if !changed.contains(&service) {
+                changed.push(service);
+            }
+        }
+        if changed.is_empty() {
+            return;
+        }
+        let Some(r) = self.recovery.as_mut() else { return };
+        for service in changed {
+            let (down, total) = self.down_by_service[service.index()];
+            r.observe_unhealthy_share(now, StormScope::Service(service), down, total);
+        }
+        r.observe_unhealthy_share(now, StormScope::Global, self.down_total.0, self.down_total.1);
     }
 }
 

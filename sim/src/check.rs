@@ -83,6 +83,10 @@ impl Detection {
             OutageKind::Slow => &["degraded", "unresponsive"],
             OutageKind::Errors => &["failed", "degraded"],
             OutageKind::Flap => &["failed", "degraded", "unresponsive", "dead"],
+            OutageKind::HostCrash => &["unresponsive", "dead"],
+            OutageKind::OutOfMemory | OutageKind::CrashLoop => &["failed", "unresponsive", "dead"],
+            OutageKind::Cpu => &["degraded", "unresponsive"],
+            OutageKind::DiskFull => &["failed", "degraded"],
         };
         Some(allowed.contains(&seen))
     }
@@ -145,7 +149,7 @@ pub fn detections(sim: &Simulation<'_>) -> Vec<Detection> {
     let mut out = Vec::new();
     for (i, outages) in obs.outages.iter().enumerate() {
         let instance = InstanceId(i as u32);
-        for &Outage { kind, began, ended } in outages {
+        for &Outage { kind, began, ended, .. } in outages {
             let until = ended.unwrap_or(end);
             let found = first_bad_verdict(obs, instance, began, until);
             out.push(Detection {

@@ -113,7 +113,20 @@ pub struct Network {
     /// to one or a few peers) is a short scan, not a tree walk.
     links: Vec<Vec<(u32, Rng)>>,
     partitions: Vec<ActivePartition>,
+    /// Network faults in force: extra delay, loss and duplication on
+    /// messages from or to their nodes.
+    impairments: Vec<Impairment>,
     stats: NetworkStats,
+}
+
+/// A network fault in force.
+struct Impairment {
+    id: u32,
+    /// Sorted.
+    nodes: Vec<NodeId>,
+    latency: Duration,
+    loss: f64,
+    duplicate: f64,
 }
 
 impl Network {
@@ -125,8 +138,24 @@ impl Network {
             nodes,
             links: (0..nodes).map(|_| Vec::new()).collect(),
             partitions: Vec::new(),
+            impairments: Vec::new(),
             stats: NetworkStats::default(),
         }
+    }
+
+    /// Put network fault `id` in force: messages from or to `nodes` are
+    /// delayed by `latency` more, lost with probability `loss` and
+    /// duplicated with probability `duplicate` (the worst in force rules
+    /// for loss and duplication; delays add up).
+    pub fn impair(&mut self, id: u32, nodes: &[NodeId], latency: Duration, loss: f64, duplicate: f64) {
+        let mut nodes = nodes.to_vec();
+        nodes.sort_unstable();
+        self.impairments.push(Impairment { id, nodes, latency, loss, duplicate });
+    }
+
+    /// End network fault `id`.
+    pub fn unimpair(&mut self, id: u32) {
+        self.impairments.retain(|i| i.id != id);
     }
 
     /// Counters so far.
@@ -155,19 +184,27 @@ impl Network {
         }
         let rng = link_rng(&mut self.links[from.index()], self.seed, from, to);
         let config = &self.config;
-        if config.loss > 0.0 && rng.random_bool(config.loss) {
+        let (mut loss, mut duplicate_p, mut extra) = (config.loss, config.duplicate, Duration::ZERO);
+        for i in &self.impairments {
+            if i.nodes.binary_search(&from).is_ok() || i.nodes.binary_search(&to).is_ok() {
+                loss = loss.max(i.loss);
+                duplicate_p = duplicate_p.max(i.duplicate);
+                extra += i.latency;
+            }
+        }
+        if loss > 0.0 && rng.random_bool(loss.min(1.0)) {
             self.stats.lost += 1;
             return NONE;
         }
-        let mut delay = sample(&config.latency, rng);
+        let mut delay = sample(&config.latency, rng) + extra;
         if config.reorder > 0.0 && rng.random_bool(config.reorder) {
             let extra_ns = u64::try_from(config.reorder_delay.as_nanos()).unwrap_or(u64::MAX);
             delay += Duration::from_nanos(rng.random_range(0..=extra_ns));
             self.stats.reordered += 1;
         }
-        let duplicate = if config.duplicate > 0.0 && rng.random_bool(config.duplicate) {
+        let duplicate = if duplicate_p > 0.0 && rng.random_bool(duplicate_p.min(1.0)) {
             self.stats.duplicated += 1;
-            Some(sample(&config.latency, rng))
+            Some(sample(&config.latency, rng) + extra)
         } else {
             None
         };

@@ -11,7 +11,8 @@
 use std::fmt::Write as _;
 
 use vigil_core::balance::BalanceEvent;
-use vigil_core::{Duration, InstanceId, Instant};
+use vigil_core::recovery::{ActionKind, DecisionKind, HoldReason, HumanReason, RecoveryOutput, StormScope};
+use vigil_core::{Duration, InstanceId, Instant, ServiceId};
 
 use crate::check::{self, ExpectationOutcome};
 use crate::report;
@@ -222,6 +223,92 @@ pub fn entries(sim: &Simulation<'_>) -> Vec<Entry> {
     // Stable: among equal (time, rank), the order observed.
     out.sort_by_key(|e| (e.at, e.rank));
     out
+}
+
+/// A recovery action in words: `restart`, `scale out by 2`, `open circuit
+/// to db`.
+pub fn action_words(kind: ActionKind, services: &[String]) -> String {
+    let svc = |s: ServiceId| services.get(s.index()).cloned().unwrap_or_else(|| format!("service-{}", s.0));
+    match kind {
+        ActionKind::Restart => "restart".to_string(),
+        ActionKind::Replace => "replace".to_string(),
+        ActionKind::Reroute => "reroute (out of rotation until healthy)".to_string(),
+        ActionKind::ScaleOut { by } => format!("scale out by {by}"),
+        ActionKind::OpenCircuit { to } => format!("open circuit to {}", svc(to)),
+        ActionKind::HalfOpen { to } => format!("half-open circuit to {} (trial call)", svc(to)),
+        ActionKind::CloseCircuit { to } => format!("close circuit to {}", svc(to)),
+        ActionKind::AskHuman { reason: HumanReason::LadderExhausted { failure } } => {
+            format!("ASK A HUMAN: every rung for {failure} was tried")
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+/// A recovery decision in words.
+pub fn decision_words(kind: DecisionKind, services: &[String]) -> String {
+    let svc = |s: ServiceId| services.get(s.index()).cloned().unwrap_or_else(|| format!("service-{}", s.0));
+    let scope = |s: StormScope| match s {
+        StormScope::Global => "the fleet".to_string(),
+        StormScope::Service(id) => svc(id),
+    };
+    match kind {
+        DecisionKind::Detected { failure } => format!("episode opens: {failure}"),
+        DecisionKind::Reclassified { from, to } => format!("reclassified {from} -> {to}"),
+        DecisionKind::IntensityExceeded { scope } => format!("restart intensity exceeded ({scope:?})"),
+        DecisionKind::Acting { kind, attempt, rung } => {
+            format!("acting: {} (attempt {attempt}, rung {rung})", action_words(kind, services))
+        }
+        DecisionKind::Withheld { reason } => format!("withheld: {}", hold_words(reason, services)),
+        DecisionKind::AttemptFailed { attempt, timed_out } => {
+            format!("attempt {attempt} failed{}", if timed_out { " (timed out)" } else { "" })
+        }
+        DecisionKind::Escalated { from_rung, to_rung } => format!("escalated: rung {from_rung} -> {to_rung}"),
+        DecisionKind::AskedHuman => "holding: a human is asked".to_string(),
+        DecisionKind::Resolved { by_action } => {
+            format!("resolved ({})", if by_action { "by its action" } else { "healed by itself" })
+        }
+        DecisionKind::Abandoned => "abandoned: deregistered".to_string(),
+        DecisionKind::StormSuspected { scope: s, unhealthy, total } => {
+            format!("STORM suspected in {}: {unhealthy} of {total} look down; holding", scope(s))
+        }
+        DecisionKind::StormCleared { scope: s } => format!("storm over in {}", scope(s)),
+        DecisionKind::CircuitProbeFailed => "circuit trial call failed: open again".to_string(),
+        DecisionKind::Isolating { circuit, to } => format!("isolating {} ({circuit})", svc(to)),
+        other => format!("{other:?}"),
+    }
+}
+
+fn hold_words(reason: HoldReason, services: &[String]) -> String {
+    match reason {
+        HoldReason::GlobalLimit { max } => format!("global limit ({max} in flight)"),
+        HoldReason::ServiceLimit { max } => format!("service limit ({max} in flight)"),
+        HoldReason::Backoff { until } => format!("backing off until {}", fmt_time(until)),
+        HoldReason::Storm { .. } => "storm suspected".to_string(),
+        HoldReason::Dependency { root } => format!(
+            "dependency {} is impaired: root cause first",
+            services.get(root.index()).map_or("?", String::as_str)
+        ),
+        HoldReason::Settling { until } => format!("settling until {}", fmt_time(until)),
+        HoldReason::ScaleOutInFlight => "a scale-out is in flight".to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// One recovery output as a line of text (for the event timeline).
+pub fn recovery_line(out: &RecoveryOutput, names: &[String], services: &[String]) -> String {
+    let who = |i: Option<InstanceId>| {
+        i.and_then(|i| names.get(Scenario::node_of(i).index())).map_or("-", String::as_str).to_string()
+    };
+    match *out {
+        RecoveryOutput::Action(a) => {
+            format!("recovery {} action {}: {}", a.id, who(a.instance), action_words(a.kind, services))
+        }
+        RecoveryOutput::Decision(d) => {
+            let id = d.correlation.map_or_else(|| "-".to_string(), |c| c.to_string());
+            format!("recovery {id} {}: {}", who(d.instance), decision_words(d.kind, services))
+        }
+        _ => format!("recovery {out:?}"),
+    }
 }
 
 /// Simulated time as `12.345s`, always in seconds with milliseconds, so a
