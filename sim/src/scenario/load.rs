@@ -15,7 +15,7 @@
 //! it (`humantime::parse_duration` 2.4 panics on some sums near `u64::MAX`
 //! seconds).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::ops::Range;
 use std::path::Path;
@@ -23,7 +23,12 @@ use std::path::Path;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use toml::Spanned;
-use vigil_core::{Duration, NodeId};
+use vigil_core::recovery::{
+    BackoffConfig, CircuitConfig, DependencyConfig, Intensity, Ladder, Limits, MAX_INSTANCES,
+    MAX_INTENSITY_RESTARTS, MAX_POLICIES, MAX_RUNGS, MAX_SERVICES, Policy, RecoveryConfig, Rung, ServiceSpec,
+    StormConfig, Strategy,
+};
+use vigil_core::{Duration, NodeId, ServiceId};
 
 use vigil_core::health::{
     CheckConfig, DEFAULT_FAILURE_THRESHOLD, DEFAULT_PROBE_INTERVAL, DEFAULT_PROBE_TIMEOUT,
@@ -33,8 +38,8 @@ use vigil_core::health::{
 
 use super::error::{Location, ScenarioError};
 use super::model::{
-    DEFAULT_SERVICE_TIME, Expectations, Fault, FaultAction, HeartbeatConfig, LatencyModel, Load, LoadShape,
-    NetworkConfig, Partition, Pick, Scenario, Service,
+    ActionClass, DEFAULT_SERVICE_TIME, Expectations, Fault, FaultAction, HeartbeatConfig, LatencyModel, Load,
+    LoadShape, NetworkConfig, Partition, Pick, Recovery, Scenario, Service,
 };
 
 /// Longest duration anywhere in a file: 30 days. It bounds the run, and keeps
@@ -52,6 +57,16 @@ pub(crate) const DEFAULT_MAX_EVENTS: u64 = 100_000_000;
 /// expanding `*` and `service` targets): bounds the memory a small file can
 /// ask for.
 pub(crate) const MAX_FAULT_NODES: usize = 10_000_000;
+/// Most occurrences of one repeated fault (`every`) within the run.
+pub(crate) const MAX_FAULT_OCCURRENCES: u64 = 1_000_000;
+/// Most CPU cores of an instance.
+pub(crate) const MAX_CORES: i64 = 1024;
+/// Largest CPU cost multiplier of a `cpu` fault.
+pub(crate) const MAX_CPU_FACTOR: f64 = 1000.0;
+/// Most attempts of one ladder rung.
+pub(crate) const MAX_RUNG_ATTEMPTS: u32 = 100;
+/// Most instances one scale-out rung adds.
+pub(crate) const MAX_SCALE_OUT_BY: u32 = 1000;
 
 /// Longest duration string handed to humantime, in characters.
 const MAX_DURATION_CHARS: usize = 64;
@@ -102,6 +117,7 @@ struct RawScenario {
     service: Option<Spanned<Vec<RawService>>>,
     fault: Option<Vec<RawFault>>,
     load: Option<RawLoad>,
+    recovery: Option<Spanned<RawRecovery>>,
     expect: Option<RawExpect>,
 }
 
@@ -151,6 +167,10 @@ struct RawService {
     health: Option<Spanned<RawHealth>>,
     zones: Option<Spanned<Vec<Spanned<String>>>>,
     capacity: Option<Spanned<i64>>,
+    max_instances: Option<Spanned<i64>>,
+    cores: Option<Spanned<i64>>,
+    policy: Option<Spanned<String>>,
+    depends_on: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// Most zones a service may list.
@@ -198,6 +218,17 @@ struct RawFault {
     latency: Option<Spanned<Dur>>,
     rate: Option<Spanned<Number>>,
     period: Option<Spanned<Dur>>,
+    zone: Option<Spanned<String>>,
+    exhausts_after: Option<Spanned<Dur>>,
+    factor: Option<Spanned<Number>>,
+    after: Option<Spanned<Dur>>,
+    survives_replace: Option<Spanned<bool>>,
+    loss: Option<Spanned<Number>>,
+    duplicate: Option<Spanned<Number>>,
+    count: Option<Spanned<i64>>,
+    percent: Option<Spanned<Percent>>,
+    every: Option<Spanned<Dur>>,
+    within: Option<Spanned<Dur>>,
 }
 
 #[derive(Deserialize)]
@@ -208,6 +239,175 @@ struct RawExpect {
     alive_at_end: Option<bool>,
     availability: Option<Spanned<Share>>,
     failure_types: Option<bool>,
+    recovery_started_within: Option<Spanned<Dur>>,
+    restored_within: Option<Spanned<Dur>>,
+    max_concurrent_recoveries: Option<Spanned<i64>>,
+    no_restart_of_healthy_instances: Option<bool>,
+    no_lost_requests: Option<Spanned<CallCount>>,
+    actions_taken: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a `[recovery]` table")]
+struct RawRecovery {
+    max_concurrent: Option<Spanned<i64>>,
+    max_service_share: Option<Spanned<Share>>,
+    action_timeout: Option<Spanned<Dur>>,
+    restart_delay: Option<Spanned<Dur>>,
+    replace_delay: Option<Spanned<Dur>>,
+    scale_out_delay: Option<Spanned<Dur>>,
+    backoff: Option<Spanned<RawBackoff>>,
+    instance_intensity: Option<Spanned<RawIntensity>>,
+    service_intensity: Option<Spanned<RawIntensity>>,
+    storm: Option<Spanned<RawStorm>>,
+    dependency: Option<Spanned<RawDependency>>,
+    circuit: Option<Spanned<RawCircuit>>,
+    default_policy: Option<Spanned<RawPolicy>>,
+    policies: Option<Spanned<BTreeMap<Spanned<String>, Spanned<RawPolicy>>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a backoff table like { base = \"10s\", cap = \"5m\", reset_after = \"10m\" }"
+)]
+struct RawBackoff {
+    base: Option<Spanned<Dur>>,
+    cap: Option<Spanned<Dur>>,
+    reset_after: Option<Spanned<Dur>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "an intensity table like { max_restarts = 3, period = \"5m\" }")]
+struct RawIntensity {
+    max_restarts: Option<Spanned<i64>>,
+    period: Option<Spanned<Dur>>,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a storm table like { enter = \"50%\", exit = \"25%\", min_instances = 5, settle = \"15s\" }"
+)]
+struct RawStorm {
+    enter: Option<Spanned<Share>>,
+    exit: Option<Spanned<Share>>,
+    min_instances: Option<Spanned<i64>>,
+    settle: Option<Spanned<Dur>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a dependency table like { impaired = \"50%\", grace = \"10s\" }")]
+struct RawDependency {
+    impaired: Option<Spanned<Share>>,
+    grace: Option<Spanned<Dur>>,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a circuit table like { open_for = \"30s\", open_for_max = \"5m\" }"
+)]
+struct RawCircuit {
+    open_for: Option<Spanned<Dur>>,
+    open_for_max: Option<Spanned<Dur>>,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a policy table like { crashed = [\"restart*3\", \"replace\"], hold_for_dependencies = true }"
+)]
+struct RawPolicy {
+    crashed: Option<Spanned<RawLadder>>,
+    unresponsive: Option<Spanned<RawLadder>>,
+    degraded: Option<Spanned<RawLadder>>,
+    crash_looping: Option<Spanned<RawLadder>>,
+    hold_for_dependencies: Option<bool>,
+    isolate_dependencies: Option<bool>,
+}
+
+/// A ladder: an array of rung strings, each with its span.
+struct RawLadder(Vec<Spanned<String>>);
+
+impl<'de> Deserialize<'de> for RawLadder {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawLadder;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a ladder: an array of rungs like [\"restart*3\", \"replace\"]")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<RawLadder, E> {
+                Err(E::custom(format!("a ladder is an array of rungs: write [\"{text}\"]")))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawLadder, A::Error> {
+                let mut rungs = Vec::new();
+                while let Some(rung) = seq.next_element::<Spanned<String>>()? {
+                    rungs.push(rung);
+                }
+                Ok(RawLadder(rungs))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// A whole percentage from 1 to 100: `30` or `"30%"`.
+struct Percent(u32);
+
+impl<'de> Deserialize<'de> for Percent {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Percent;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a whole percentage from 1 to 100, like 30 or \"30%\"")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Percent, E> {
+                let number = v.trim().strip_suffix('%').unwrap_or(v.trim()).trim();
+                match number.parse::<i64>() {
+                    Ok(p) => self.visit_i64(p),
+                    Err(_) => {
+                        Err(E::custom(format!("`{v}` is not a whole percentage from 1 to 100, like \"30%\"")))
+                    }
+                }
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Percent, E> {
+                match u32::try_from(v) {
+                    Ok(p) if (1..=100).contains(&p) => Ok(Percent(p)),
+                    _ => Err(E::custom(format!("`percent` must be from 1 to 100, got {v}"))),
+                }
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// A count of client calls, at least 0.
+struct CallCount(u64);
+
+impl<'de> Deserialize<'de> for CallCount {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = CallCount;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("the most client calls that may fail, like 0")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<CallCount, E> {
+                u64::try_from(v)
+                    .map(CallCount)
+                    .map_err(|_| E::custom(format!("a count of calls must not be negative, got {v}")))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<CallCount, E> {
+                Err(E::custom(
+                    "`no_lost_requests` takes the most client calls that may fail: write `no_lost_requests = 0`",
+                ))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
 }
 
 /// A share: `"99.9%"` or a number in `[0, 1]`.
@@ -500,6 +700,10 @@ fn validate(source: &str, raw: RawScenario) -> Checked<Scenario> {
         Some(network) => validate_network(source, network)?,
     };
 
+    // The names a service's `policy` may take: `None` without `[recovery]`.
+    let policy_names: Option<BTreeSet<&str>> = raw.recovery.as_ref().map(|r| {
+        r.get_ref().policies.iter().flat_map(|p| p.get_ref().keys()).map(|k| k.get_ref().as_str()).collect()
+    });
     let (services, fleet) = match &raw.service {
         None => {
             return Err(Diag::new(0..0, "missing `[[service]]`: a scenario needs at least one service"));
@@ -507,7 +711,12 @@ fn validate(source: &str, raw: RawScenario) -> Checked<Scenario> {
         Some(list) if list.get_ref().is_empty() => {
             return Err(Diag::new(list.span(), "a scenario needs at least one service"));
         }
-        Some(list) => validate_services(source, list.get_ref())?,
+        Some(list) => validate_services(source, list.get_ref(), policy_names.as_ref())?,
+    };
+
+    let recovery = match &raw.recovery {
+        None => None,
+        Some(recovery) => Some(validate_recovery(source, recovery, &services)?),
     };
 
     let mut faults = Vec::new();
@@ -520,31 +729,7 @@ fn validate(source: &str, raw: RawScenario) -> Checked<Scenario> {
 
     let expect = match &raw.expect {
         None => Expectations::default(),
-        Some(expect) => {
-            let detected_within = match &expect.detected_within {
-                None => None,
-                Some(d) if d.get_ref().0.is_zero() => {
-                    return Err(Diag::new(d.span(), "`detected_within` must be greater than zero"));
-                }
-                Some(d) => Some(d.get_ref().0),
-            };
-            if let Some(a) = &expect.availability
-                && raw.load.is_none()
-            {
-                return Err(Diag::new(
-                    a.span(),
-                    "`availability` is measured on client calls: add a `[load]` table",
-                ));
-            }
-            Expectations {
-                detected_within,
-                no_false_dead: expect.no_false_dead.unwrap_or(false),
-                alive_at_end: expect.alive_at_end.unwrap_or(false),
-                availability: expect.availability.as_ref().map(|a| a.get_ref().0),
-                failure_types: expect.failure_types.unwrap_or(false),
-                ..Expectations::default()
-            }
-        }
+        Some(expect) => validate_expect(source, expect, raw.load.is_some(), recovery.is_some())?,
     };
 
     let load = match &raw.load {
@@ -569,9 +754,458 @@ fn validate(source: &str, raw: RawScenario) -> Checked<Scenario> {
         services,
         faults,
         load,
-        recovery: None,
+        recovery,
         expect,
     })
+}
+
+/// A duration that must be more than zero, if given.
+fn positive(key: &str, value: &Option<Spanned<Dur>>) -> Checked<Option<Duration>> {
+    match value {
+        None => Ok(None),
+        Some(d) if d.get_ref().0.is_zero() => {
+            Err(Diag::new(d.span(), format!("`{key}` must be greater than zero")))
+        }
+        Some(d) => Ok(Some(d.get_ref().0)),
+    }
+}
+
+fn validate_expect(
+    source: &str,
+    raw: &RawExpect,
+    has_load: bool,
+    has_recovery: bool,
+) -> Checked<Expectations> {
+    let detected_within = positive("detected_within", &raw.detected_within)?;
+    let needs_load = |key: &str, span: Range<usize>| -> Checked<()> {
+        if has_load {
+            return Ok(());
+        }
+        Err(Diag::new(span, format!("`{key}` is measured on client calls: add a `[load]` table")))
+    };
+    if let Some(a) = &raw.availability {
+        needs_load("availability", a.span())?;
+    }
+    if let Some(n) = &raw.no_lost_requests {
+        needs_load("no_lost_requests", key_span(source, &n.span()))?;
+    }
+    // Expectations about recovery actions mean nothing without recovery;
+    // `no_restart_of_healthy_instances` holds trivially, so it may stay.
+    let needs_recovery = [
+        ("recovery_started_within", raw.recovery_started_within.as_ref().map(Spanned::span)),
+        ("restored_within", raw.restored_within.as_ref().map(Spanned::span)),
+        ("max_concurrent_recoveries", raw.max_concurrent_recoveries.as_ref().map(Spanned::span)),
+        ("actions_taken", raw.actions_taken.as_ref().map(Spanned::span)),
+    ];
+    if !has_recovery
+        && let Some((key, span)) = needs_recovery
+            .iter()
+            .filter_map(|(key, span)| span.as_ref().map(|s| (*key, s)))
+            .min_by_key(|(_, span)| span.start)
+    {
+        return Err(Diag::new(
+            key_span(source, span),
+            format!("`{key}` is about recovery actions: add a `[recovery]` table"),
+        ));
+    }
+    let max_concurrent_recoveries = match &raw.max_concurrent_recoveries {
+        None => None,
+        Some(m) => match u32::try_from(*m.get_ref()) {
+            Ok(n) if (1..=MAX_TOTAL_INSTANCES).contains(&n) => Some(n),
+            _ => {
+                return Err(Diag::new(
+                    m.span(),
+                    format!(
+                        "`max_concurrent_recoveries` must be between 1 and {MAX_TOTAL_INSTANCES}, got {}",
+                        m.get_ref()
+                    ),
+                ));
+            }
+        },
+    };
+    let mut actions_taken = Vec::new();
+    for action in raw.actions_taken.iter().flat_map(|a| a.get_ref()) {
+        let name = action.get_ref().as_str();
+        let Some(&(class, _)) = ActionClass::ALL.iter().find(|(_, n)| *n == name) else {
+            let names: Vec<&str> = ActionClass::ALL.iter().map(|(_, n)| *n).collect();
+            return Err(Diag::new(
+                action.span(),
+                format!("unknown recovery action `{name}`; expected one of {}", list(&names)),
+            ));
+        };
+        if actions_taken.contains(&class) {
+            return Err(Diag::new(action.span(), format!("`{name}` is listed twice in `actions_taken`")));
+        }
+        actions_taken.push(class);
+    }
+    Ok(Expectations {
+        detected_within,
+        no_false_dead: raw.no_false_dead.unwrap_or(false),
+        alive_at_end: raw.alive_at_end.unwrap_or(false),
+        availability: raw.availability.as_ref().map(|a| a.get_ref().0),
+        failure_types: raw.failure_types.unwrap_or(false),
+        recovery_started_within: positive("recovery_started_within", &raw.recovery_started_within)?,
+        restored_within: positive("restored_within", &raw.restored_within)?,
+        max_concurrent_recoveries,
+        no_restart_of_healthy_instances: raw.no_restart_of_healthy_instances.unwrap_or(false),
+        max_lost_requests: raw.no_lost_requests.as_ref().map(|n| n.get_ref().0),
+        actions_taken,
+    })
+}
+
+/// Most names shown when a message lists the names that are known.
+const NAMES_SHOWN: usize = 8;
+
+/// [`list`] of at most [`NAMES_SHOWN`] names, then how many more.
+fn list_some(names: &[&str]) -> String {
+    let mut text = list(&names[..names.len().min(NAMES_SHOWN)]);
+    if names.len() > NAMES_SHOWN {
+        text.push_str(&format!(" and {} more", names.len() - NAMES_SHOWN));
+    }
+    text
+}
+
+/// A share in thousandths (the unit of the coordinator's settings),
+/// rounded; at least one thousandth.
+fn permille(key: &str, value: &Option<Spanned<Share>>, default: u32) -> Checked<u32> {
+    let Some(value) = value else { return Ok(default) };
+    let share = value.get_ref().0;
+    // A share is in [0, 1] (checked when read), so this is in 0..=1000.
+    let permille = (share * 1000.0).round() as u32;
+    if permille == 0 {
+        return Err(Diag::new(
+            value.span(),
+            format!("`{key}` must be at least 0.1% (it is counted in thousandths), got {}%", share * 100.0),
+        ));
+    }
+    Ok(permille)
+}
+
+/// Rule `high ≥ low` between two durations of a table, either of which
+/// may be a default: the message says which, and blames the key given
+/// (`high` first). `fallback` is only used if neither is given, which
+/// cannot break the rule when the defaults keep it.
+fn not_below(
+    table: &str,
+    (low_key, low_raw, low): (&str, &Option<Spanned<Dur>>, Duration),
+    (high_key, high_raw, high): (&str, &Option<Spanned<Dur>>, Duration),
+    fallback: Range<usize>,
+) -> Checked<()> {
+    if high >= low {
+        return Ok(());
+    }
+    let describe = |raw: &Option<Spanned<Dur>>, v: Duration| match raw {
+        Some(_) => show(v),
+        None => format!("{}, the default", show(v)),
+    };
+    let span = high_raw.as_ref().or(low_raw.as_ref()).map_or(fallback, Spanned::span);
+    Err(Diag::new(
+        span,
+        format!(
+            "{table} `{high_key}` ({}) must be at least `{low_key}` ({})",
+            describe(high_raw, high),
+            describe(low_raw, low)
+        ),
+    ))
+}
+
+/// Default time a restarted process takes to boot.
+pub(crate) const DEFAULT_RESTART_DELAY: Duration = Duration::from_secs(2);
+/// Default time a replacement takes to be provisioned and boot.
+pub(crate) const DEFAULT_REPLACE_DELAY: Duration = Duration::from_secs(10);
+/// Default time a scaled-out instance takes to be provisioned and boot.
+pub(crate) const DEFAULT_SCALE_OUT_DELAY: Duration = Duration::from_secs(10);
+
+/// The `[recovery]` table: the coordinator's settings (defaults from
+/// [`RecoveryConfig::default`]) and the platform's delays. Each service
+/// of the fleet becomes one [`ServiceSpec`], in file order.
+fn validate_recovery(source: &str, raw: &Spanned<RawRecovery>, services: &[Service]) -> Checked<Recovery> {
+    let r = raw.get_ref();
+    let default = RecoveryConfig::default();
+    if services.len() > MAX_SERVICES {
+        return Err(Diag::new(
+            raw.span(),
+            format!("recovery handles at most {MAX_SERVICES} services, and the fleet has {}", services.len()),
+        ));
+    }
+    let max_concurrent = match &r.max_concurrent {
+        None => default.limits.max_concurrent,
+        Some(m) => match u32::try_from(*m.get_ref()) {
+            Ok(n) if (1..MAX_INSTANCES).contains(&n) => n,
+            _ => {
+                return Err(Diag::new(
+                    m.span(),
+                    format!(
+                        "`max_concurrent` must be between 1 and {}, got {}",
+                        MAX_INSTANCES - 1,
+                        m.get_ref()
+                    ),
+                ));
+            }
+        },
+    };
+    let limits = Limits {
+        max_concurrent,
+        max_service_share_permille: permille(
+            "max_service_share",
+            &r.max_service_share,
+            default.limits.max_service_share_permille,
+        )?,
+    };
+    let action_timeout = positive("action_timeout", &r.action_timeout)?.unwrap_or(default.action_timeout);
+    let restart_delay = positive("restart_delay", &r.restart_delay)?.unwrap_or(DEFAULT_RESTART_DELAY);
+    let replace_delay = positive("replace_delay", &r.replace_delay)?.unwrap_or(DEFAULT_REPLACE_DELAY);
+    let scale_out_delay = positive("scale_out_delay", &r.scale_out_delay)?.unwrap_or(DEFAULT_SCALE_OUT_DELAY);
+
+    let backoff = match &r.backoff {
+        None => default.backoff,
+        Some(b) => {
+            let d = default.backoff;
+            let raw = b.get_ref();
+            let base = positive("base", &raw.base)?.unwrap_or(d.base);
+            let cap = raw.cap.as_ref().map_or(d.cap, |c| c.get_ref().0);
+            let reset_after = positive("reset_after", &raw.reset_after)?.unwrap_or(d.reset_after);
+            not_below("backoff", ("base", &raw.base, base), ("cap", &raw.cap, cap), b.span())?;
+            BackoffConfig { base, cap, reset_after }
+        }
+    };
+    let intensity = |raw: &Option<Spanned<RawIntensity>>, d: Intensity| -> Checked<Intensity> {
+        let Some(raw) = raw else { return Ok(d) };
+        let raw = raw.get_ref();
+        let max_restarts = match &raw.max_restarts {
+            None => d.max_restarts,
+            Some(m) => match u32::try_from(*m.get_ref()) {
+                Ok(n) if (1..=MAX_INTENSITY_RESTARTS).contains(&n) => n,
+                _ => {
+                    return Err(Diag::new(
+                        m.span(),
+                        format!(
+                            "`max_restarts` must be between 1 and {MAX_INTENSITY_RESTARTS}, got {}",
+                            m.get_ref()
+                        ),
+                    ));
+                }
+            },
+        };
+        let period = positive("period", &raw.period)?.unwrap_or(d.period);
+        Ok(Intensity { max_restarts, period })
+    };
+    let instance_intensity = intensity(&r.instance_intensity, default.instance_intensity)?;
+    let service_intensity = intensity(&r.service_intensity, default.service_intensity)?;
+    let storm = match &r.storm {
+        None => default.storm,
+        Some(storm) => {
+            let d = default.storm;
+            let raw = storm.get_ref();
+            let enter_permille = permille("enter", &raw.enter, d.enter_permille)?;
+            let exit_permille = permille("exit", &raw.exit, d.exit_permille)?;
+            if exit_permille >= enter_permille {
+                // At least one is given: the defaults keep the rule.
+                let span = raw.exit.as_ref().or(raw.enter.as_ref()).map_or(storm.span(), Spanned::span);
+                let describe = |given: bool, p: u32| {
+                    let share = format!("{}%", f64::from(p) / 10.0);
+                    if given { share } else { format!("{share}, the default") }
+                };
+                return Err(Diag::new(
+                    span,
+                    format!(
+                        "storm `exit` ({}) must be below `enter` ({}): a storm is left below a \
+                         lower share than the one that enters it, so it does not toggle",
+                        describe(raw.exit.is_some(), exit_permille),
+                        describe(raw.enter.is_some(), enter_permille)
+                    ),
+                ));
+            }
+            let min_instances = match &raw.min_instances {
+                None => d.min_instances,
+                Some(m) => match u32::try_from(*m.get_ref()) {
+                    Ok(n) if (1..=MAX_TOTAL_INSTANCES).contains(&n) => n,
+                    _ => {
+                        return Err(Diag::new(
+                            m.span(),
+                            format!(
+                                "`min_instances` must be between 1 and {MAX_TOTAL_INSTANCES}, got {}",
+                                m.get_ref()
+                            ),
+                        ));
+                    }
+                },
+            };
+            let settle = raw.settle.as_ref().map_or(d.settle, |s| s.get_ref().0);
+            StormConfig { enter_permille, exit_permille, min_instances, settle }
+        }
+    };
+    let dependency = match &r.dependency {
+        None => default.dependency,
+        Some(dependency) => {
+            let d = default.dependency;
+            let raw = dependency.get_ref();
+            DependencyConfig {
+                impaired_permille: permille("impaired", &raw.impaired, d.impaired_permille)?,
+                grace: raw.grace.as_ref().map_or(d.grace, |g| g.get_ref().0),
+            }
+        }
+    };
+    let circuit = match &r.circuit {
+        None => default.circuit,
+        Some(circuit) => {
+            let d = default.circuit;
+            let raw = circuit.get_ref();
+            let open_for = positive("open_for", &raw.open_for)?.unwrap_or(d.open_for);
+            let open_for_max = raw.open_for_max.as_ref().map_or(d.open_for_max, |m| m.get_ref().0);
+            not_below(
+                "circuit",
+                ("open_for", &raw.open_for, open_for),
+                ("open_for_max", &raw.open_for_max, open_for_max),
+                circuit.span(),
+            )?;
+            CircuitConfig { open_for, open_for_max }
+        }
+    };
+    let default_policy = match &r.default_policy {
+        None => default.default_policy,
+        Some(policy) => validate_policy(policy.get_ref())?,
+    };
+    let mut policies = BTreeMap::new();
+    if let Some(map) = &r.policies {
+        if map.get_ref().len() > MAX_POLICIES {
+            return Err(Diag::new(
+                key_span(source, &map.span()),
+                format!("at most {MAX_POLICIES} policies are allowed, got {}", map.get_ref().len()),
+            ));
+        }
+        for (name, policy) in map.get_ref() {
+            validate_policy_name(name)?;
+            policies.insert(name.get_ref().clone(), validate_policy(policy.get_ref())?);
+        }
+    }
+    let config = RecoveryConfig {
+        services: services
+            .iter()
+            .enumerate()
+            .map(|(s, service)| ServiceSpec {
+                // At most MAX_SERVICES services here.
+                id: ServiceId(s as u32),
+                policy: service.policy.clone(),
+                depends_on: service.depends_on.iter().map(|&d| ServiceId(d as u32)).collect(),
+            })
+            .collect(),
+        default_policy,
+        policies,
+        limits,
+        instance_intensity,
+        service_intensity,
+        backoff,
+        storm,
+        dependency,
+        circuit,
+        action_timeout,
+    };
+    // Every rule it checks was checked above with a better position; this
+    // is the backstop for rules added to the coordinator later.
+    config.validate().map_err(|e| Diag::new(raw.span(), format!("`[recovery]`: {e}")))?;
+    Ok(Recovery { config, restart_delay, replace_delay, scale_out_delay })
+}
+
+fn validate_policy_name(name: &Spanned<String>) -> Checked<()> {
+    let text = name.get_ref().as_str();
+    let mut chars = text.chars();
+    let valid_start = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let valid_rest = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if !(valid_start && valid_rest && text.len() <= 64) {
+        return Err(Diag::new(
+            name.span(),
+            format!(
+                "invalid policy name `{text}`: use 1 to 64 lowercase letters, digits, `_` and `-`, \
+                 starting with a letter or a digit"
+            ),
+        ));
+    }
+    if text == "default" {
+        return Err(Diag::new(
+            name.span(),
+            "`default` is the policy of services that name none: set it with `default_policy`",
+        ));
+    }
+    Ok(())
+}
+
+/// A policy table: each ladder given replaces the default policy's.
+fn validate_policy(raw: &RawPolicy) -> Checked<Policy> {
+    let d = Policy::default();
+    let ladder = |raw: &Option<Spanned<RawLadder>>, default: Ladder| -> Checked<Ladder> {
+        let Some(raw) = raw else { return Ok(default) };
+        let rungs = &raw.get_ref().0;
+        if rungs.len() > MAX_RUNGS {
+            return Err(Diag::new(
+                raw.span(),
+                format!("a ladder has at most {MAX_RUNGS} rungs, got {}", rungs.len()),
+            ));
+        }
+        let rungs = rungs
+            .iter()
+            .map(|r| parse_rung(r.get_ref()).map_err(|m| Diag::new(r.span(), m)))
+            .collect::<Checked<Vec<Rung>>>()?;
+        Ok(Ladder::new(rungs))
+    };
+    Ok(Policy {
+        crashed: ladder(&raw.crashed, d.crashed)?,
+        unresponsive: ladder(&raw.unresponsive, d.unresponsive)?,
+        degraded: ladder(&raw.degraded, d.degraded)?,
+        crash_looping: ladder(&raw.crash_looping, d.crash_looping)?,
+        hold_for_dependencies: raw.hold_for_dependencies.unwrap_or(d.hold_for_dependencies),
+        isolate_dependencies: raw.isolate_dependencies.unwrap_or(d.isolate_dependencies),
+    })
+}
+
+/// What every rung error ends with.
+const RUNG_SYNTAX: &str = "a rung is `restart`, `replace`, `reroute` or `scale_out`, then `*N` for N attempts \
+     (default 1); `scale_out` may take `+N` for N instances (default 1): \"restart*3\", \"scale_out+2\"";
+
+/// One rung: `NAME[+BY][*ATTEMPTS]`.
+fn parse_rung(text: &str) -> Result<Rung, String> {
+    let (head, attempts) = match text.split_once('*') {
+        Some((head, attempts)) => (head, Some(attempts)),
+        None => (text, None),
+    };
+    let (name, by) = match head.split_once('+') {
+        Some((name, by)) => (name, Some(by)),
+        None => (head, None),
+    };
+    let number = |digits: &str, what: &str, max: u32| -> Result<u32, String> {
+        let parsed = if !digits.is_empty() && digits.len() <= 10 && digits.bytes().all(|b| b.is_ascii_digit())
+        {
+            digits.parse::<u64>().ok()
+        } else {
+            None
+        };
+        match parsed {
+            Some(n) if (1..=u64::from(max)).contains(&n) => Ok(n as u32),
+            _ => {
+                Err(format!("invalid rung `{text}`: {what} must be a number from 1 to {max}, got `{digits}`"))
+            }
+        }
+    };
+    let attempts = match attempts {
+        None => 1,
+        Some(a) => number(a, "attempts (`*N`)", MAX_RUNG_ATTEMPTS)?,
+    };
+    let strategy = match name {
+        "restart" => Strategy::Restart,
+        "replace" => Strategy::Replace,
+        "reroute" => Strategy::Reroute,
+        "scale_out" => Strategy::ScaleOut {
+            by: match by {
+                None => 1,
+                Some(by) => number(by, "instances to add (`+N`)", MAX_SCALE_OUT_BY)?,
+            },
+        },
+        _ => return Err(format!("invalid rung `{text}`: {RUNG_SYNTAX}")),
+    };
+    if by.is_some() && !matches!(strategy, Strategy::ScaleOut { .. }) {
+        return Err(format!("invalid rung `{text}`: only `scale_out` takes `+N` (instances to add)"));
+    }
+    Ok(Rung::new(strategy, attempts))
 }
 
 /// Most calls per second a `[load]` may ask for.
@@ -791,29 +1425,12 @@ impl Fleet {
             return Ok(vec![1..self.instances + 1]);
         }
         if let Some(zone) = target.strip_prefix("zone:") {
-            let mut nodes = Vec::new();
-            for (s, zones) in self.zones.iter().enumerate() {
-                let (_, first, count) = &self.services[s];
-                if zones.is_empty() {
-                    continue;
-                }
-                for i in 0..*count {
-                    if zones[i as usize % zones.len()] == zone {
-                        nodes.push(first + i..first + i + 1);
-                    }
-                }
-            }
-            if nodes.is_empty() {
-                let mut known: Vec<&str> = self.zones.iter().flatten().map(String::as_str).collect();
-                known.sort_unstable();
-                known.dedup();
-                let known =
-                    if known.is_empty() { "none (give services `zones`)".to_string() } else { list(&known) };
-                return Err(format!(
-                    "no instance is in zone `{zone}` (target `{target}`); known zones: {known}"
-                ));
-            }
-            return Ok(nodes);
+            return self.zone(zone).ok_or_else(|| {
+                format!(
+                    "no instance is in zone `{zone}` (target `{target}`); known zones: {}",
+                    self.known_zones()
+                )
+            });
         }
         let (service, index) = match target.split_once('/') {
             Some((service, index)) => (service, Some(index)),
@@ -861,6 +1478,30 @@ impl Fleet {
         }
     }
 
+    /// Nodes of the instances in `zone`, one range each; `None` if none is.
+    fn zone(&self, zone: &str) -> Option<Vec<Range<u32>>> {
+        let mut nodes = Vec::new();
+        for (s, zones) in self.zones.iter().enumerate() {
+            let (_, first, count) = &self.services[s];
+            if zones.is_empty() {
+                continue;
+            }
+            for i in 0..*count {
+                if zones[i as usize % zones.len()] == zone {
+                    nodes.push(first + i..first + i + 1);
+                }
+            }
+        }
+        (!nodes.is_empty()).then_some(nodes)
+    }
+
+    fn known_zones(&self) -> String {
+        let mut known: Vec<&str> = self.zones.iter().flatten().map(String::as_str).collect();
+        known.sort_unstable();
+        known.dedup();
+        if known.is_empty() { "none (give services `zones`)".to_string() } else { list(&known) }
+    }
+
     fn known_services(&self) -> String {
         const SHOWN: usize = 8;
         let names: Vec<&str> = self.services.iter().take(SHOWN).map(|(n, _, _)| n.as_str()).collect();
@@ -885,7 +1526,11 @@ impl Fleet {
     }
 }
 
-fn validate_services(source: &str, raw: &[RawService]) -> Checked<(Vec<Service>, Fleet)> {
+fn validate_services(
+    source: &str,
+    raw: &[RawService],
+    policy_names: Option<&BTreeSet<&str>>,
+) -> Checked<(Vec<Service>, Fleet)> {
     let mut services = Vec::with_capacity(raw.len());
     let mut fleet = Fleet { services: Vec::new(), by_name: BTreeMap::new(), instances: 0, zones: Vec::new() };
     let mut first_span: BTreeMap<&str, usize> = BTreeMap::new();
@@ -920,7 +1565,7 @@ fn validate_services(source: &str, raw: &[RawService]) -> Checked<(Vec<Service>,
         first_span.insert(name, name_span.start);
 
         let instances = *service.instances.get_ref();
-        let count = match u32::try_from(instances) {
+        let running = match u32::try_from(instances) {
             Ok(n) if (1..=MAX_SERVICE_INSTANCES).contains(&n) => n,
             _ => {
                 return Err(Diag::new(
@@ -929,10 +1574,29 @@ fn validate_services(source: &str, raw: &[RawService]) -> Checked<(Vec<Service>,
                 ));
             }
         };
+        // Standby slots follow the running instances: they have node
+        // numbers (targets may name them) but run only once scaled out.
+        let count = match &service.max_instances {
+            None => running,
+            Some(max) => match u32::try_from(*max.get_ref()) {
+                Ok(n) if (running..=MAX_SERVICE_INSTANCES).contains(&n) => n,
+                _ => {
+                    return Err(Diag::new(
+                        max.span(),
+                        format!(
+                            "`max_instances` must be between `instances` ({running}) and \
+                             {MAX_SERVICE_INSTANCES}, got {}",
+                            max.get_ref()
+                        ),
+                    ));
+                }
+            },
+        };
         // Both terms are at most MAX_TOTAL_INSTANCES here: no overflow.
         if fleet.instances + count > MAX_TOTAL_INSTANCES {
+            let span = service.max_instances.as_ref().map_or(service.instances.span(), Spanned::span);
             return Err(Diag::new(
-                service.instances.span(),
+                span,
                 format!(
                     "too many instances: this service brings the fleet to {}, \
                      more than the limit of {MAX_TOTAL_INSTANCES}",
@@ -996,6 +1660,41 @@ fn validate_services(source: &str, raw: &[RawService]) -> Checked<(Vec<Service>,
                 ));
             }
         };
+        let cores = match &service.cores {
+            None => None,
+            Some(c) if (1..=MAX_CORES).contains(c.get_ref()) => Some(*c.get_ref() as u32),
+            Some(c) => {
+                return Err(Diag::new(
+                    c.span(),
+                    format!("`cores` must be between 1 and {MAX_CORES}, got {}", c.get_ref()),
+                ));
+            }
+        };
+        let policy = match (&service.policy, policy_names) {
+            (None, _) => None,
+            (Some(p), None) => {
+                return Err(Diag::new(
+                    p.span(),
+                    format!(
+                        "`policy` names a recovery policy, but there is no `[recovery]` table: \
+                         add one with `[recovery.policies.{}]`",
+                        p.get_ref()
+                    ),
+                ));
+            }
+            (Some(p), Some(names)) if !names.contains(p.get_ref().as_str()) => {
+                let known = if names.is_empty() {
+                    "none (define one with `[recovery.policies.NAME]`)".to_string()
+                } else {
+                    list_some(&names.iter().copied().collect::<Vec<_>>())
+                };
+                return Err(Diag::new(
+                    p.span(),
+                    format!("unknown recovery policy `{}`; known policies: {known}", p.get_ref()),
+                ));
+            }
+            (Some(p), Some(_)) => Some(p.get_ref().clone()),
+        };
         fleet.zones.push(zones.clone());
         services.push(Service {
             name: name.to_string(),
@@ -1005,13 +1704,108 @@ fn validate_services(source: &str, raw: &[RawService]) -> Checked<(Vec<Service>,
             health,
             zones,
             capacity,
-            standby: 0,
-            cores: None,
-            policy: None,
+            standby: count - running,
+            cores,
+            policy,
             depends_on: Vec::new(),
         });
     }
+    // Dependencies may name services further down the file.
+    for (s, service) in raw.iter().enumerate() {
+        let Some(list) = &service.depends_on else { continue };
+        let mut depends_on = Vec::new();
+        let mut seen = BTreeSet::new();
+        for dependency in list.get_ref() {
+            let name = dependency.get_ref().as_str();
+            let Some(&d) = fleet.by_name.get(name) else {
+                return Err(Diag::new(
+                    dependency.span(),
+                    format!(
+                        "unknown service `{name}` in `depends_on`; known services: {}",
+                        fleet.known_services()
+                    ),
+                ));
+            };
+            if d == s {
+                return Err(Diag::new(
+                    dependency.span(),
+                    format!("service `{name}` cannot depend on itself"),
+                ));
+            }
+            if !seen.insert(d) {
+                return Err(Diag::new(
+                    dependency.span(),
+                    format!("`{name}` is listed twice in `depends_on`"),
+                ));
+            }
+            depends_on.push(d);
+        }
+        services[s].depends_on = depends_on;
+    }
+    check_acyclic(raw, &services)?;
     Ok((services, fleet))
+}
+
+/// The dependency graph has no cycle: recovery repairs a root cause
+/// first, and in a cycle there is none. A cycle is reported at the
+/// `depends_on` entry that closes it, and named in full.
+fn check_acyclic(raw: &[RawService], services: &[Service]) -> Checked<()> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        /// On the path being explored, at this depth.
+        OnPath(usize),
+        Done,
+    }
+    let mut mark = vec![Mark::New; services.len()];
+    // The path from the root: (service, index of its next edge). Its
+    // length is bounded by the number of services, and every service is
+    // pushed at most once over the whole search.
+    let mut path: Vec<(usize, usize)> = Vec::new();
+    for root in 0..services.len() {
+        if mark[root] != Mark::New {
+            continue;
+        }
+        mark[root] = Mark::OnPath(0);
+        path.push((root, 0));
+        while let Some(top) = path.last_mut() {
+            let (s, edge) = *top;
+            let Some(&d) = services[s].depends_on.get(edge) else {
+                mark[s] = Mark::Done;
+                path.pop();
+                continue;
+            };
+            top.1 += 1;
+            match mark[d] {
+                Mark::Done => {}
+                Mark::New => {
+                    mark[d] = Mark::OnPath(path.len());
+                    path.push((d, 0));
+                }
+                Mark::OnPath(depth) => {
+                    let mut names: Vec<&str> =
+                        path[depth..].iter().map(|&(s, _)| services[s].name.as_str()).collect();
+                    names.push(services[d].name.as_str());
+                    let cycle: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+                    // The entry exists: `edge` indexes the list it came from.
+                    let span = raw[s]
+                        .depends_on
+                        .as_ref()
+                        .and_then(|l| l.get_ref().get(edge))
+                        .map_or(raw[s].name.span(), Spanned::span);
+                    return Err(Diag::new(
+                        span,
+                        format!(
+                            "`depends_on` makes a cycle: {}; recovery repairs dependencies first, \
+                             and a cycle has no first",
+                            cycle.join(" -> ")
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Largest `failure_threshold` / `success_threshold` of a health table.
@@ -1138,10 +1932,21 @@ enum Kind {
     Slow,
     Errors,
     Flap,
+    HostCrash,
+    ZoneCrash,
+    MemoryLeak,
+    Cpu,
+    DiskFull,
+    CrashLoop,
+    Network,
+    Latency,
+    Loss,
+    Duplicate,
+    MonitorPartition,
 }
 
 impl Kind {
-    const ALL: [(&'static str, Kind); 11] = [
+    const ALL: [(&'static str, Kind); 22] = [
         ("crash", Kind::Crash),
         ("restart", Kind::Restart),
         ("pause", Kind::Pause),
@@ -1153,21 +1958,69 @@ impl Kind {
         ("slow", Kind::Slow),
         ("errors", Kind::Errors),
         ("flap", Kind::Flap),
+        ("host_crash", Kind::HostCrash),
+        ("zone_crash", Kind::ZoneCrash),
+        ("memory_leak", Kind::MemoryLeak),
+        ("cpu", Kind::Cpu),
+        ("disk_full", Kind::DiskFull),
+        ("crash_loop", Kind::CrashLoop),
+        ("network", Kind::Network),
+        ("latency", Kind::Latency),
+        ("loss", Kind::Loss),
+        ("duplicate", Kind::Duplicate),
+        ("monitor_partition", Kind::MonitorPartition),
     ];
 
-    /// Keys the kind takes besides `at` and `kind`.
+    /// Keys of its own the kind takes besides `at` and `kind` (see also
+    /// [`Kind::picks`] and [`Kind::repeats`]).
     fn fields(self) -> &'static [&'static str] {
         match self {
-            Kind::Crash | Kind::Pause => &["target", "duration"],
+            Kind::Crash | Kind::Pause | Kind::Hang | Kind::HostCrash | Kind::DiskFull => {
+                &["target", "duration"]
+            }
             Kind::Restart | Kind::Resume => &["target"],
             Kind::Partition => &["mode", "groups", "from", "to", "target", "duration"],
             Kind::Heal => &[],
             Kind::ClockSkew => &["target", "offset", "drift_ppm", "duration"],
-            Kind::Hang => &["target", "duration"],
-            Kind::Slow => &["target", "latency", "duration"],
-            Kind::Errors => &["target", "rate", "duration"],
+            Kind::Slow | Kind::Latency => &["target", "latency", "duration"],
+            Kind::Errors | Kind::Loss | Kind::Duplicate => &["target", "rate", "duration"],
             Kind::Flap => &["target", "period", "duration"],
+            Kind::ZoneCrash => &["zone", "duration"],
+            Kind::MemoryLeak => &["target", "exhausts_after", "duration"],
+            Kind::Cpu => &["target", "factor", "duration"],
+            Kind::CrashLoop => &["target", "after", "survives_replace", "duration"],
+            Kind::Network => &["target", "latency", "loss", "duplicate", "duration"],
+            Kind::MonitorPartition => &["duration"],
         }
+    }
+
+    /// Whether it takes `count` and `percent`: it has one target list to
+    /// pick from (a partition only in mode `isolate`, checked there).
+    fn picks(self) -> bool {
+        !matches!(self, Kind::Heal | Kind::MonitorPartition)
+    }
+
+    /// Whether it takes `every` and `within`: it is not a point action
+    /// that undoes another fault.
+    fn repeats(self) -> bool {
+        !matches!(self, Kind::Restart | Kind::Resume | Kind::Heal)
+    }
+
+    /// Whether it acts on service instances only (their application or
+    /// host), so `control` is no target.
+    fn instances_only(self) -> bool {
+        matches!(
+            self,
+            Kind::Hang
+                | Kind::Slow
+                | Kind::Errors
+                | Kind::Flap
+                | Kind::HostCrash
+                | Kind::MemoryLeak
+                | Kind::Cpu
+                | Kind::DiskFull
+                | Kind::CrashLoop
+        )
     }
 }
 
@@ -1196,6 +2049,12 @@ impl Resolver<'_> {
     /// Resolve one target string to its node range, counting its nodes.
     fn one(&mut self, text: &str, span: &Range<usize>) -> Checked<Vec<u32>> {
         let ranges = self.fleet.resolve(text).map_err(|m| Diag::new(span.clone(), m))?;
+        self.count(ranges, span)
+    }
+
+    /// The nodes of `ranges`, counted against the budget; `span` is blamed
+    /// when it runs out.
+    fn count(&mut self, ranges: Vec<Range<u32>>, span: &Range<usize>) -> Checked<Vec<u32>> {
         *self.nodes_named += ranges.iter().map(ExactSizeIterator::len).sum::<usize>();
         if *self.nodes_named > MAX_FAULT_NODES {
             return Err(Diag::new(
@@ -1266,8 +2125,25 @@ fn validate_fault(
         ("latency", raw.latency.as_ref().map(Spanned::span)),
         ("rate", raw.rate.as_ref().map(Spanned::span)),
         ("period", raw.period.as_ref().map(Spanned::span)),
+        ("zone", raw.zone.as_ref().map(Spanned::span)),
+        ("exhausts_after", raw.exhausts_after.as_ref().map(Spanned::span)),
+        ("factor", raw.factor.as_ref().map(Spanned::span)),
+        ("after", raw.after.as_ref().map(Spanned::span)),
+        ("survives_replace", raw.survives_replace.as_ref().map(Spanned::span)),
+        ("loss", raw.loss.as_ref().map(Spanned::span)),
+        ("duplicate", raw.duplicate.as_ref().map(Spanned::span)),
+        ("count", raw.count.as_ref().map(Spanned::span)),
+        ("percent", raw.percent.as_ref().map(Spanned::span)),
+        ("every", raw.every.as_ref().map(Spanned::span)),
+        ("within", raw.within.as_ref().map(Spanned::span)),
     ];
-    let allowed = kind.fields();
+    let mut allowed: Vec<&str> = kind.fields().to_vec();
+    if kind.picks() {
+        allowed.extend(["count", "percent"]);
+    }
+    if kind.repeats() {
+        allowed.extend(["every", "within"]);
+    }
     let stray = present
         .iter()
         .filter_map(|(field, span)| span.as_ref().map(|s| (*field, s)))
@@ -1278,7 +2154,7 @@ fn validate_fault(
             "it takes only `at` and `kind`".to_string()
         } else {
             let mut all = vec!["at", "kind"];
-            all.extend_from_slice(allowed);
+            all.extend_from_slice(&allowed);
             format!("it takes {}", list(&all))
         };
         return Err(Diag::new(
@@ -1297,9 +2173,33 @@ fn validate_fault(
 
     let mut resolver = Resolver { fleet, nodes_named };
     let needs = |key: &str| Diag::new(raw.kind.span(), format!("fault kind `{kind_name}` needs `{key}`"));
-    let target = |resolver: &mut Resolver<'_>| match &raw.target {
-        None => Err(needs("target")),
-        Some(t) => resolver.nodes("target", t),
+    let target = |resolver: &mut Resolver<'_>| -> Checked<Vec<NodeId>> {
+        let targets = match &raw.target {
+            None => return Err(needs("target")),
+            Some(t) => resolver.nodes("target", t)?,
+        };
+        if kind.instances_only() && targets.first() == Some(&Scenario::CONTROL) {
+            let span = raw.target.as_ref().map_or(raw.kind.span(), Spanned::span);
+            let why = match kind {
+                Kind::HostCrash | Kind::DiskFull => {
+                    "acts on the hosts of service instances, which recovery can replace; \
+                     `control` is not one (crash it with kind `crash`)"
+                }
+                _ => "acts on service instances; `control` runs no application",
+            };
+            return Err(Diag::new(span, format!("fault kind `{kind_name}` {why}")));
+        }
+        Ok(targets)
+    };
+    // A duration that must be given and more than zero.
+    let required = |key: &str, value: &Option<Spanned<Dur>>| -> Checked<Duration> {
+        match value {
+            None => Err(needs(key)),
+            Some(d) if d.get_ref().0.is_zero() => {
+                Err(Diag::new(d.span(), format!("`{key}` must be greater than zero")))
+            }
+            Some(d) => Ok(d.get_ref().0),
+        }
     };
 
     let action = match kind {
@@ -1333,37 +2233,204 @@ fn validate_fault(
             FaultAction::ClockSkew { targets, offset_ns, drift_ppm }
         }
         Kind::Partition => FaultAction::Partition(validate_partition(source, raw, &mut resolver)?),
-        Kind::Hang | Kind::Slow | Kind::Errors | Kind::Flap => {
+        Kind::Hang => FaultAction::Hang(target(&mut resolver)?),
+        Kind::Slow => {
             let targets = target(&mut resolver)?;
-            if targets.first() == Some(&NodeId(0)) {
-                let span = raw.target.as_ref().map_or(raw.kind.span(), Spanned::span);
+            let Some(extra) = &raw.latency else { return Err(needs("latency")) };
+            FaultAction::Slow { targets, extra: extra.get_ref().0 }
+        }
+        Kind::Errors => {
+            let targets = target(&mut resolver)?;
+            if raw.rate.is_none() {
+                return Err(needs("rate"));
+            }
+            FaultAction::Errors { targets, rate: probability("rate", &raw.rate, 1.0)? }
+        }
+        Kind::Flap => {
+            let targets = target(&mut resolver)?;
+            let Some(period) = &raw.period else { return Err(needs("period")) };
+            if period.get_ref().0.is_zero() {
+                return Err(Diag::new(period.span(), "flap `period` must be greater than zero"));
+            }
+            FaultAction::Flap { targets, period: period.get_ref().0 }
+        }
+        Kind::HostCrash => FaultAction::HostCrash(target(&mut resolver)?),
+        Kind::DiskFull => FaultAction::DiskFull(target(&mut resolver)?),
+        Kind::ZoneCrash => {
+            let Some(zone) = &raw.zone else { return Err(needs("zone")) };
+            let Some(ranges) = fleet.zone(zone.get_ref()) else {
                 return Err(Diag::new(
-                    span,
+                    zone.span(),
                     format!(
-                        "fault kind `{kind_name}` acts on service instances; `control` runs no application"
+                        "no instance is in zone `{}`; known zones: {}",
+                        zone.get_ref(),
+                        fleet.known_zones()
                     ),
                 ));
+            };
+            let nodes = resolver.count(ranges, &zone.span())?;
+            FaultAction::HostCrash(nodes.into_iter().map(NodeId).collect())
+        }
+        Kind::MemoryLeak => {
+            let targets = target(&mut resolver)?;
+            FaultAction::MemoryLeak {
+                targets,
+                exhausts_after: required("exhausts_after", &raw.exhausts_after)?,
             }
-            match kind {
-                Kind::Hang => FaultAction::Hang(targets),
-                Kind::Slow => {
-                    let Some(extra) = &raw.latency else { return Err(needs("latency")) };
-                    FaultAction::Slow { targets, extra: extra.get_ref().0 }
+        }
+        Kind::Cpu => {
+            let targets = target(&mut resolver)?;
+            let Some(factor) = &raw.factor else { return Err(needs("factor")) };
+            let value = factor.get_ref().0;
+            // Also rejects NaN.
+            if !(1.0..=MAX_CPU_FACTOR).contains(&value) {
+                return Err(Diag::new(
+                    factor.span(),
+                    format!("`factor` multiplies the CPU cost: from 1 to {MAX_CPU_FACTOR}, got {value}"),
+                ));
+            }
+            FaultAction::Cpu { targets, factor: value }
+        }
+        Kind::CrashLoop => {
+            let targets = target(&mut resolver)?;
+            FaultAction::CrashLoop {
+                targets,
+                after: required("after", &raw.after)?,
+                survives_replace: raw.survives_replace.as_ref().is_some_and(|s| *s.get_ref()),
+            }
+        }
+        Kind::Network | Kind::Latency | Kind::Loss | Kind::Duplicate => {
+            let targets = target(&mut resolver)?;
+            let (latency, loss, duplicate) = match kind {
+                Kind::Network => {
+                    if raw.latency.is_none() && raw.loss.is_none() && raw.duplicate.is_none() {
+                        return Err(Diag::new(
+                            raw.kind.span(),
+                            "fault kind `network` needs at least one of `latency`, `loss` and `duplicate`",
+                        ));
+                    }
+                    let latency = raw.latency.as_ref().map_or(Duration::ZERO, |l| l.get_ref().0);
+                    let loss = probability("loss", &raw.loss, 0.0)?;
+                    let duplicate = probability("duplicate", &raw.duplicate, 0.0)?;
+                    if latency.is_zero() && loss == 0.0 && duplicate == 0.0 {
+                        return Err(Diag::new(
+                            raw.kind.span(),
+                            "this `network` fault does nothing: give a `latency` above zero, \
+                             or a `loss` or `duplicate` above 0",
+                        ));
+                    }
+                    (latency, loss, duplicate)
                 }
-                Kind::Errors => {
+                Kind::Latency => (required("latency", &raw.latency)?, 0.0, 0.0),
+                _ => {
                     if raw.rate.is_none() {
                         return Err(needs("rate"));
                     }
-                    FaultAction::Errors { targets, rate: probability("rate", &raw.rate, 1.0)? }
-                }
-                _ => {
-                    let Some(period) = &raw.period else { return Err(needs("period")) };
-                    if period.get_ref().0.is_zero() {
-                        return Err(Diag::new(period.span(), "flap `period` must be greater than zero"));
+                    let rate = probability("rate", &raw.rate, 0.0)?;
+                    if rate == 0.0 {
+                        let span = raw.rate.as_ref().map_or(raw.kind.span(), Spanned::span);
+                        return Err(Diag::new(span, "`rate` must be greater than zero"));
                     }
-                    FaultAction::Flap { targets, period: period.get_ref().0 }
+                    if kind == Kind::Loss { (Duration::ZERO, rate, 0.0) } else { (Duration::ZERO, 0.0, rate) }
                 }
+            };
+            FaultAction::Network { targets, latency, loss, duplicate }
+        }
+        Kind::MonitorPartition => {
+            // The control node on one side, every instance (standby slots
+            // included) on the other; the client is in neither group.
+            let control = resolver.count(vec![0..1], &raw.kind.span())?;
+            let instances = resolver.count(vec![1..fleet.instances + 1], &raw.kind.span())?;
+            FaultAction::Partition(Partition::Groups(vec![
+                control.into_iter().map(NodeId).collect(),
+                instances.into_iter().map(NodeId).collect(),
+            ]))
+        }
+    };
+
+    let pick = match (&raw.count, &raw.percent) {
+        (Some(count), Some(percent)) => {
+            let later = if count.span().start > percent.span().start { count.span() } else { percent.span() };
+            return Err(Diag::new(
+                key_span(source, &later),
+                "`count` and `percent` both choose how many targets the fault hits; give one",
+            ));
+        }
+        (Some(count), None) => match u32::try_from(*count.get_ref()) {
+            Ok(n) if (1..=MAX_TOTAL_INSTANCES).contains(&n) => Pick::Count(n),
+            _ => {
+                return Err(Diag::new(
+                    count.span(),
+                    format!("`count` must be between 1 and {MAX_TOTAL_INSTANCES}, got {}", count.get_ref()),
+                ));
             }
+        },
+        (None, Some(percent)) => Pick::Percent(percent.get_ref().0),
+        (None, None) => Pick::All,
+    };
+
+    let within = match &raw.within {
+        None => None,
+        Some(w) if w.get_ref().0.is_zero() => {
+            return Err(Diag::new(w.span(), "`within` must be greater than zero"));
+        }
+        Some(w) if at + w.get_ref().0 >= run => {
+            return Err(Diag::new(
+                w.span(),
+                format!(
+                    "`at` + `within` ({} + {}) must be before the end of the run (`duration` = {})",
+                    show(at),
+                    show(w.get_ref().0),
+                    show(run)
+                ),
+            ));
+        }
+        Some(w) => Some(w.get_ref().0),
+    };
+
+    let every = match &raw.every {
+        None => None,
+        Some(e) => {
+            let every = e.get_ref().0;
+            if every.is_zero() {
+                return Err(Diag::new(e.span(), "`every` must be greater than zero"));
+            }
+            // Occurrences must not overlap: each must end before the next
+            // may begin, however late `within` starts it.
+            let Some(length) = duration else {
+                return Err(Diag::new(
+                    key_span(source, &e.span()),
+                    "a fault repeated with `every` needs a `duration` shorter than `every`, \
+                     so one occurrence ends before the next begins",
+                ));
+            };
+            let longest = length + within.unwrap_or(Duration::ZERO);
+            if longest >= every {
+                let what = match within {
+                    None => format!("`duration` ({})", show(length)),
+                    Some(w) => format!("`duration` + `within` ({} + {})", show(length), show(w)),
+                };
+                return Err(Diag::new(
+                    e.span(),
+                    format!(
+                        "`every` ({}) must be longer than {what}, so one occurrence ends before the next begins",
+                        show(every)
+                    ),
+                ));
+            }
+            // Every duration is at most 30 days, so the nanoseconds fit.
+            let occurrences = (run - at).as_nanos() / every.as_nanos();
+            if occurrences > u128::from(MAX_FAULT_OCCURRENCES) {
+                return Err(Diag::new(
+                    e.span(),
+                    format!(
+                        "`every` ({}) repeats the fault {occurrences} times before the run ends; \
+                         at most {MAX_FAULT_OCCURRENCES} are allowed",
+                        show(every)
+                    ),
+                ));
+            }
+            Some(every)
         }
     };
 
@@ -1371,9 +2438,9 @@ fn validate_fault(
         at,
         duration,
         action,
-        pick: Pick::All,
-        every: None,
-        within: None,
+        pick,
+        every,
+        within,
         line: Location::of(source, raw.kind.span().start).line,
     })
 }
@@ -1419,6 +2486,25 @@ fn validate_partition(source: &str, raw: &RawFault, resolver: &mut Resolver<'_>)
             key_span(source, span),
             format!("`{field}` is not allowed for partition mode `{mode_name}`; it takes {}", list(fields)),
         ));
+    }
+    if mode != Mode::Isolate {
+        let picks = [
+            ("count", raw.count.as_ref().map(Spanned::span)),
+            ("percent", raw.percent.as_ref().map(Spanned::span)),
+        ];
+        if let Some((field, span)) = picks
+            .iter()
+            .filter_map(|(field, span)| span.as_ref().map(|s| (*field, s)))
+            .min_by_key(|(_, span)| span.start)
+        {
+            return Err(Diag::new(
+                key_span(source, span),
+                format!(
+                    "`{field}` picks targets from one list, and partition mode `{mode_name}` has several; \
+                     it is allowed with mode `isolate`"
+                ),
+            ));
+        }
     }
     let mode_span = raw.mode.as_ref().map_or(raw.kind.span(), Spanned::span);
     let needs =

@@ -158,6 +158,10 @@ fn scenario_full_file_parses_into_the_model() {
                 health: None,
                 zones: Vec::new(),
                 capacity: None,
+                standby: 0,
+                cores: None,
+                policy: None,
+                depends_on: Vec::new(),
             },
             Service {
                 name: "payments".into(),
@@ -167,53 +171,94 @@ fn scenario_full_file_parses_into_the_model() {
                 health: None,
                 zones: Vec::new(),
                 capacity: None,
+                standby: 0,
+                cores: None,
+                policy: None,
+                depends_on: Vec::new(),
             },
         ]
     );
     // Nodes: control 0, checkout/0..2 = 1..3, payments/0..1 = 4..5.
     let expected = vec![
-        Fault { at: Duration::from_secs(60), duration: None, action: FaultAction::Crash(n(&[1])), line: 33 },
+        Fault {
+            at: Duration::from_secs(60),
+            duration: None,
+            action: FaultAction::Crash(n(&[1])),
+            pick: Pick::All,
+            every: None,
+            within: None,
+            line: 33,
+        },
         Fault {
             at: Duration::from_secs(60),
             duration: None,
             action: FaultAction::Restart(n(&[0, 1])),
+            pick: Pick::All,
+            every: None,
+            within: None,
             line: 38,
         },
         Fault {
             at: Duration::from_secs(120),
             duration: Some(Duration::from_secs(30)),
             action: FaultAction::Partition(Partition::Groups(vec![n(&[0, 1, 2, 3]), n(&[4, 5])])),
+            pick: Pick::All,
+            every: None,
+            within: None,
             line: 28,
         },
         Fault {
             at: Duration::from_secs(180),
             duration: None,
             action: FaultAction::Partition(Partition::OneWay { from: n(&[5]), to: n(&[1, 2, 3, 4, 5]) }),
+            pick: Pick::All,
+            every: None,
+            within: None,
             line: 43,
         },
         Fault {
             at: Duration::from_secs(240),
             duration: None,
             action: FaultAction::Partition(Partition::Isolate(n(&[4, 5]))),
+            pick: Pick::All,
+            every: None,
+            within: None,
             line: 50,
         },
-        Fault { at: Duration::from_secs(300), duration: None, action: FaultAction::Heal, line: 56 },
+        Fault {
+            at: Duration::from_secs(300),
+            duration: None,
+            action: FaultAction::Heal,
+            pick: Pick::All,
+            every: None,
+            within: None,
+            line: 56,
+        },
         Fault {
             at: Duration::from_secs(360),
             duration: Some(Duration::from_secs(60)),
             action: FaultAction::ClockSkew { targets: n(&[3]), offset_ns: -2_000_000_000, drift_ppm: -500 },
+            pick: Pick::All,
+            every: None,
+            within: None,
             line: 61,
         },
         Fault {
             at: Duration::from_secs(420),
             duration: None,
             action: FaultAction::Pause(n(&[1, 2, 3, 4, 5])),
+            pick: Pick::All,
+            every: None,
+            within: None,
             line: 68,
         },
         Fault {
             at: Duration::from_secs(480),
             duration: None,
             action: FaultAction::Resume(n(&[4, 5])),
+            pick: Pick::All,
+            every: None,
+            within: None,
             line: 73,
         },
     ];
@@ -226,6 +271,7 @@ fn scenario_full_file_parses_into_the_model() {
             alive_at_end: true,
             availability: None,
             failure_types: false,
+            ..Expectations::default()
         }
     );
     assert_eq!(
@@ -274,7 +320,8 @@ fn scenario_partial_tables_take_defaults() {
             no_false_dead: true,
             alive_at_end: false,
             availability: None,
-            failure_types: false
+            failure_types: false,
+            ..Expectations::default()
         }
     );
 }

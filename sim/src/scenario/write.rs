@@ -18,12 +18,18 @@ use vigil_core::health::{
     CheckConfig, CheckType, DEFAULT_FAILURE_THRESHOLD, DEFAULT_PROBE_TIMEOUT, DEFAULT_SUCCESS_THRESHOLD,
     ErrorRateRule, FlapConfig, InstanceHealthConfig, LatencyRule, ProbeCheck, ProbeKind,
 };
-use vigil_core::{Duration, NodeId};
+use vigil_core::recovery::{
+    BackoffConfig, CircuitConfig, DependencyConfig, Intensity, Ladder, Limits, Policy, RecoveryConfig,
+    ServiceSpec, StormConfig, Strategy,
+};
+use vigil_core::{Duration, NodeId, ServiceId};
 
-use super::load::DEFAULT_MAX_EVENTS;
+use super::load::{
+    DEFAULT_MAX_EVENTS, DEFAULT_REPLACE_DELAY, DEFAULT_RESTART_DELAY, DEFAULT_SCALE_OUT_DELAY,
+};
 use super::model::{
     DEFAULT_SERVICE_TIME, Expectations, Fault, FaultAction, HeartbeatConfig, LatencyModel, Load, LoadShape,
-    NetworkConfig, Partition, Scenario, Service,
+    NetworkConfig, Partition, Pick, Recovery, Scenario, Service,
 };
 
 /// Why a scenario has no file form.
@@ -61,6 +67,19 @@ pub enum WriteError {
     /// The load targets a service that does not exist.
     #[error("`[load]` targets service index {0}, which does not exist")]
     Load(usize),
+    /// A service's slots or dependencies have no file form (no running
+    /// instance, a dependency index past the fleet).
+    #[error("service `{service}`: {why}")]
+    Service {
+        /// The service.
+        service: String,
+        /// What does not fit.
+        why: String,
+    },
+    /// The recovery configuration's service list is not the one the
+    /// fleet's `policy` and `depends_on` keys build.
+    #[error("`[recovery]`: {0}")]
+    Recovery(String),
 }
 
 /// The scenario as TOML that the loader reads back to an equal scenario
@@ -78,7 +97,7 @@ pub fn to_toml(scenario: &Scenario) -> Result<String, WriteError> {
         services,
         faults,
         load,
-        recovery: _,
+        recovery,
         expect,
     } = scenario;
     let mut s = String::new();
@@ -94,10 +113,13 @@ pub fn to_toml(scenario: &Scenario) -> Result<String, WriteError> {
     }
     write_network(&mut s, network);
     for service in services {
-        write_service(&mut s, service)?;
+        write_service(&mut s, services, service)?;
     }
     if let Some(load) = load {
         write_load(&mut s, scenario, load)?;
+    }
+    if let Some(recovery) = recovery {
+        write_recovery(&mut s, services, recovery)?;
     }
     for (index, fault) in faults.iter().enumerate() {
         write_fault(&mut s, scenario, index, fault)?;
@@ -226,7 +248,7 @@ fn write_network(s: &mut String, network: &NetworkConfig) {
     }
 }
 
-fn write_service(s: &mut String, service: &Service) -> Result<(), WriteError> {
+fn write_service(s: &mut String, services: &[Service], service: &Service) -> Result<(), WriteError> {
     let Service {
         name,
         instances,
@@ -235,14 +257,22 @@ fn write_service(s: &mut String, service: &Service) -> Result<(), WriteError> {
         health,
         zones,
         capacity,
-        standby: _,
-        cores: _,
-        policy: _,
-        depends_on: _,
+        standby,
+        cores,
+        policy,
+        depends_on,
     } = service;
+    let fail = |why: &str| WriteError::Service { service: name.clone(), why: why.to_string() };
+    // The file counts the running instances, and the slots in all.
+    if standby >= instances {
+        return Err(fail("every slot is a standby slot: the file needs at least one running instance"));
+    }
     let _ = writeln!(s, "\n[[service]]");
     let _ = writeln!(s, "name = {}", quote(name));
-    let _ = writeln!(s, "instances = {instances}");
+    let _ = writeln!(s, "instances = {}", instances - standby);
+    if *standby > 0 {
+        let _ = writeln!(s, "max_instances = {instances}");
+    }
     if *heartbeat != HeartbeatConfig::default() {
         let HeartbeatConfig { interval, suspect_after, dead_after } = *heartbeat;
         let _ = writeln!(
@@ -267,6 +297,191 @@ fn write_service(s: &mut String, service: &Service) -> Result<(), WriteError> {
     }
     if let Some(capacity) = capacity {
         let _ = writeln!(s, "capacity = {capacity}");
+    }
+    if let Some(cores) = cores {
+        let _ = writeln!(s, "cores = {cores}");
+    }
+    if let Some(policy) = policy {
+        let _ = writeln!(s, "policy = {}", quote(policy));
+    }
+    if !depends_on.is_empty() {
+        let names = depends_on
+            .iter()
+            .map(|&d| services.get(d).map(|dep| quote(&dep.name)))
+            .collect::<Option<Vec<String>>>()
+            .ok_or_else(|| fail("`depends_on` names a service index past the fleet"))?;
+        let _ = writeln!(s, "depends_on = [{}]", names.join(", "));
+    }
+    Ok(())
+}
+
+/// A share in thousandths as a percentage string (`250` → `"25%"`), which
+/// the loader reads back to the same thousandths.
+fn permille(p: u32) -> String {
+    format!("\"{}%\"", f64::from(p) / 10.0)
+}
+
+/// A policy name as a TOML key: bare when it can be.
+fn key(name: &str) -> String {
+    let bare = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if bare { name.to_string() } else { quote(name) }
+}
+
+/// A ladder as rung strings: `["restart*3", "replace", "scale_out+2"]`.
+fn ladder(ladder: &Ladder) -> Result<String, WriteError> {
+    let rungs = ladder
+        .rungs
+        .iter()
+        .map(|rung| {
+            let mut text = match rung.strategy {
+                Strategy::Restart => "restart".to_string(),
+                Strategy::Replace => "replace".to_string(),
+                Strategy::Reroute => "reroute".to_string(),
+                Strategy::ScaleOut { by: 1 } => "scale_out".to_string(),
+                Strategy::ScaleOut { by } => format!("scale_out+{by}"),
+                // The enum is non-exhaustive: a strategy added to the
+                // coordinator has no rung syntax until the loader learns it.
+                other => return Err(WriteError::Recovery(format!("strategy `{other}` has no rung syntax"))),
+            };
+            if rung.attempts != 1 {
+                let _ = write!(text, "*{}", rung.attempts);
+            }
+            Ok(quote(&text))
+        })
+        .collect::<Result<Vec<String>, WriteError>>()?;
+    Ok(format!("[{}]", rungs.join(", ")))
+}
+
+/// The keys of a policy table that differ from the default policy.
+fn write_policy(s: &mut String, policy: &Policy) -> Result<(), WriteError> {
+    let Policy {
+        crashed,
+        unresponsive,
+        degraded,
+        crash_looping,
+        hold_for_dependencies,
+        isolate_dependencies,
+    } = policy;
+    let default = Policy::default();
+    for (name, value, default) in [
+        ("crashed", crashed, &default.crashed),
+        ("unresponsive", unresponsive, &default.unresponsive),
+        ("degraded", degraded, &default.degraded),
+        ("crash_looping", crash_looping, &default.crash_looping),
+    ] {
+        if value != default {
+            let _ = writeln!(s, "{name} = {}", ladder(value)?);
+        }
+    }
+    if *hold_for_dependencies != default.hold_for_dependencies {
+        let _ = writeln!(s, "hold_for_dependencies = {hold_for_dependencies}");
+    }
+    if *isolate_dependencies != default.isolate_dependencies {
+        let _ = writeln!(s, "isolate_dependencies = {isolate_dependencies}");
+    }
+    Ok(())
+}
+
+fn write_recovery(s: &mut String, services: &[Service], recovery: &Recovery) -> Result<(), WriteError> {
+    let Recovery { config, restart_delay, replace_delay, scale_out_delay } = recovery;
+    let RecoveryConfig {
+        services: specs,
+        default_policy,
+        policies,
+        limits,
+        instance_intensity,
+        service_intensity,
+        backoff,
+        storm,
+        dependency,
+        circuit,
+        action_timeout,
+    } = config;
+    // The file has no list of services: the loader builds it from the
+    // fleet, so it must be the one the fleet builds.
+    let derived: Vec<ServiceSpec> = services
+        .iter()
+        .enumerate()
+        .map(|(i, service)| ServiceSpec {
+            id: ServiceId(i as u32),
+            policy: service.policy.clone(),
+            depends_on: service.depends_on.iter().map(|&d| ServiceId(d as u32)).collect(),
+        })
+        .collect();
+    if *specs != derived {
+        return Err(WriteError::Recovery(
+            "its services are not the fleet's, in file order, with their `policy` and `depends_on`".into(),
+        ));
+    }
+    let default = RecoveryConfig::default();
+    let _ = writeln!(s, "\n[recovery]");
+    let Limits { max_concurrent, max_service_share_permille } = *limits;
+    if max_concurrent != default.limits.max_concurrent {
+        let _ = writeln!(s, "max_concurrent = {max_concurrent}");
+    }
+    if max_service_share_permille != default.limits.max_service_share_permille {
+        let _ = writeln!(s, "max_service_share = {}", permille(max_service_share_permille));
+    }
+    for (key, value, default) in [
+        ("action_timeout", *action_timeout, default.action_timeout),
+        ("restart_delay", *restart_delay, DEFAULT_RESTART_DELAY),
+        ("replace_delay", *replace_delay, DEFAULT_REPLACE_DELAY),
+        ("scale_out_delay", *scale_out_delay, DEFAULT_SCALE_OUT_DELAY),
+    ] {
+        if value != default {
+            let _ = writeln!(s, "{key} = {}", dur(value));
+        }
+    }
+    if *backoff != default.backoff {
+        let BackoffConfig { base, cap, reset_after } = *backoff;
+        let _ = writeln!(
+            s,
+            "backoff = {{ base = {}, cap = {}, reset_after = {} }}",
+            dur(base),
+            dur(cap),
+            dur(reset_after)
+        );
+    }
+    for (key, value, default) in [
+        ("instance_intensity", instance_intensity, default.instance_intensity),
+        ("service_intensity", service_intensity, default.service_intensity),
+    ] {
+        if *value != default {
+            let Intensity { max_restarts, period } = *value;
+            let _ = writeln!(s, "{key} = {{ max_restarts = {max_restarts}, period = {} }}", dur(period));
+        }
+    }
+    if *storm != default.storm {
+        let StormConfig { enter_permille, exit_permille, min_instances, settle } = *storm;
+        let _ = writeln!(
+            s,
+            "storm = {{ enter = {}, exit = {}, min_instances = {min_instances}, settle = {} }}",
+            permille(enter_permille),
+            permille(exit_permille),
+            dur(settle)
+        );
+    }
+    if *dependency != default.dependency {
+        let DependencyConfig { impaired_permille, grace } = *dependency;
+        let _ = writeln!(
+            s,
+            "dependency = {{ impaired = {}, grace = {} }}",
+            permille(impaired_permille),
+            dur(grace)
+        );
+    }
+    if *circuit != default.circuit {
+        let CircuitConfig { open_for, open_for_max } = *circuit;
+        let _ =
+            writeln!(s, "circuit = {{ open_for = {}, open_for_max = {} }}", dur(open_for), dur(open_for_max));
+    }
+    if *default_policy != default.default_policy {
+        let _ = writeln!(s, "\n[recovery.default_policy]");
+        write_policy(s, default_policy)?;
+    }
+    for (name, policy) in policies {
+        let _ = writeln!(s, "\n[recovery.policies.{}]", key(name));
+        write_policy(s, policy)?;
     }
     Ok(())
 }
@@ -391,7 +606,7 @@ fn targets(scenario: &Scenario, index: usize, nodes: &[NodeId]) -> Result<String
 }
 
 fn write_fault(s: &mut String, scenario: &Scenario, index: usize, fault: &Fault) -> Result<(), WriteError> {
-    let Fault { at, duration, action, pick: _, every: _, within: _, line: _ } = fault;
+    let Fault { at, duration, action, pick, every, within, line: _ } = fault;
     let _ = writeln!(s, "\n[[fault]]");
     let _ = writeln!(s, "at = {}", dur(*at));
     if let Some(d) = duration {
@@ -472,6 +687,9 @@ fn write_fault(s: &mut String, scenario: &Scenario, index: usize, fault: &Fault)
                 let _ = writeln!(s, "drift_ppm = {drift_ppm}");
             }
         }
+        FaultAction::Partition(Partition::Groups(groups)) if is_monitor_partition(scenario, groups) => {
+            let _ = writeln!(s, "kind = \"monitor_partition\"");
+        }
         FaultAction::Partition(Partition::Groups(groups)) => {
             if groups.len() < 2 {
                 return Err(WriteError::Fault { index, why: "a partition needs two groups".into() });
@@ -488,7 +706,40 @@ fn write_fault(s: &mut String, scenario: &Scenario, index: usize, fault: &Fault)
             let _ = writeln!(s, "kind = \"partition\"\nmode = \"isolate\"\ntarget = {}", t(n)?);
         }
     }
+    let no_form = |why: &str| WriteError::Fault { index, why: why.to_string() };
+    let single_list = action.clone().targets_mut().is_some();
+    match pick {
+        Pick::All => {}
+        _ if !single_list => return Err(no_form("it picks targets but has no single target list")),
+        Pick::Count(n) => {
+            let _ = writeln!(s, "count = {n}");
+        }
+        Pick::Percent(p) => {
+            let _ = writeln!(s, "percent = {p}");
+        }
+    }
+    let point = matches!(action, FaultAction::Restart(_) | FaultAction::Resume(_) | FaultAction::Heal);
+    if point && (every.is_some() || within.is_some()) {
+        return Err(no_form("`restart`, `resume` and `heal` cannot repeat or start within a window"));
+    }
+    if let Some(every) = every {
+        let _ = writeln!(s, "every = {}", dur(*every));
+    }
+    if let Some(within) = within {
+        let _ = writeln!(s, "within = {}", dur(*within));
+    }
     Ok(())
+}
+
+/// Whether `groups` is what `monitor_partition` builds: the control node
+/// alone against every instance.
+fn is_monitor_partition(scenario: &Scenario, groups: &[Vec<NodeId>]) -> bool {
+    let [control, instances] = groups else { return false };
+    let count = scenario.instance_count();
+    control.as_slice() == [Scenario::CONTROL]
+        && count > 0
+        && instances.len() == count as usize
+        && instances.iter().zip(1..).all(|(node, n)| node.0 == n)
 }
 
 fn write_expect(s: &mut String, expect: &Expectations) {
@@ -498,7 +749,12 @@ fn write_expect(s: &mut String, expect: &Expectations) {
         alive_at_end,
         availability,
         failure_types,
-        ..
+        recovery_started_within,
+        restored_within,
+        max_concurrent_recoveries,
+        no_restart_of_healthy_instances,
+        max_lost_requests,
+        actions_taken,
     } = expect.clone();
     if *expect == Expectations::default() {
         return;
@@ -518,6 +774,25 @@ fn write_expect(s: &mut String, expect: &Expectations) {
     }
     if failure_types {
         let _ = writeln!(s, "failure_types = true");
+    }
+    if let Some(d) = recovery_started_within {
+        let _ = writeln!(s, "recovery_started_within = {}", dur(d));
+    }
+    if let Some(d) = restored_within {
+        let _ = writeln!(s, "restored_within = {}", dur(d));
+    }
+    if let Some(n) = max_concurrent_recoveries {
+        let _ = writeln!(s, "max_concurrent_recoveries = {n}");
+    }
+    if no_restart_of_healthy_instances {
+        let _ = writeln!(s, "no_restart_of_healthy_instances = true");
+    }
+    if let Some(n) = max_lost_requests {
+        let _ = writeln!(s, "no_lost_requests = {n}");
+    }
+    if !actions_taken.is_empty() {
+        let names: Vec<String> = actions_taken.iter().map(|a| quote(a.name())).collect();
+        let _ = writeln!(s, "actions_taken = [{}]", names.join(", "));
     }
 }
 
@@ -718,6 +993,9 @@ failure_types = true
             at: Duration::ZERO,
             duration: None,
             action: FaultAction::Crash(vec![NodeId(5)]),
+            pick: Pick::All,
+            every: None,
+            within: None,
             line: 0,
         });
         assert!(matches!(to_toml(&s), Err(WriteError::Target { index: 0, .. })));
