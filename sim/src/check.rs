@@ -5,11 +5,14 @@
 //! `cluster/*_checker.zig`): they read [`Observations`] gathered by the
 //! simulator, never the machines' own opinion of how they did.
 
+use std::collections::BTreeSet;
+
 use vigil_core::health::{HealthStatus, Liveness};
+use vigil_core::recovery::{Action, ActionKind, RecoveryOutput};
 use vigil_core::{Duration, InstanceId, Instant, NodeId};
 
 use crate::report::{fmt_duration, fmt_instant};
-use crate::scenario::Scenario;
+use crate::scenario::{ActionClass, Scenario};
 use crate::world::{Halt, HostState, MonitorChange, Observations, Outage, OutageKind, Simulation};
 
 /// Extra time allowed after a verdict is due: the detector batches deadlines
@@ -58,6 +61,21 @@ pub struct Detection {
 }
 
 impl Detection {
+    /// When the outage began.
+    pub fn began_at(&self) -> Instant {
+        self.began_at
+    }
+
+    /// When it was detected, if it was.
+    pub fn detected_at(&self) -> Option<Instant> {
+        self.detected_at
+    }
+
+    /// When the outage ended, if within the run.
+    pub fn ended_at(&self) -> Option<Instant> {
+        self.ended_ms.map(Instant::from_millis)
+    }
+
     /// Time from the outage's start to the first verdict.
     pub fn latency(&self) -> Option<Duration> {
         self.detected_at.map(|d| d - self.began_at)
@@ -190,7 +208,293 @@ pub fn evaluate(sim: &Simulation<'_>) -> Vec<ExpectationOutcome> {
     if expect.failure_types {
         out.push(failure_types(sim));
     }
+    if let Some(bound) = expect.recovery_started_within {
+        out.push(recovery_started_within(sim, bound));
+    }
+    if let Some(bound) = expect.restored_within {
+        out.push(restored_within(sim, bound));
+    }
+    if let Some(most) = expect.max_concurrent_recoveries {
+        let seen = sim.observations().max_in_flight;
+        out.push(ExpectationOutcome {
+            name: "max_concurrent_recoveries".into(),
+            passed: seen <= most,
+            required: format!("<= {most} recovery action(s) in flight at once"),
+            observed: format!("at most {seen} at once"),
+        });
+    }
+    if expect.no_restart_of_healthy_instances {
+        out.push(no_restart_of_healthy_instances(sim));
+    }
+    if let Some(most) = expect.max_lost_requests {
+        let calls = &sim.observations().calls;
+        let lost = calls.total - calls.ok;
+        out.push(ExpectationOutcome {
+            name: "no_lost_requests".into(),
+            passed: lost <= most,
+            required: format!("<= {most} client call(s) lost"),
+            observed: format!(
+                "{lost} lost of {} ({} error, {} refused, {} timeout, {} no endpoint)",
+                calls.total, calls.error, calls.refused, calls.timeout, calls.no_endpoint
+            ),
+        });
+    }
+    if !expect.actions_taken.is_empty() {
+        out.push(actions_taken(sim, &expect.actions_taken));
+    }
     out
+}
+
+/// The class of a recovery action, if it is one expectations name.
+pub fn action_class(kind: ActionKind) -> Option<ActionClass> {
+    match kind {
+        ActionKind::Restart => Some(ActionClass::Restart),
+        ActionKind::Replace => Some(ActionClass::Replace),
+        ActionKind::Reroute => Some(ActionClass::Reroute),
+        ActionKind::ScaleOut { .. } => Some(ActionClass::ScaleOut),
+        ActionKind::OpenCircuit { .. } => Some(ActionClass::OpenCircuit),
+        ActionKind::AskHuman { .. } => Some(ActionClass::AskHuman),
+        _ => None,
+    }
+}
+
+/// Every recovery action of the run, in order.
+pub fn actions<'a>(obs: &'a Observations) -> impl Iterator<Item = (Instant, Action)> + 'a {
+    obs.recovery.iter().filter_map(|(at, out)| match out {
+        RecoveryOutput::Action(a) => Some((*at, *a)),
+        _ => None,
+    })
+}
+
+/// An outage, its detection, and what recovery did about it.
+#[derive(Clone, Debug)]
+pub struct Recovery {
+    /// The outage and its detection.
+    pub detection: Detection,
+    /// The instance.
+    pub instance: InstanceId,
+    /// The fault occurrence behind it, if one.
+    pub fault: Option<u32>,
+    /// First recovery action on the instance (or a scale-out of its
+    /// service) after the outage began.
+    pub started_at: Option<Instant>,
+    /// When the instance was seen healthy again after the detection (or
+    /// the outage's end, when it ended undetected).
+    pub restored_at: Option<Instant>,
+    /// Actions taken for it, in order, until it was restored.
+    pub actions: Vec<ActionKind>,
+}
+
+/// When `instance` is next seen healthy at or after `from`: its health
+/// monitor's status back to healthy (for instances with active checks),
+/// else the failure detector's verdict back to alive.
+fn healthy_again(sim: &Simulation<'_>, instance: InstanceId, from: Instant) -> Option<Instant> {
+    let scenario = sim.scenario();
+    let obs = sim.observations();
+    let monitored = scenario.locate(instance).is_some_and(|(s, _)| scenario.services[s].health.is_some());
+    if monitored {
+        obs.monitor.iter().find_map(|m| match m.change {
+            MonitorChange::Status { to: HealthStatus::Healthy, .. } if m.instance == instance && m.at >= from => {
+                Some(m.at)
+            }
+            _ => None,
+        })
+    } else {
+        obs.verdicts.iter().find(|v| v.instance == instance && v.to == Liveness::Alive && v.at >= from).map(|v| v.at)
+    }
+}
+
+/// Every outage with what recovery did about it.
+pub fn recoveries(sim: &Simulation<'_>) -> Vec<Recovery> {
+    let scenario = sim.scenario();
+    let obs = sim.observations();
+    let all: Vec<(Instant, Action)> = actions(obs).collect();
+    let mut out = Vec::new();
+    let mut detections = detections(sim).into_iter();
+    for (i, outages) in obs.outages.iter().enumerate() {
+        let instance = InstanceId(i as u32);
+        let service = scenario.locate(instance).map(|(s, _)| s);
+        for outage in outages {
+            let Some(detection) = detections.next() else { break };
+            let restored_at = match detection.detected_at {
+                Some(at) => healthy_again(sim, instance, at.max(outage.began)),
+                None => outage.ended,
+            };
+            let until = restored_at.unwrap_or(Instant::ZERO + sim.duration());
+            let mine: Vec<(Instant, Action)> = all
+                .iter()
+                .filter(|(at, a)| {
+                    *at >= outage.began
+                        && *at <= until
+                        && (a.instance == Some(instance)
+                            || (matches!(a.kind, ActionKind::ScaleOut { .. })
+                                && Some(a.service.index()) == service))
+                })
+                .copied()
+                .collect();
+            out.push(Recovery {
+                detection,
+                instance,
+                fault: outage.fault,
+                started_at: mine.first().map(|(at, _)| *at),
+                restored_at,
+                actions: mine.iter().map(|(_, a)| a.kind).collect(),
+            });
+        }
+    }
+    out
+}
+
+fn recovery_started_within(sim: &Simulation<'_>, bound: Duration) -> ExpectationOutcome {
+    let all = recoveries(sim);
+    // Due: detected, and still out when the bound had passed.
+    let due: Vec<&Recovery> = all
+        .iter()
+        .filter(|r| {
+            r.detection.detected_at.is_some_and(|d| {
+                let out_until = r.restored_at.into_iter().chain(r.detection.ended_at()).min();
+                out_until.is_none_or(|e| e > d + bound)
+            })
+        })
+        .collect();
+    let mut late = Vec::new();
+    let mut worst = Duration::ZERO;
+    for r in &due {
+        let detected = r.detection.detected_at.expect("due outages were detected");
+        match r.started_at {
+            Some(s) if s <= detected + bound => worst = worst.max(s.saturating_duration_since(detected)),
+            Some(s) => late.push(format!(
+                "{} {} at {}: first action {} after detection",
+                r.detection.instance,
+                r.detection.kind.name(),
+                fmt_instant(r.detection.began_at),
+                fmt_duration(s.saturating_duration_since(detected))
+            )),
+            None => late.push(format!(
+                "{} {} at {}: no recovery action",
+                r.detection.instance,
+                r.detection.kind.name(),
+                fmt_instant(r.detection.began_at)
+            )),
+        }
+    }
+    let observed = if due.is_empty() {
+        "no detected outage lasted long enough to require recovery".to_string()
+    } else if late.is_empty() {
+        format!("worst {} after detection over {} outage(s)", fmt_duration(worst), due.len())
+    } else {
+        late.join("; ")
+    };
+    ExpectationOutcome {
+        name: "recovery_started_within".into(),
+        passed: late.is_empty(),
+        required: format!("recovery acts within {} of each detection", fmt_duration(bound)),
+        observed,
+    }
+}
+
+fn restored_within(sim: &Simulation<'_>, bound: Duration) -> ExpectationOutcome {
+    let all = recoveries(sim);
+    let due: Vec<&Recovery> = all.iter().filter(|r| r.detection.detected_at.is_some()).collect();
+    let end = Instant::ZERO + sim.duration();
+    let mut late = Vec::new();
+    let mut worst = Duration::ZERO;
+    for r in &due {
+        let began = r.detection.began_at;
+        match r.restored_at {
+            Some(at) if at.saturating_duration_since(began) <= bound => {
+                worst = worst.max(at.saturating_duration_since(began));
+            }
+            Some(at) => late.push(format!(
+                "{} {} at {}: restored after {}",
+                r.detection.instance,
+                r.detection.kind.name(),
+                fmt_instant(began),
+                fmt_duration(at.saturating_duration_since(began))
+            )),
+            // Not restored, but the run ended before the bound: no verdict.
+            None if end.saturating_duration_since(began) <= bound => {}
+            None => late.push(format!(
+                "{} {} at {}: never restored",
+                r.detection.instance,
+                r.detection.kind.name(),
+                fmt_instant(began)
+            )),
+        }
+    }
+    let observed = if due.is_empty() {
+        "no outage was detected".to_string()
+    } else if late.is_empty() {
+        format!("worst {} over {} detected outage(s)", fmt_duration(worst), due.len())
+    } else {
+        late.join("; ")
+    };
+    ExpectationOutcome {
+        name: "restored_within".into(),
+        passed: late.is_empty(),
+        required: format!("every detected outage restored within {} of its start", fmt_duration(bound)),
+        observed,
+    }
+}
+
+/// How long after an outage's end a restart of its instance still counts
+/// as meant for it (verdicts and decisions trail the facts).
+const RESTART_GRACE: Duration = Duration::from_secs(30);
+
+fn no_restart_of_healthy_instances(sim: &Simulation<'_>) -> ExpectationOutcome {
+    let scenario = sim.scenario();
+    let obs = sim.observations();
+    let mut wrong = Vec::new();
+    let mut total = 0;
+    for (at, action) in actions(obs) {
+        if !matches!(action.kind, ActionKind::Restart | ActionKind::Replace) {
+            continue;
+        }
+        let Some(instance) = action.instance else { continue };
+        total += 1;
+        let own = obs.outages.get(instance.index()).is_some_and(|outages| {
+            outages.iter().any(|o| o.began <= at && o.ended.is_none_or(|e| at <= e + RESTART_GRACE))
+        });
+        if !own {
+            wrong.push(format!(
+                "{} of {} at {}",
+                if action.kind == ActionKind::Restart { "restart" } else { "replace" },
+                scenario.node_name(Scenario::node_of(instance)),
+                fmt_instant(at)
+            ));
+        }
+    }
+    let observed = if wrong.is_empty() {
+        format!("{total} restart(s)/replacement(s), each of an instance with an outage of its own")
+    } else {
+        let shown: Vec<&str> = wrong.iter().take(5).map(String::as_str).collect();
+        let more = wrong.len().saturating_sub(shown.len());
+        let tail = if more > 0 { format!(" (+{more} more)") } else { String::new() };
+        format!("healthy instance(s) acted on: {}{tail}", shown.join(", "))
+    };
+    ExpectationOutcome {
+        name: "no_restart_of_healthy_instances".into(),
+        passed: wrong.is_empty(),
+        required: "restarts and replacements only of instances with their own outage".into(),
+        observed,
+    }
+}
+
+fn actions_taken(sim: &Simulation<'_>, wanted: &[ActionClass]) -> ExpectationOutcome {
+    let taken: BTreeSet<ActionClass> = actions(sim.observations()).filter_map(|(_, a)| action_class(a.kind)).collect();
+    let missing: Vec<&str> = wanted.iter().filter(|c| !taken.contains(c)).map(|c| c.name()).collect();
+    let seen: Vec<&str> = taken.iter().map(|c| c.name()).collect();
+    let names: Vec<&str> = wanted.iter().map(|c| c.name()).collect();
+    ExpectationOutcome {
+        name: "actions_taken".into(),
+        passed: missing.is_empty(),
+        required: format!("each of {} taken", names.join(", ")),
+        observed: if missing.is_empty() {
+            format!("taken: {}", seen.join(", "))
+        } else {
+            format!("never taken: {} (taken: {})", missing.join(", "), if seen.is_empty() { "none".to_string() } else { seen.join(", ") })
+        },
+    }
 }
 
 fn failure_types(sim: &Simulation<'_>) -> ExpectationOutcome {

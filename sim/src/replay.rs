@@ -34,11 +34,14 @@ pub enum Kind {
     /// The client's balancer ejected or returned an instance, or entered or
     /// left panic mode.
     Balance,
+    /// Recovery decided or acted, or the platform carried an action out.
+    Recovery,
 }
 
 impl Kind {
     /// Every kind, in the order entries at one instant are printed.
-    pub const ALL: [Kind; 5] = [Kind::Fault, Kind::Outage, Kind::Verdict, Kind::Health, Kind::Balance];
+    pub const ALL: [Kind; 6] =
+        [Kind::Fault, Kind::Outage, Kind::Verdict, Kind::Health, Kind::Balance, Kind::Recovery];
 
     /// The name `--filter` takes.
     pub fn name(self) -> &'static str {
@@ -48,6 +51,7 @@ impl Kind {
             Kind::Verdict => "verdict",
             Kind::Health => "health",
             Kind::Balance => "balance",
+            Kind::Recovery => "recovery",
         }
     }
 
@@ -129,8 +133,11 @@ fn node_matches(pattern: &str, name: &str) -> bool {
 }
 
 /// Rank of a detection (or its absence): after the verdicts, statuses and
-/// balancer events of its instant.
+/// balancer events of its instant, before recovery's reaction.
 const DETECTED: u8 = Kind::Balance as u8 + 1;
+
+/// Rank of recovery entries: after the detection they react to.
+const RECOVERY: u8 = DETECTED + 1;
 
 /// The timeline of a finished run, in time order.
 pub fn entries(sim: &Simulation<'_>) -> Vec<Entry> {
@@ -146,7 +153,7 @@ pub fn entries(sim: &Simulation<'_>) -> Vec<Entry> {
         text,
     };
     let mut out = Vec::new();
-    for (index, (fault, span)) in scenario.faults.iter().zip(&obs.faults).enumerate() {
+    for (index, (fault, span)) in sim.plan().iter().zip(&obs.faults).enumerate() {
         let nodes = fault.action.nodes();
         let who = if nodes.is_empty() { "-".to_string() } else { report::names(scenario, &nodes) };
         let names: Vec<String> = nodes.iter().map(|&n| scenario.node_name(n)).collect();
@@ -219,6 +226,24 @@ pub fn entries(sim: &Simulation<'_>) -> Vec<Entry> {
             ref other => ("client".to_string(), format!("balancer: {other:?}")),
         };
         out.push(one(*at, Kind::Balance, node, text));
+    }
+    let services: Vec<String> = scenario.services.iter().map(|s| s.name.clone()).collect();
+    let node_names = scenario.node_names();
+    for (at, output) in &obs.recovery {
+        let instance = match output {
+            RecoveryOutput::Action(a) => a.instance,
+            RecoveryOutput::Decision(d) => d.instance,
+            _ => None,
+        };
+        let who = instance.map_or_else(|| "control".to_string(), name);
+        let line = recovery_line(output, &node_names, &services);
+        let text = line.strip_prefix("recovery ").unwrap_or(&line).to_string();
+        out.push(Entry { rank: RECOVERY, ..one(*at, Kind::Recovery, who, text) });
+    }
+    for p in &obs.platform {
+        let who = p.instance.map_or_else(|| "platform".to_string(), name);
+        let text = format!("platform {}: {}", p.action, p.step);
+        out.push(Entry { rank: RECOVERY, ..one(p.at, Kind::Recovery, who, text) });
     }
     // Stable: among equal (time, rank), the order observed.
     out.sort_by_key(|e| (e.at, e.rank));

@@ -47,6 +47,257 @@ pub struct Report {
     pub network: NetworkStats,
     /// Client calls, when the scenario has load.
     pub calls: Option<CallReport>,
+    /// What recovery did, when the scenario has `[recovery]`.
+    pub recovery: Option<RecoveryReport>,
+}
+
+/// What recovery did about the run's faults.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RecoveryReport {
+    /// The overall judgement.
+    pub verdict: Resilience,
+    /// Per fault occurrence that caused an outage.
+    pub faults: Vec<FaultRecovery>,
+    /// Detection latency over every detected outage.
+    pub detection: Percentiles,
+    /// From detection to the first recovery action.
+    pub recovery_start: Percentiles,
+    /// From an outage's start to its instance's return to health.
+    pub time_to_restore: Percentiles,
+    /// Actions taken, by kind, in order of first use.
+    pub actions: Vec<(String, u64)>,
+    /// Most recovery actions in flight at once.
+    pub max_concurrent: u32,
+    /// Episodes that ended asking a human.
+    pub asked_human: u64,
+}
+
+/// How the system stood up to the run's faults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resilience {
+    /// Every detected outage was restored, and every expectation held.
+    Resilient,
+    /// Recovery ran out of automated steps and asked a human (by design,
+    /// not a failure of recovery), and every expectation held.
+    HeldForHuman,
+    /// An expectation failed, or an outage was never restored.
+    NotResilient,
+}
+
+impl Resilience {
+    fn text(self) -> &'static str {
+        match self {
+            Resilience::Resilient => "RESILIENT: every detected outage restored, every expectation held",
+            Resilience::HeldForHuman => "HELD FOR A HUMAN: recovery exhausted its ladder and asked for help",
+            Resilience::NotResilient => "NOT RESILIENT: see the failed expectations and unrestored outages",
+        }
+    }
+}
+
+/// What recovery did about one fault occurrence.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FaultRecovery {
+    /// Index of the occurrence (as in `faults`).
+    pub index: usize,
+    /// The fault in words.
+    pub description: String,
+    /// Outages it caused.
+    pub outages: u64,
+    /// Worst detection latency of its outages, ms.
+    pub detected_after_ms: Option<u64>,
+    /// First recovery action, ms after the first detection.
+    pub recovery_started_after_ms: Option<u64>,
+    /// Worst time from an outage's start to its return to health, ms;
+    /// `None` if one was never restored.
+    pub restored_after_ms: Option<u64>,
+    /// Outages never restored.
+    pub unrestored: u64,
+    /// Actions taken for its outages, in order, in words.
+    pub actions: Vec<String>,
+}
+
+/// p50, p99 and max of a latency, in ms; `None` without samples.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Percentiles {
+    /// Samples.
+    pub count: u64,
+    /// Median.
+    pub p50_ms: Option<u64>,
+    /// 99th percentile.
+    pub p99_ms: Option<u64>,
+    /// Largest.
+    pub max_ms: Option<u64>,
+}
+
+impl Percentiles {
+    fn of(samples: &[Duration]) -> Percentiles {
+        let mut h = hdrhistogram::Histogram::<u64>::new(3).expect("3 significant figures is a valid precision");
+        for d in samples {
+            // Auto-resizing: recording a u64 cannot fail.
+            let _ = h.record(millis(*d));
+        }
+        if samples.is_empty() {
+            return Percentiles::default();
+        }
+        Percentiles {
+            count: samples.len() as u64,
+            p50_ms: Some(h.value_at_quantile(0.5)),
+            p99_ms: Some(h.value_at_quantile(0.99)),
+            max_ms: Some(h.max()),
+        }
+    }
+
+    fn text(&self) -> String {
+        match (self.p50_ms, self.p99_ms, self.max_ms) {
+            (Some(p50), Some(p99), Some(max)) => format!(
+                "p50 {} p99 {} max {} (n={})",
+                fmt_duration(Duration::from_millis(p50)),
+                fmt_duration(Duration::from_millis(p99)),
+                fmt_duration(Duration::from_millis(max)),
+                self.count
+            ),
+            _ => "-".to_string(),
+        }
+    }
+}
+
+/// Whole milliseconds of `d`, saturating.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl RecoveryReport {
+    fn new(sim: &Simulation<'_>, passed: bool) -> RecoveryReport {
+        let scenario = sim.scenario();
+        let obs = sim.observations();
+        let services: Vec<String> = scenario.services.iter().map(|s| s.name.clone()).collect();
+        let all = check::recoveries(sim);
+        let mut faults: Vec<FaultRecovery> = Vec::new();
+        let (mut detection, mut start, mut restore) = (Vec::new(), Vec::new(), Vec::new());
+        let mut unrestored_total = 0;
+        for r in &all {
+            let detected = r.detection.latency();
+            let started = match (r.started_at, r.detection.detected_at()) {
+                (Some(s), Some(d)) => Some(s.saturating_duration_since(d)),
+                _ => None,
+            };
+            let restored = r.restored_at.map(|at| at.saturating_duration_since(r.detection.began_at()));
+            detection.extend(detected);
+            start.extend(started);
+            if r.detection.detected_at().is_some() {
+                match restored {
+                    Some(t) => restore.push(t),
+                    None => unrestored_total += 1,
+                }
+            }
+            let Some(index) = r.fault.map(|f| f as usize) else { continue };
+            let entry = match faults.iter_mut().position(|f| f.index == index) {
+                Some(k) => &mut faults[k],
+                None => {
+                    faults.push(FaultRecovery {
+                        index,
+                        description: sim.plan().get(index).map_or_else(String::new, |f| describe(scenario, f)),
+                        outages: 0,
+                        detected_after_ms: None,
+                        recovery_started_after_ms: None,
+                        restored_after_ms: Some(0),
+                        unrestored: 0,
+                        actions: Vec::new(),
+                    });
+                    faults.last_mut().expect("just pushed")
+                }
+            };
+            entry.outages += 1;
+            if let Some(d) = detected {
+                entry.detected_after_ms = Some(entry.detected_after_ms.unwrap_or(0).max(millis(d)));
+            }
+            if entry.recovery_started_after_ms.is_none() {
+                entry.recovery_started_after_ms = started.map(millis);
+            }
+            match restored {
+                Some(t) => {
+                    entry.restored_after_ms = entry.restored_after_ms.map(|w| w.max(millis(t)));
+                }
+                None if r.detection.detected_at().is_some() => {
+                    entry.restored_after_ms = None;
+                    entry.unrestored += 1;
+                }
+                None => {}
+            }
+            for &kind in &r.actions {
+                let words = crate::replay::action_words(kind, &services);
+                if entry.actions.last() != Some(&words) || entry.actions.len() < 8 {
+                    entry.actions.push(words);
+                }
+            }
+        }
+        faults.sort_by_key(|f| f.index);
+        let mut actions: Vec<(String, u64)> = Vec::new();
+        let mut asked_human = 0;
+        for (_, a) in check::actions(obs) {
+            if matches!(a.kind, vigil_core::recovery::ActionKind::AskHuman { .. }) {
+                asked_human += 1;
+            }
+            let name = check::action_class(a.kind).map_or("circuit trial", |c| c.name()).to_string();
+            match actions.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, count)) => *count += 1,
+                None => actions.push((name, 1)),
+            }
+        }
+        let verdict = if !passed || (unrestored_total > 0 && asked_human == 0) {
+            Resilience::NotResilient
+        } else if asked_human > 0 {
+            Resilience::HeldForHuman
+        } else {
+            Resilience::Resilient
+        };
+        RecoveryReport {
+            verdict,
+            faults,
+            detection: Percentiles::of(&detection),
+            recovery_start: Percentiles::of(&start),
+            time_to_restore: Percentiles::of(&restore),
+            actions,
+            max_concurrent: obs.max_in_flight,
+            asked_human,
+        }
+    }
+
+    fn write(&self, s: &mut String) {
+        let _ = writeln!(s, "
+recovery  {}", self.verdict.text());
+        let _ = writeln!(s, "  detection        {}", self.detection.text());
+        let _ = writeln!(s, "  recovery start   {}", self.recovery_start.text());
+        let _ = writeln!(s, "  time to restore  {}", self.time_to_restore.text());
+        let actions: Vec<String> = self.actions.iter().map(|(n, c)| format!("{n} x{c}")).collect();
+        let _ = writeln!(
+            s,
+            "  actions          {} (at most {} at once)",
+            if actions.is_empty() { "none".to_string() } else { actions.join(", ") },
+            self.max_concurrent
+        );
+        for f in &self.faults {
+            let ms = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| fmt_duration(Duration::from_millis(v)));
+            let restored = match f.restored_after_ms {
+                Some(v) => ms(Some(v)),
+                None => format!("NOT RESTORED ({} outage(s))", f.unrestored),
+            };
+            let _ = writeln!(
+                s,
+                "  #{:<2} {}: {} outage(s); detected {}, acted {} later, restored {}",
+                f.index,
+                f.description,
+                f.outages,
+                ms(f.detected_after_ms),
+                ms(f.recovery_started_after_ms),
+                restored
+            );
+            if !f.actions.is_empty() {
+                let _ = writeln!(s, "      actions: {}", f.actions.join(" -> "));
+            }
+        }
+    }
 }
 
 /// Client calls as clients saw them.
@@ -120,17 +371,19 @@ impl Report {
                 Liveness::Unknown => {}
             }
         }
+        let passed = expectations.iter().all(|e| e.passed);
         Report {
+            recovery: scenario.recovery.as_ref().map(|_| RecoveryReport::new(sim, passed)),
             scenario: scenario.name.clone(),
             seed,
             trace_hash: sim.trace_hash().hex(),
             events_processed: sim.events_processed(),
             simulated_ms: sim.now().as_millis(),
             wall_ms,
-            passed: expectations.iter().all(|e| e.passed),
+            passed,
             expectations,
-            faults: scenario
-                .faults
+            faults: sim
+                .plan()
                 .iter()
                 .zip(&obs.faults)
                 .enumerate()
@@ -250,6 +503,9 @@ impl Report {
                 fmt_micros(c.latency_p99_us),
                 fmt_micros(c.latency_max_us)
             );
+        }
+        if let Some(r) = &self.recovery {
+            r.write(&mut s);
         }
         let v = &self.verdicts;
         let _ = writeln!(s, "\nverdicts  {} alive, {} suspect, {} dead", v.alive, v.suspect, v.dead);

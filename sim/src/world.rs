@@ -1867,4 +1867,11 @@ impl<'a> Simulation<'a> {
     pub fn scenario(&self) -> &'a Scenario {
         self.scenario
     }
+
+    /// Every fault occurrence of the run (the scenario's faults with picks,
+    /// repeats and windows drawn), in start order; [`Observations::faults`]
+    /// and [`Outage::fault`] index it.
+    pub fn plan(&self) -> &[Fault] {
+        &self.plan
+    }
 }
