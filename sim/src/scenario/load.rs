@@ -2339,8 +2339,9 @@ fn validate_fault(
         Kind::MonitorPartition => {
             // The control node on one side, every instance (standby slots
             // included) on the other; the client is in neither group.
-            let control = resolver.count(vec![0..1], &raw.kind.span())?;
-            let instances = resolver.count(vec![1..fleet.instances + 1], &raw.kind.span())?;
+            let (control, instances) = (0..1, 1..fleet.instances + 1);
+            let control = resolver.count(vec![control], &raw.kind.span())?;
+            let instances = resolver.count(vec![instances], &raw.kind.span())?;
             FaultAction::Partition(Partition::Groups(vec![
                 control.into_iter().map(NodeId).collect(),
                 instances.into_iter().map(NodeId).collect(),
@@ -2418,8 +2419,9 @@ fn validate_fault(
                     ),
                 ));
             }
-            // Every duration is at most 30 days, so the nanoseconds fit.
-            let occurrences = (run - at).as_nanos() / every.as_nanos();
+            // The occurrences that start before the run ends: `at`, `at +
+            // every`, … Every duration is at most 30 days: no overflow.
+            let occurrences = (run - at).as_nanos().div_ceil(every.as_nanos());
             if occurrences > u128::from(MAX_FAULT_OCCURRENCES) {
                 return Err(Diag::new(
                     e.span(),
@@ -2430,6 +2432,21 @@ fn validate_fault(
                     ),
                 ));
             }
+            // The simulator gives each occurrence its own copy of the
+            // targets: the repeats count against the node budget too.
+            let nodes = action.node_lists().iter().map(|l| l.len() as u128).sum::<u128>();
+            let total = (*resolver.nodes_named as u128).saturating_add(nodes * (occurrences - 1));
+            if total > MAX_FAULT_NODES as u128 {
+                return Err(Diag::new(
+                    e.span(),
+                    format!(
+                        "faults name more than {MAX_FAULT_NODES} nodes in total: this one names {nodes} \
+                         nodes {occurrences} times (each repeat counts)"
+                    ),
+                ));
+            }
+            // At most MAX_FAULT_NODES here.
+            *resolver.nodes_named = total as usize;
             Some(every)
         }
     };
