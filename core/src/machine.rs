@@ -62,21 +62,26 @@ pub trait Machine {
     fn poll_output(&mut self) -> Option<Self::Output>;
 }
 
-/// Wraps a machine and panics on any breach of the driving contract: a
-/// mutation before the previous outputs were drained, or `now` going
-/// backwards. The simulator drives every machine through it; a panic here is
+/// Wraps a machine and panics on any breach of the contract: a mutation
+/// before the previous outputs were drained, `now` going backwards (driver
+/// bugs), or a deadline still due right after `handle_timeout` fired it (a
+/// machine bug: its driver would fire it again and again at one instant,
+/// and time would never move). The simulator drives every machine through it; a panic here is
 /// a driver bug, never a user error.
 #[derive(Debug, Clone)]
 pub struct Checked<M> {
     inner: M,
     last_now: Instant,
     undrained: bool,
+    /// Set by `handle_timeout`, cleared by `handle`: the deadline after it
+    /// must be later.
+    fired_at: Option<Instant>,
 }
 
 impl<M> Checked<M> {
     /// Wrap `inner`.
     pub fn new(inner: M) -> Self {
-        Checked { inner, last_now: Instant::ZERO, undrained: false }
+        Checked { inner, last_now: Instant::ZERO, undrained: false, fired_at: None }
     }
 
     /// The wrapped machine.
@@ -85,8 +90,10 @@ impl<M> Checked<M> {
     }
 
     /// The wrapped machine, mutably. Mutations made through this reference
-    /// bypass the contract checks.
+    /// bypass the contract checks (and, like an input, may make work due
+    /// now).
     pub fn get_mut(&mut self) -> &mut M {
+        self.fired_at = None;
         &mut self.inner
     }
 
@@ -109,16 +116,25 @@ impl<M: Machine> Machine for Checked<M> {
 
     fn handle(&mut self, now: Instant, input: M::Input) {
         self.before_mutation(now);
+        self.fired_at = None;
         self.inner.handle(now, input);
     }
 
     fn handle_timeout(&mut self, now: Instant) {
         self.before_mutation(now);
+        self.fired_at = Some(now);
         self.inner.handle_timeout(now);
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        self.inner.poll_timeout()
+        let deadline = self.inner.poll_timeout();
+        if let (Some(fired), Some(at)) = (self.fired_at, deadline) {
+            assert!(
+                at > fired,
+                "machine contract: deadline {at} still due after handle_timeout({fired}) fired it (a busy loop)"
+            );
+        }
+        deadline
     }
 
     fn poll_output(&mut self) -> Option<M::Output> {
@@ -162,6 +178,40 @@ mod tests {
         assert_eq!(m.poll_output(), None);
         m.handle(Instant::from_secs(1), 2);
         assert_eq!(m.poll_output(), Some(2));
+    }
+
+    /// Asks to be woken at a fixed instant, and never lets it pass.
+    struct Stuck(Instant);
+
+    impl Machine for Stuck {
+        type Input = ();
+        type Output = ();
+        fn handle(&mut self, _now: Instant, _input: ()) {}
+        fn handle_timeout(&mut self, _now: Instant) {}
+        fn poll_timeout(&self) -> Option<Instant> {
+            Some(self.0)
+        }
+        fn poll_output(&mut self) -> Option<()> {
+            None
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "busy loop")]
+    fn a_deadline_still_due_after_its_timeout_fired_panics() {
+        let mut m = Checked::new(Stuck(Instant::from_secs(1)));
+        assert_eq!(m.poll_timeout(), Some(Instant::from_secs(1)), "due later: fine");
+        m.handle_timeout(Instant::from_secs(1));
+        assert_eq!(m.poll_output(), None);
+        let _ = m.poll_timeout();
+    }
+
+    #[test]
+    fn a_deadline_due_now_after_an_input_is_fine() {
+        let mut m = Checked::new(Stuck(Instant::from_secs(1)));
+        m.handle(Instant::from_secs(1), ());
+        assert_eq!(m.poll_output(), None);
+        assert_eq!(m.poll_timeout(), Some(Instant::from_secs(1)), "an input may make work due now");
     }
 
     #[test]

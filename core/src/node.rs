@@ -649,8 +649,11 @@ impl ControlPlane {
         }
     }
 
-    /// Whether `instance` looks down to this observer: the detector holds
-    /// it suspect or dead, or its monitor unresponsive or failed.
+    /// Whether `instance` looks down to this observer because it went
+    /// silent: the detector holds it suspect or dead, or its monitor
+    /// unresponsive. An instance that answers, even with errors or
+    /// refusals (`failed`), proves the observer can reach it, so it says
+    /// nothing about the observer being cut off.
     fn looks_down_now(&self, instance: InstanceId) -> bool {
         let silent = self
             .detector
@@ -659,10 +662,7 @@ impl ControlPlane {
         let monitored = self.monitored.get(instance.index()).copied().unwrap_or(false);
         silent
             || (monitored
-                && matches!(
-                    self.monitor.status(instance),
-                    Some(crate::health::HealthStatus::Unresponsive | crate::health::HealthStatus::Failed)
-                ))
+                && self.monitor.status(instance) == Some(crate::health::HealthStatus::Unresponsive))
     }
 
     /// Tell the storm guard how much of each touched scope looks down.

@@ -285,23 +285,51 @@ pub struct Recovery {
     pub actions: Vec<ActionKind>,
 }
 
-/// When `instance` is next seen healthy at or after `from`: its health
-/// monitor's status back to healthy (for instances with active checks),
-/// else the failure detector's verdict back to alive.
-fn healthy_again(sim: &Simulation<'_>, instance: InstanceId, from: Instant) -> Option<Instant> {
+/// When `instance` was seen healthy again, for good, after `from`: the
+/// start of the last healthy stretch before `horizon` (the next outage of
+/// the instance, or the run's end), if that stretch reaches the horizon.
+/// Health is the monitor's status for instances with active checks, else
+/// the failure detector's verdict. A process that comes back healthy and
+/// dies again (a crash loop) is not restored.
+fn restored_at(sim: &Simulation<'_>, instance: InstanceId, from: Instant, horizon: Instant) -> Option<Instant> {
     let scenario = sim.scenario();
     let obs = sim.observations();
     let monitored = scenario.locate(instance).is_some_and(|(s, _)| scenario.services[s].health.is_some());
-    if monitored {
-        obs.monitor.iter().find_map(|m| match m.change {
-            MonitorChange::Status { to: HealthStatus::Healthy, .. } if m.instance == instance && m.at >= from => {
-                Some(m.at)
+    let mut healthy_since = None;
+    let mut note = |at: Instant, good: Option<bool>| {
+        if at < from || at >= horizon {
+            return;
+        }
+        match good {
+            Some(true) => {
+                healthy_since.get_or_insert(at);
             }
-            _ => None,
-        })
+            Some(false) => healthy_since = None,
+            None => {}
+        }
+    };
+    if monitored {
+        for m in obs.monitor.iter().filter(|m| m.instance == instance) {
+            if let MonitorChange::Status { to, .. } = m.change {
+                let good = match to {
+                    HealthStatus::Healthy => Some(true),
+                    HealthStatus::Unknown => None,
+                    _ => Some(false),
+                };
+                note(m.at, good);
+            }
+        }
     } else {
-        obs.verdicts.iter().find(|v| v.instance == instance && v.to == Liveness::Alive && v.at >= from).map(|v| v.at)
+        for v in obs.verdicts.iter().filter(|v| v.instance == instance) {
+            let good = match v.to {
+                Liveness::Alive => Some(true),
+                Liveness::Dead => Some(false),
+                Liveness::Suspect | Liveness::Unknown => None,
+            };
+            note(v.at, good);
+        }
     }
+    healthy_since
 }
 
 /// Every outage with what recovery did about it.
@@ -314,10 +342,16 @@ pub fn recoveries(sim: &Simulation<'_>) -> Vec<Recovery> {
     for (i, outages) in obs.outages.iter().enumerate() {
         let instance = InstanceId(i as u32);
         let service = scenario.locate(instance).map(|(s, _)| s);
-        for outage in outages {
+        for (k, outage) in outages.iter().enumerate() {
             let Some(detection) = detections.next() else { break };
+            // The next outage that begins after this one ended bounds it.
+            let horizon = outages[k + 1..]
+                .iter()
+                .map(|o| o.began)
+                .find(|&b| outage.ended.is_some_and(|e| b >= e))
+                .unwrap_or(Instant::ZERO + sim.duration() + Duration::from_nanos(1));
             let restored_at = match detection.detected_at {
-                Some(at) => healthy_again(sim, instance, at.max(outage.began)),
+                Some(at) => restored_at(sim, instance, at.max(outage.began), horizon),
                 None => outage.ended,
             };
             let until = restored_at.unwrap_or(Instant::ZERO + sim.duration());
@@ -347,41 +381,40 @@ pub fn recoveries(sim: &Simulation<'_>) -> Vec<Recovery> {
 
 fn recovery_started_within(sim: &Simulation<'_>, bound: Duration) -> ExpectationOutcome {
     let all = recoveries(sim);
-    // Due: detected, and still out when the bound had passed.
-    let due: Vec<&Recovery> = all
-        .iter()
-        .filter(|r| {
-            r.detection.detected_at.is_some_and(|d| {
-                let out_until = r.restored_at.into_iter().chain(r.detection.ended_at()).min();
-                out_until.is_none_or(|e| e > d + bound)
-            })
-        })
-        .collect();
     let mut late = Vec::new();
     let mut worst = Duration::ZERO;
-    for r in &due {
-        let detected = r.detection.detected_at.expect("due outages were detected");
+    let mut due = 0;
+    for r in &all {
+        let Some(detected) = r.detection.detected_at else { continue };
         match r.started_at {
-            Some(s) if s <= detected + bound => worst = worst.max(s.saturating_duration_since(detected)),
-            Some(s) => late.push(format!(
-                "{} {} at {}: first action {} after detection",
-                r.detection.instance,
-                r.detection.kind.name(),
-                fmt_instant(r.detection.began_at),
-                fmt_duration(s.saturating_duration_since(detected))
-            )),
-            None => late.push(format!(
-                "{} {} at {}: no recovery action",
-                r.detection.instance,
-                r.detection.kind.name(),
-                fmt_instant(r.detection.began_at)
-            )),
+            Some(s) if s <= detected + bound => {
+                due += 1;
+                worst = worst.max(s.saturating_duration_since(detected));
+            }
+            started => {
+                // No action in time is fine only for an outage over by then.
+                let over = r.restored_at.into_iter().chain(r.detection.ended_at()).min();
+                if over.is_some_and(|e| e <= detected + bound) {
+                    continue;
+                }
+                due += 1;
+                let what = match started {
+                    Some(s) => format!("first action {} after detection", fmt_duration(s.saturating_duration_since(detected))),
+                    None => "no recovery action".to_string(),
+                };
+                late.push(format!(
+                    "{} {} at {}: {what}",
+                    r.detection.instance,
+                    r.detection.kind.name(),
+                    fmt_instant(r.detection.began_at)
+                ));
+            }
         }
     }
-    let observed = if due.is_empty() {
-        "no detected outage lasted long enough to require recovery".to_string()
+    let observed = if due == 0 {
+        "no detected outage needed recovery".to_string()
     } else if late.is_empty() {
-        format!("worst {} after detection over {} outage(s)", fmt_duration(worst), due.len())
+        format!("worst {} after detection over {due} outage(s)", fmt_duration(worst))
     } else {
         late.join("; ")
     };

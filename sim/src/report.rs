@@ -280,12 +280,12 @@ recovery  {}", self.verdict.text());
         for f in &self.faults {
             let ms = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| fmt_duration(Duration::from_millis(v)));
             let restored = match f.restored_after_ms {
-                Some(v) => ms(Some(v)),
-                None => format!("NOT RESTORED ({} outage(s))", f.unrestored),
+                Some(v) => format!("restored {}", ms(Some(v))),
+                None => format!("NOT restored ({} outage(s))", f.unrestored),
             };
             let _ = writeln!(
                 s,
-                "  #{:<2} {}: {} outage(s); detected {}, acted {} later, restored {}",
+                "  #{:<2} {}: {} outage(s); detected {}, acted {} later, {}",
                 f.index,
                 f.description,
                 f.outages,
