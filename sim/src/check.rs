@@ -282,7 +282,7 @@ pub struct Recovery {
     /// the outage's end, when it ended undetected).
     pub restored_at: Option<Instant>,
     /// Actions taken for it, in order, until it was restored.
-    pub actions: Vec<ActionKind>,
+    pub actions: Vec<Action>,
 }
 
 /// When `instance` was seen healthy again, for good, after `from`: the
@@ -372,7 +372,7 @@ pub fn recoveries(sim: &Simulation<'_>) -> Vec<Recovery> {
                 fault: outage.fault,
                 started_at: mine.first().map(|(at, _)| *at),
                 restored_at,
-                actions: mine.iter().map(|(_, a)| a.kind).collect(),
+                actions: mine.iter().map(|(_, a)| *a).collect(),
             });
         }
     }

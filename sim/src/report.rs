@@ -176,6 +176,7 @@ impl RecoveryReport {
         let mut faults: Vec<FaultRecovery> = Vec::new();
         let (mut detection, mut start, mut restore) = (Vec::new(), Vec::new(), Vec::new());
         let mut unrestored_total = 0;
+        let mut seen: Vec<(usize, vigil_core::recovery::ActionId)> = Vec::new();
         for r in &all {
             let detected = r.detection.latency();
             let started = match (r.started_at, r.detection.detected_at()) {
@@ -215,20 +216,22 @@ impl RecoveryReport {
             if entry.recovery_started_after_ms.is_none() {
                 entry.recovery_started_after_ms = started.map(millis);
             }
+            // Only detected outages needed restoring.
             match restored {
+                _ if r.detection.detected_at().is_none() => {}
                 Some(t) => {
                     entry.restored_after_ms = entry.restored_after_ms.map(|w| w.max(millis(t)));
                 }
-                None if r.detection.detected_at().is_some() => {
+                None => {
                     entry.restored_after_ms = None;
                     entry.unrestored += 1;
                 }
-                None => {}
             }
-            for &kind in &r.actions {
-                let words = crate::replay::action_words(kind, &services);
-                if entry.actions.last() != Some(&words) || entry.actions.len() < 8 {
-                    entry.actions.push(words);
+            for action in &r.actions {
+                // A scale-out serves every outage of its service: once.
+                if !seen.contains(&(index, action.id)) {
+                    seen.push((index, action.id));
+                    entry.actions.push(crate::replay::action_words(action.kind, &services));
                 }
             }
         }

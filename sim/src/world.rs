@@ -1473,7 +1473,11 @@ impl<'a> Simulation<'a> {
             let app = &mut self.apps[i.index()];
             if begin {
                 let kind = app.begin(action, now);
-                self.open_outage(n, kind, Some(index as u32));
+                // A standby slot takes the fault when provisioned, but no
+                // outage: nothing runs there yet.
+                if self.nodes[n.index()].state != HostState::Vacant {
+                    self.open_outage(n, kind, Some(index as u32));
+                }
             } else {
                 let kind = app.end(action);
                 // A restart may have ended a hang already.

@@ -187,6 +187,7 @@ struct RawHealth {
     failure_threshold: Option<Spanned<i64>>,
     success_threshold: Option<Spanned<i64>>,
     latency_p99: Option<Spanned<Dur>>,
+    latency_window: Option<Spanned<i64>>,
     error_rate: Option<Spanned<Number>>,
     flap: Option<bool>,
 }
@@ -1853,6 +1854,23 @@ fn validate_health(raw: &Spanned<RawHealth>) -> Checked<InstanceHealthConfig> {
             return Err(Diag::new(d.span(), "`latency_p99` must be greater than zero"));
         }
         Some(d) => Some(LatencyRule::new(d.get_ref().0)),
+    };
+    let latency = match (&h.latency_window, latency) {
+        (None, rule) => rule,
+        (Some(w), None) => {
+            return Err(Diag::new(w.span(), "`latency_window` needs `latency_p99`: it is that rule's window"));
+        }
+        (Some(w), Some(rule)) => {
+            let max = i64::from(vigil_core::health::MAX_WINDOW_SAMPLES);
+            if !(1..=max).contains(w.get_ref()) {
+                return Err(Diag::new(
+                    w.span(),
+                    format!("`latency_window` must be between 1 and {max} probes, got {}", w.get_ref()),
+                ));
+            }
+            let samples = *w.get_ref() as u16;
+            Some(LatencyRule { window_samples: samples, min_samples: rule.min_samples.min(samples), ..rule })
+        }
     };
     let error_rate = match &h.error_rate {
         None => None,

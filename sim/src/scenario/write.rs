@@ -520,10 +520,19 @@ fn health_table(health: &InstanceHealthConfig) -> Result<String, &'static str> {
         parts.push(format!("success_threshold = {}", live.success_threshold));
     }
     if let Some(rule) = rp.latency {
-        if rule != LatencyRule::new(rule.p99_max) {
-            return Err("the latency rule has a non-default window");
+        let default = LatencyRule::new(rule.p99_max);
+        let windowed = LatencyRule {
+            window_samples: rule.window_samples,
+            min_samples: default.min_samples.min(rule.window_samples),
+            ..default
+        };
+        if rule != windowed {
+            return Err("the latency rule has a non-default minimum sample count");
         }
         parts.push(format!("latency_p99 = {}", dur(rule.p99_max)));
+        if rule.window_samples != default.window_samples {
+            parts.push(format!("latency_window = {}", rule.window_samples));
+        }
     }
     if let Some(rule) = rp.error_rate {
         if rule != (ErrorRateRule { degraded_permille: rule.degraded_permille, ..ErrorRateRule::default() }) {
