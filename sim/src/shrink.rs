@@ -667,7 +667,17 @@ pub fn resize(scenario: &Scenario, counts: &[Option<u32>]) -> Option<Scenario> {
         next += keep.len() as u32;
         let mut resized = service.clone();
         resized.instances = keep.len() as u32;
+        // Standby slots are the last ones; at least one must run.
+        let first_standby = service.instances - service.standby.min(service.instances);
+        resized.standby = keep.iter().filter(|&&i| i >= first_standby).count() as u32;
+        if resized.standby >= resized.instances {
+            return None;
+        }
         services.push(resized);
+    }
+    // Dependencies on dropped services go; the rest are renumbered.
+    for service in &mut services {
+        service.depends_on = service.depends_on.iter().filter_map(|&d| service_map[d]).collect();
     }
     let load = match scenario.load {
         None => None,
@@ -722,7 +732,9 @@ pub fn resize(scenario: &Scenario, counts: &[Option<u32>]) -> Option<Scenario> {
         }
         faults.push(crate::scenario::Fault { action, ..fault.clone() });
     }
-    Some(Scenario { services, faults, load, ..scenario.clone() })
+    let mut resized = Scenario { services, faults, load, ..scenario.clone() };
+    resized.sync_recovery_services();
+    Some(resized)
 }
 
 /// Shrink a failing run of `scenario` with `options.seed`. `progress` gets

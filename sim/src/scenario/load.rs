@@ -25,10 +25,10 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use toml::Spanned;
 use vigil_core::recovery::{
     BackoffConfig, CircuitConfig, DependencyConfig, Intensity, Ladder, Limits, MAX_INSTANCES,
-    MAX_INTENSITY_RESTARTS, MAX_POLICIES, MAX_RUNGS, MAX_SERVICES, Policy, RecoveryConfig, Rung, ServiceSpec,
+    MAX_INTENSITY_RESTARTS, MAX_POLICIES, MAX_RUNGS, MAX_SERVICES, Policy, RecoveryConfig, Rung,
     StormConfig, Strategy,
 };
-use vigil_core::{Duration, NodeId, ServiceId};
+use vigil_core::{Duration, NodeId};
 
 use vigil_core::health::{
     CheckConfig, DEFAULT_FAILURE_THRESHOLD, DEFAULT_PROBE_INTERVAL, DEFAULT_PROBE_TIMEOUT,
@@ -1081,16 +1081,7 @@ fn validate_recovery(source: &str, raw: &Spanned<RawRecovery>, services: &[Servi
         }
     }
     let config = RecoveryConfig {
-        services: services
-            .iter()
-            .enumerate()
-            .map(|(s, service)| ServiceSpec {
-                // At most MAX_SERVICES services here.
-                id: ServiceId(s as u32),
-                policy: service.policy.clone(),
-                depends_on: service.depends_on.iter().map(|&d| ServiceId(d as u32)).collect(),
-            })
-            .collect(),
+        services: super::model::recovery_services_of(services),
         default_policy,
         policies,
         limits,

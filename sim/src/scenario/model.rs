@@ -8,8 +8,8 @@
 //! node `i + 1` and has `InstanceId(i)`.
 
 use vigil_core::health::InstanceHealthConfig;
-use vigil_core::recovery::RecoveryConfig;
-use vigil_core::{Duration, InstanceId, NodeId};
+use vigil_core::recovery::{RecoveryConfig, ServiceSpec};
+use vigil_core::{Duration, InstanceId, NodeId, ServiceId};
 
 /// A validated scenario.
 #[derive(Clone, Debug, PartialEq)]
@@ -528,6 +528,22 @@ impl ActionClass {
     }
 }
 
+/// The services as recovery sees them: one per service in order, with its
+/// policy and dependencies. The file has no such list; the loader, the
+/// writer and the shrinker all derive it here.
+pub fn recovery_services_of(services: &[Service]) -> Vec<ServiceSpec> {
+    services
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ServiceSpec {
+            // At most MAX_SERVICES services under recovery.
+            id: ServiceId(i as u32),
+            policy: s.policy.clone(),
+            depends_on: s.depends_on.iter().map(|&d| ServiceId(d as u32)).collect(),
+        })
+        .collect()
+}
+
 impl Scenario {
     /// The kernel benchmark's workload: `instances` instances of one
     /// service heartbeating every second to the control node for
@@ -558,6 +574,21 @@ impl Scenario {
             load: None,
             recovery: None,
             expect: Expectations::default(),
+        }
+    }
+
+    /// The services as recovery sees them, derived from the fleet: one
+    /// per service in file order, with its policy and dependencies.
+    pub fn recovery_services(&self) -> Vec<ServiceSpec> {
+        recovery_services_of(&self.services)
+    }
+
+    /// Make `recovery.config.services` agree with the fleet again (after
+    /// services were dropped or renumbered).
+    pub fn sync_recovery_services(&mut self) {
+        let services = self.recovery_services();
+        if let Some(r) = self.recovery.as_mut() {
+            r.config.services = services;
         }
     }
 

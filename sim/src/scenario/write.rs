@@ -20,9 +20,9 @@ use vigil_core::health::{
 };
 use vigil_core::recovery::{
     BackoffConfig, CircuitConfig, DependencyConfig, Intensity, Ladder, Limits, Policy, RecoveryConfig,
-    ServiceSpec, StormConfig, Strategy,
+    StormConfig, Strategy,
 };
-use vigil_core::{Duration, NodeId, ServiceId};
+use vigil_core::{Duration, NodeId};
 
 use super::load::{
     DEFAULT_MAX_EVENTS, DEFAULT_REPLACE_DELAY, DEFAULT_RESTART_DELAY, DEFAULT_SCALE_OUT_DELAY,
@@ -399,15 +399,7 @@ fn write_recovery(s: &mut String, services: &[Service], recovery: &Recovery) -> 
     } = config;
     // The file has no list of services: the loader builds it from the
     // fleet, so it must be the one the fleet builds.
-    let derived: Vec<ServiceSpec> = services
-        .iter()
-        .enumerate()
-        .map(|(i, service)| ServiceSpec {
-            id: ServiceId(i as u32),
-            policy: service.policy.clone(),
-            depends_on: service.depends_on.iter().map(|&d| ServiceId(d as u32)).collect(),
-        })
-        .collect();
+    let derived = super::model::recovery_services_of(services);
     if *specs != derived {
         return Err(WriteError::Recovery(
             "its services are not the fleet's, in file order, with their `policy` and `depends_on`".into(),
