@@ -973,39 +973,17 @@ impl RecoveryCoordinator {
         instance: Option<InstanceId>,
         kind: DecisionKind,
     ) {
-        tracing::info!(
-            target: "vigil::recovery",
-            correlation = correlation.map(|c| c.0),
-            service = service.map(|s| s.0),
-            instance = instance.map(|i| i.0),
-            at = %at,
-            decision = ?kind,
-            "recovery decision"
-        );
+        let decision = Decision { correlation, service, instance, at, kind };
+        trace_decision(&decision);
         if self.outputs.len() >= self.output_cap {
             self.stats.decisions_dropped += 1;
             return;
         }
-        self.outputs.push_back(RecoveryOutput::Decision(Decision {
-            correlation,
-            service,
-            instance,
-            at,
-            kind,
-        }));
+        self.outputs.push_back(RecoveryOutput::Decision(decision));
     }
 
     fn act(&mut self, action: Action) {
-        tracing::info!(
-            target: "vigil::recovery",
-            correlation = action.id.correlation.0,
-            attempt = action.id.attempt,
-            service = action.service.0,
-            instance = action.instance.map(|i| i.0),
-            at = %action.at,
-            action = ?action.kind,
-            "recovery action"
-        );
+        trace_action(&action);
         self.outputs.push_back(RecoveryOutput::Action(action));
     }
 
@@ -1023,6 +1001,34 @@ impl RecoveryCoordinator {
             assert_eq!(mine.filter(|e| matches!(e.phase, Phase::Acting(_))).count(), state.acting as usize);
         }
     }
+}
+
+/// Every decision is also a `tracing` event (target `vigil::recovery`),
+/// carrying its correlation id; so is every action ([`trace_action`]).
+fn trace_decision(decision: &Decision) {
+    tracing::info!(
+        target: "vigil::recovery",
+        correlation = decision.correlation.map(|c| c.0),
+        service = decision.service.map(|s| s.0),
+        instance = decision.instance.map(|i| i.0),
+        at = %decision.at,
+        decision = ?decision.kind,
+        "recovery decision"
+    );
+}
+
+/// Every action is also a `tracing` event, as [`trace_decision`].
+fn trace_action(action: &Action) {
+    tracing::info!(
+        target: "vigil::recovery",
+        correlation = action.id.correlation.0,
+        attempt = action.id.attempt,
+        service = action.service.0,
+        instance = action.instance.map(|i| i.0),
+        at = %action.at,
+        action = ?action.kind,
+        "recovery action"
+    );
 }
 
 /// Worse failure types reclassify a pending episode.
