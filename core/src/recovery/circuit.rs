@@ -121,3 +121,30 @@ impl HalfOpen {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_probes_double_the_open_time_up_to_the_max() {
+        let config = CircuitConfig::default();
+        let id = CorrelationId(4);
+        let probe_timeout = Duration::from_secs(5);
+        let mut now = Instant::from_secs(100);
+        let mut open = Circuit::open(id, now, &config);
+        let mut open_for = Vec::new();
+        for n in 0..6_u32 {
+            assert_eq!(Circuit::Open(open).id(), id, "one circuit, one correlation id");
+            assert_eq!(open.attempt, 1 + 2 * n, "open, probe, open again: one attempt each");
+            open_for.push(open.until.saturating_duration_since(now).as_secs());
+            now = Circuit::Open(open).deadline();
+            let half = open.probe(now, probe_timeout);
+            assert_eq!(Circuit::HalfOpen(half).deadline(), now + probe_timeout);
+            assert_eq!(Circuit::HalfOpen(half).id(), id);
+            now = half.deadline;
+            open = half.failed(now, &config);
+        }
+        assert_eq!(open_for, [30, 60, 120, 240, 300, 300]);
+    }
+}

@@ -177,6 +177,21 @@ mod tests {
     }
 
     #[test]
+    fn the_cycle_named_is_the_shortest_through_the_smallest_service() {
+        // Two cycles through 0 of three services (0 -> 1 -> 3 -> 0 and
+        // 0 -> 2 -> 3 -> 0) and one of two (5 <-> 6) elsewhere: the
+        // component of the smallest service is named, from it, by the
+        // shortest way back, ties going to the smaller ids.
+        let cycle = RecoveryConfigError::Cycle { cycle: vec![s(0), s(1), s(3)] };
+        let spec: &[(u32, &[u32])] = &[(6, &[5]), (5, &[6]), (0, &[2, 1]), (2, &[3]), (1, &[3]), (3, &[0])];
+        assert_eq!(build(spec).expect_err("cyclic"), cycle);
+        // Neither the order of declarations nor of dependencies matters.
+        let reordered: &[(u32, &[u32])] =
+            &[(3, &[0]), (1, &[3]), (2, &[3]), (0, &[1, 2]), (5, &[6]), (6, &[5])];
+        assert_eq!(build(reordered).expect_err("cyclic"), cycle);
+    }
+
+    #[test]
     fn unknown_and_duplicate_services_are_rejected() {
         assert_eq!(
             build(&[(0, &[9])]).expect_err("unknown"),

@@ -232,6 +232,63 @@ fn an_empty_ladder_asks_a_human_at_once() {
     assert_eq!(decisions(&h.healthy(0)), [DecisionKind::Resolved { by_action: false }]);
 }
 
+#[test]
+fn a_reroute_holds_its_slot_until_the_instance_is_healthy() {
+    let mut cfg = config(&[(0, &[])]);
+    cfg.limits.max_concurrent = 1;
+    let mut h = Harness::new(cfg).with(0, [0, 1]);
+    let reroute = the_action(&h.fail(0, FailureType::Degraded));
+    assert_eq!(reroute.kind, ActionKind::Reroute);
+    // Out of rotation, the instance keeps its action in flight and its slot.
+    let out = h.fail(1, FailureType::Crashed);
+    assert_eq!(withheld(&out), [HoldReason::GlobalLimit { max: 1 }]);
+    assert_eq!(h.c.get().in_flight(), 1);
+    // Healthy again: the reroute resolved it, and the slot goes to the crash.
+    let out = h.healthy(0);
+    assert_eq!(decisions(&out)[0], DecisionKind::Resolved { by_action: true });
+    let restart = the_action(&out);
+    assert_eq!((restart.instance, restart.kind), (Some(i(1)), ActionKind::Restart));
+    let stats = h.c.get().stats();
+    assert_eq!((stats.episodes, stats.actions, stats.resolved), (2, 2, 1));
+}
+
+#[test]
+fn a_reroute_that_never_answers_climbs_to_a_scale_out_after_the_action_timeout() {
+    let cfg = config(&[(0, &[])]);
+    let timeout = cfg.action_timeout;
+    let mut h = Harness::new(cfg).with(0, [0]);
+    let reroute = the_action(&h.fail(0, FailureType::Degraded));
+    assert!(h.at(Instant::ZERO + (timeout - Duration::from_millis(1))).is_empty(), "not before the timeout");
+    let mut out = h.at(Instant::ZERO + timeout);
+    assert_eq!(
+        decisions(&out)[..2],
+        [
+            DecisionKind::AttemptFailed { attempt: reroute.id.attempt, timed_out: true },
+            DecisionKind::Escalated { from_rung: 0, to_rung: 1 },
+        ]
+    );
+    if actions(&out).is_empty() {
+        out = h.next_timer(); // backing off after the failed attempt
+    }
+    assert_eq!(kinds(&out), [ActionKind::ScaleOut { by: 1 }]);
+}
+
+#[test]
+fn a_finished_scale_out_lets_the_service_scale_out_again() {
+    let mut h = Harness::new(config(&[(0, &[])])).with(0, 0..10);
+    let r0 = the_action(&h.fail(0, FailureType::Degraded));
+    h.outcome(r0.id, Outcome::Failed);
+    let scale = the_action(&h.next_timer());
+    assert_eq!(scale.kind, ActionKind::ScaleOut { by: 1 });
+    let r1 = the_action(&h.fail(1, FailureType::Degraded));
+    h.outcome(r1.id, Outcome::Failed);
+    assert_eq!(withheld(&h.next_timer()), [HoldReason::ScaleOutInFlight]);
+    // The scale-out is done: the service may scale out again, for instance 1.
+    let out = h.outcome(scale.id, Outcome::Succeeded);
+    let next = the_action(&out);
+    assert_eq!((next.instance, next.kind), (Some(i(1)), ActionKind::ScaleOut { by: 1 }));
+}
+
 // ---------------------------------------------------------------- escalation
 
 #[test]
@@ -314,6 +371,97 @@ fn a_worse_report_reclassifies_a_pending_episode() {
     assert_eq!(h.c.get().stats().duplicate_reports, 1);
 }
 
+/// Fail every action of `instance`'s episode, opened by a `failure`
+/// report, until a human is asked; returns each action's kind and the rung
+/// its `Acting` decision named (`None` for the ask).
+fn climb_to_a_human(h: &mut Harness, instance: u32, failure: FailureType) -> Vec<(ActionKind, Option<u8>)> {
+    let mut seen = Vec::new();
+    let mut out = h.fail(instance, failure);
+    // A step budget: a ladder that never ends fails the test instead of hanging it.
+    for _ in 0..MAX_RUNGS * 8 {
+        if actions(&out).is_empty() {
+            out = h.next_timer();
+            continue;
+        }
+        let a = the_action(&out);
+        let rung = decisions(&out).into_iter().find_map(|d| match d {
+            DecisionKind::Acting { rung, attempt, .. } if attempt == a.id.attempt => Some(rung),
+            _ => None,
+        });
+        seen.push((a.kind, rung));
+        if let ActionKind::AskHuman { .. } = a.kind {
+            return seen;
+        }
+        out = h.outcome(a.id, Outcome::Failed);
+    }
+    panic!("no human asked within the step budget: {seen:?}");
+}
+
+#[test]
+fn every_default_ladder_climbs_to_a_human_in_its_documented_order() {
+    use ActionKind::{Replace, Reroute, Restart, ScaleOut};
+    let ask = |failure| (ActionKind::AskHuman { reason: HumanReason::LadderExhausted { failure } }, None);
+    let expected = [
+        (
+            FailureType::Crashed,
+            vec![(Restart, Some(0)), (Restart, Some(0)), (Restart, Some(0)), (Replace, Some(1))],
+        ),
+        (FailureType::Unresponsive, vec![(Restart, Some(0)), (Restart, Some(0)), (Replace, Some(1))]),
+        (FailureType::Degraded, vec![(Reroute, Some(0)), (ScaleOut { by: 1 }, Some(1))]),
+        (FailureType::CrashLooping, vec![(Replace, Some(0)), (Replace, Some(0))]),
+    ];
+    for (failure, mut ladder) in expected {
+        let mut h = Harness::new(config(&[(0, &[])])).with(0, [0]);
+        ladder.push(ask(failure));
+        assert_eq!(climb_to_a_human(&mut h, 0, failure), ladder, "the {failure} ladder");
+        let e = h.episode(0).expect("an asked episode stays open");
+        assert!(matches!(e.phase, EpisodePhase::AskedHuman { .. }));
+        assert_eq!(e.attempts as usize, ladder.len(), "the ask is the last attempt");
+        assert_eq!(h.c.poll_timeout(), None, "nothing more is tried for {failure}");
+    }
+}
+
+#[test]
+fn worse_reports_reclassify_a_held_episode_in_order_of_severity() {
+    let mut cfg = config(&[(0, &[])]);
+    cfg.limits.max_concurrent = 1;
+    let mut h = Harness::new(cfg).with(0, [0, 1]);
+    the_action(&h.fail(0, FailureType::Crashed)); // takes the only slot
+    h.fail(1, FailureType::Degraded);
+    let mut reclassified = Vec::new();
+    for failure in [FailureType::Unresponsive, FailureType::Crashed, FailureType::CrashLooping] {
+        let out = h.fail(1, failure);
+        reclassified
+            .extend(decisions(&out).into_iter().filter(|d| matches!(d, DecisionKind::Reclassified { .. })));
+    }
+    let step = |from, to| DecisionKind::Reclassified { from, to };
+    assert_eq!(
+        reclassified,
+        [
+            step(FailureType::Degraded, FailureType::Unresponsive),
+            step(FailureType::Unresponsive, FailureType::Crashed),
+            step(FailureType::Crashed, FailureType::CrashLooping),
+        ]
+    );
+    // Nothing is worse than crash-looping: milder reports only join.
+    for failure in [FailureType::Degraded, FailureType::Unresponsive, FailureType::Crashed] {
+        assert!(h.fail(1, failure).is_empty());
+    }
+    assert_eq!(h.episode(1).map(|e| e.failure), Some(FailureType::CrashLooping));
+    assert_eq!(h.c.get().stats().duplicate_reports, 3);
+}
+
+#[test]
+fn a_worse_report_during_an_action_waits_for_its_outcome() {
+    let mut h = Harness::new(config(&[(0, &[])])).with(0, [0]);
+    let reroute = the_action(&h.fail(0, FailureType::Degraded));
+    assert!(h.fail(0, FailureType::Crashed).is_empty(), "no second action beside the one in flight");
+    let e = h.episode(0).expect("open");
+    assert_eq!(e.failure, FailureType::Degraded);
+    assert_eq!(e.phase, EpisodePhase::Acting { id: reroute.id, strategy: Strategy::Reroute });
+    assert_eq!(h.c.get().stats().duplicate_reports, 1);
+}
+
 // -------------------------------------------------------------------- limits
 
 #[test]
@@ -373,6 +521,70 @@ fn deregistering_abandons_the_episode_and_frees_its_slot() {
     let out = h.input(RecoveryInput::Deregister { instance: i(0) });
     assert_eq!(decisions(&out)[0], DecisionKind::Abandoned);
     assert_eq!(the_action(&out).instance, Some(i(1)));
+}
+
+#[test]
+fn a_withheld_episode_says_why_once_per_change_of_reason() {
+    let mut cfg = config(&[(0, &[])]);
+    cfg.limits.max_concurrent = 1;
+    let mut h = Harness::new(cfg).with(0, 0..10);
+    the_action(&h.fail(0, FailureType::Crashed));
+    assert_eq!(withheld(&h.fail(1, FailureType::Crashed)), [HoldReason::GlobalLimit { max: 1 }]);
+    // Reconsidered on the next input for the same reason: not repeated.
+    let out = h.fail(2, FailureType::Crashed);
+    let about: Vec<Option<InstanceId>> = out
+        .iter()
+        .filter_map(|o| match o {
+            RecoveryOutput::Decision(d) if matches!(d.kind, DecisionKind::Withheld { .. }) => {
+                Some(d.instance)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(about, [Some(i(2))]);
+    // A new reason is news, for each held episode.
+    let out = h.input(RecoveryInput::ObserveUnhealthy { scope: StormScope::Global, unhealthy: 9, total: 10 });
+    let storm = HoldReason::Storm { scope: StormScope::Global };
+    assert_eq!(withheld(&out), [storm, storm]);
+}
+
+#[test]
+fn deregistering_a_healthy_instance_shrinks_its_services_share() {
+    let mut cfg = config(&[(0, &[])]);
+    cfg.limits.max_service_share_permille = 250;
+    let mut h = Harness::new(cfg).with(0, 0..8);
+    assert_eq!(h.c.get().service_limit(s(0)), 2);
+    for n in 4..8 {
+        assert!(h.input(RecoveryInput::Deregister { instance: i(n) }).is_empty(), "no episode to abandon");
+    }
+    assert_eq!(h.c.get().service_of(i(7)), None);
+    assert_eq!(h.c.get().service_limit(s(0)), 1);
+    the_action(&h.fail(0, FailureType::Crashed));
+    assert_eq!(withheld(&h.fail(1, FailureType::Crashed)), [HoldReason::ServiceLimit { max: 1 }]);
+    // A departed instance's reports are refused.
+    h.input(RecoveryInput::Failure(FailureReport {
+        instance: i(7),
+        service: s(0),
+        failure: FailureType::Crashed,
+    }));
+    assert_eq!(h.c.get().stats().rejected_inputs, 1);
+}
+
+#[test]
+fn instances_register_in_any_id_order_and_a_departed_id_may_join_another_service() {
+    let mut c = RecoveryCoordinator::new(config(&[(0, &[]), (1, &[])]), Seed(1)).expect("valid");
+    let t = Instant::ZERO;
+    assert_eq!(c.register(t, i(5), s(0)), Ok(()));
+    assert_eq!(c.register(t, i(2), s(0)), Ok(()), "below the largest id");
+    assert_eq!((c.service_of(i(2)), c.service_of(i(5))), (Some(s(0)), Some(s(0))));
+    assert_eq!(c.service_limit(s(0)), 2);
+    assert!(c.deregister(t, i(2)));
+    assert_eq!(c.register(t, i(2), s(1)), Ok(()));
+    assert_eq!(c.service_of(i(2)), Some(s(1)));
+    assert_eq!((c.service_limit(s(0)), c.service_limit(s(1))), (1, 1));
+    // Undeclared services have no share and nothing in flight.
+    assert_eq!((c.service_limit(s(9)), c.in_flight_of(s(9))), (0, 0));
+    assert_eq!(c.poll_output(), None, "registration decides nothing");
 }
 
 // ----------------------------------------------------------------- intensity
@@ -575,6 +787,112 @@ fn circuits_isolate_a_failing_dependency_and_probe_it_half_open() {
     assert_eq!(marks::take("circuit_closed"), 1);
 }
 
+#[test]
+fn with_no_grace_a_dependent_acts_as_soon_as_its_dependency_recovers() {
+    let mut cfg = config(&[(0, &[1]), (1, &[])]);
+    cfg.dependency.grace = Duration::ZERO;
+    let mut h = Harness::new(cfg).with(0, [0, 1]).with(1, [10, 11]);
+    let p = the_action(&h.fail(10, FailureType::Crashed));
+    assert_eq!(withheld(&h.fail(0, FailureType::Unresponsive)), [HoldReason::Dependency { root: s(1) }]);
+    let out = h.outcome(p.id, Outcome::Succeeded);
+    let a = the_action(&out);
+    assert_eq!((a.instance, a.kind, a.at), (Some(i(0)), ActionKind::Restart, h.now));
+}
+
+#[test]
+fn a_dependent_still_backing_off_waits_out_its_backoff_not_a_grace() {
+    let mut cfg = config(&[(0, &[1]), (1, &[])]);
+    cfg.dependency.grace = Duration::ZERO;
+    let mut h = Harness::new(cfg).with(0, [0, 1]).with(1, [10, 11]);
+    // Checkout/0 crashes while payments is fine: restarted, which fails.
+    let a = the_action(&h.fail(0, FailureType::Crashed));
+    let out = h.outcome(a.id, Outcome::Failed);
+    let [HoldReason::Backoff { until }] = withheld(&out)[..] else { panic!("backoff expected in {out:?}") };
+    assert!(until > h.now);
+    // Payments fails meanwhile: checkout is held for it.
+    let p = the_action(&h.fail(10, FailureType::Crashed));
+    assert_eq!(
+        h.episode(0).map(|e| e.phase),
+        Some(EpisodePhase::Pending { held: Some(HoldReason::Dependency { root: s(1) }) })
+    );
+    // Payments recovers before checkout's backoff ends: the backoff still holds.
+    let out = h.outcome(p.id, Outcome::Succeeded);
+    assert!(actions(&out).is_empty());
+    assert_eq!(withheld(&out), [HoldReason::Backoff { until }]);
+    assert_eq!(the_action(&h.next_timer()).at, until);
+}
+
+/// checkout (0) depends on payments (1), which isolates; payments' crash
+/// ladder is empty, so its instance stays failing (a human is asked) and
+/// sets no timer: only the circuit's timers run.
+fn isolated_payments() -> (Harness, Action) {
+    let mut cfg = config(&[(0, &[1]), (1, &[])]);
+    cfg.default_policy.isolate_dependencies = true;
+    cfg.policies.insert("payments".into(), Policy { crashed: Ladder::default(), ..Policy::default() });
+    cfg.services[1].policy = Some("payments".into());
+    let mut h = Harness::new(cfg).with(0, [0]).with(1, [1]);
+    assert!(matches!(kinds(&h.fail(1, FailureType::Crashed))[..], [ActionKind::AskHuman { .. }]));
+    let open = the_action(&h.fail(0, FailureType::Unresponsive));
+    assert_eq!(open.kind, ActionKind::OpenCircuit { to: s(1) });
+    (h, open)
+}
+
+#[test]
+fn a_half_open_probe_that_times_out_opens_the_circuit_again_for_longer() {
+    marks::take("circuit_reopened");
+    let (mut h, open) = isolated_payments();
+    assert_eq!(h.c.poll_timeout(), Some(Instant::from_secs(30)), "open_for");
+    let probe = the_action(&h.next_timer());
+    assert_eq!(probe.kind, ActionKind::HalfOpen { to: s(1) });
+    assert_eq!(h.c.poll_timeout(), Some(Instant::from_secs(30 + 60)), "the probe's action_timeout");
+    // No answer in time: a failed probe.
+    let out = h.next_timer();
+    assert_eq!(decisions(&out), [DecisionKind::CircuitProbeFailed]);
+    let reopen = the_action(&out);
+    assert_eq!(reopen.kind, ActionKind::OpenCircuit { to: s(1) });
+    assert_eq!(reopen.id, ActionId { correlation: open.id.correlation, attempt: 3 });
+    assert_eq!(marks::take("circuit_reopened"), 1);
+    assert_eq!(h.c.poll_timeout(), Some(Instant::from_secs(90 + 60)), "open twice as long");
+    // The probe's answer, too late, closes nothing.
+    assert!(h.outcome(probe.id, Outcome::Succeeded).is_empty());
+    assert_eq!(h.c.get().stats().stale_outcomes, 1);
+}
+
+#[test]
+fn outcomes_naming_no_probe_in_flight_are_stale_and_change_nothing() {
+    marks::take("stale_outcome");
+    let (mut h, open) = isolated_payments();
+    // The open action itself expects no answer that could close the circuit.
+    assert!(h.outcome(open.id, Outcome::Succeeded).is_empty());
+    // Nor does an action nobody started.
+    let unknown = ActionId { correlation: CorrelationId(999), attempt: 1 };
+    assert!(h.outcome(unknown, Outcome::Failed).is_empty());
+    assert_eq!(marks::take("stale_outcome"), 2);
+    assert_eq!(h.c.get().stats().stale_outcomes, 2);
+    assert_eq!(h.c.poll_timeout(), Some(Instant::from_secs(30)), "the circuit still waits open_for");
+}
+
+#[test]
+fn a_circuit_closed_by_a_good_probe_stays_closed_until_the_hold_begins_again() {
+    let (mut h, open) = isolated_payments();
+    let probe = the_action(&h.next_timer());
+    assert_eq!(kinds(&h.outcome(probe.id, Outcome::Succeeded)), [ActionKind::CloseCircuit { to: s(1) }]);
+    // Payments is still failing and checkout still held: the circuit stays
+    // closed, and nothing is timed while they wait for a human.
+    assert!(actions(&h.fail(0, FailureType::Unresponsive)).is_empty());
+    assert_eq!(h.c.poll_timeout(), None);
+    assert!(h.at(Instant::from_secs(1000)).is_empty());
+    // Payments heals (checkout settles), then fails again: a new hold, a new circuit.
+    h.healthy(1);
+    let out = h.fail(1, FailureType::Crashed);
+    let reopened = actions(&out).into_iter().find(|a| a.kind == ActionKind::OpenCircuit { to: s(1) });
+    let reopened = reopened.expect("the circuit opens again");
+    assert_ne!(reopened.id.correlation, open.id.correlation, "a circuit of its own");
+    assert!(
+        decisions(&out).contains(&DecisionKind::Isolating { circuit: reopened.id.correlation, to: s(1) })
+    );
+}
+
 // ---------------------------------------------------------------------- storm
 
 #[test]
@@ -654,6 +972,33 @@ fn small_services_are_never_in_a_storm() {
     for n in 0..3 {
         assert_eq!(actions(&h.fail(n, FailureType::Crashed)).len(), 1);
     }
+}
+
+#[test]
+fn a_global_storm_holds_without_a_timer_then_held_episodes_settle_and_act() {
+    let cfg = config(&[(0, &[])]);
+    let settle = cfg.storm.settle;
+    let mut h = Harness::new(cfg).with(0, 0..10);
+    let out = h.input(RecoveryInput::ObserveUnhealthy { scope: StormScope::Global, unhealthy: 9, total: 10 });
+    assert_eq!(
+        decisions(&out),
+        [DecisionKind::StormSuspected { scope: StormScope::Global, unhealthy: 9, total: 10 }]
+    );
+    for n in 0..2 {
+        let out = h.fail(n, FailureType::Crashed);
+        assert!(actions(&out).is_empty());
+        assert_eq!(withheld(&out), [HoldReason::Storm { scope: StormScope::Global }]);
+    }
+    assert_eq!(h.c.poll_timeout(), None, "a storm ends by an input, not a timer");
+    // The observer sees clearly again; two of ten still fail (under the exit share).
+    let out = h.input(RecoveryInput::ObserveUnhealthy { scope: StormScope::Global, unhealthy: 0, total: 10 });
+    assert!(decisions(&out).contains(&DecisionKind::StormCleared { scope: StormScope::Global }));
+    let until = h.now + settle;
+    assert_eq!(withheld(&out), [HoldReason::Settling { until }, HoldReason::Settling { until }]);
+    // Still failing after settling: recovered.
+    let out = h.next_timer();
+    assert_eq!(kinds(&out), [ActionKind::Restart, ActionKind::Restart]);
+    assert!(actions(&out).iter().all(|a| a.at == until));
 }
 
 // ---------------------------------------------------------- inputs and config
@@ -890,6 +1235,107 @@ fn undrained_decisions_beyond_the_cap_are_dropped_but_actions_never_are() {
     assert_eq!(actions(&out).len(), 3, "every action kept");
     assert_eq!(decisions(&out).len(), 2);
     assert_eq!(c.stats().decisions_dropped, 4);
+}
+
+#[test]
+fn named_policies_and_the_service_graph_are_checked_too() {
+    let build = |f: &dyn Fn(&mut RecoveryConfig)| {
+        let mut cfg = config(&[(0, &[1]), (1, &[])]);
+        f(&mut cfg);
+        RecoveryCoordinator::new(cfg, Seed(0)).err()
+    };
+    let bad = Policy { crashed: Ladder::new([Rung::new(Strategy::Restart, 0)]), ..Policy::default() };
+    assert_eq!(
+        build(&|c| {
+            c.policies.insert("database".into(), bad.clone());
+        }),
+        Some(RecoveryConfigError::EmptyRung { policy: "database".into(), failure: FailureType::Crashed })
+    );
+    assert_eq!(
+        build(&|c| c.services.push(ServiceSpec::new(s(0)))),
+        Some(RecoveryConfigError::DuplicateService(s(0)))
+    );
+    assert_eq!(
+        build(&|c| c.services[1].depends_on = vec![s(7)]),
+        Some(RecoveryConfigError::UnknownDependency { service: s(1), dependency: s(7) })
+    );
+}
+
+#[test]
+fn error_messages_say_what_is_wrong_and_what_to_do() {
+    let mut c = RecoveryCoordinator::new(config(&[(0, &[]), (1, &[])]), Seed(1)).expect("valid");
+    let t = Instant::ZERO;
+    let refused = [
+        c.register(t, i(0), s(9)),
+        c.register(t, i(MAX_INSTANCES), s(0)),
+        c.report_failure(t, FailureReport { instance: i(5), service: s(0), failure: FailureType::Crashed }),
+        c.register(t, i(0), s(0)).and_then(|()| c.register(t, i(0), s(1))),
+    ];
+    let messages: Vec<String> = refused.into_iter().map(|r| r.expect_err("refused").to_string()).collect();
+    assert_eq!(
+        messages,
+        [
+            "service#9 is not declared in the recovery configuration; declare it in `RecoveryConfig::services`",
+            "instance#1048576 exceeds the supported maximum instance id 1048575",
+            "instance#5 is not registered; register it with its service first",
+            "instance#0 is already registered under service#0; deregister it first",
+        ]
+    );
+    let config_errors = [
+        (
+            RecoveryConfigError::Zero { which: "limits.max_concurrent" },
+            "`limits.max_concurrent` must be greater than zero",
+        ),
+        (
+            RecoveryConfigError::ZeroInterval { which: "action_timeout" },
+            "`action_timeout` must be a positive duration",
+        ),
+        (
+            RecoveryConfigError::TooLarge { which: "policies", value: 257, max: 256 },
+            "`policies` is 257, but at most 256 is accepted",
+        ),
+        (
+            RecoveryConfigError::Share { which: "storm.enter_permille", value: 0 },
+            "`storm.enter_permille` is 0‰, but must be between 1 and 1000 permille",
+        ),
+        (
+            RecoveryConfigError::CapBelowBase { base: Duration::from_secs(10), cap: Duration::from_secs(1) },
+            "backoff `cap` (1s) must be at least `base` (10s)",
+        ),
+        (
+            RecoveryConfigError::StormHysteresis { enter: 500, exit: 600 },
+            "storm `exit_permille` (600) must be below `enter_permille` (500)",
+        ),
+        (
+            RecoveryConfigError::EmptyRung { policy: "database".into(), failure: FailureType::Crashed },
+            "policy `database`: a rung of the crashed ladder has zero attempts",
+        ),
+        (
+            RecoveryConfigError::TooManyRungs {
+                policy: "default".into(),
+                failure: FailureType::CrashLooping,
+                rungs: 9,
+                max: MAX_RUNGS,
+            },
+            "policy `default`: the crash-looping ladder has 9 rungs, at most 8 are accepted",
+        ),
+        (
+            RecoveryConfigError::UnknownPolicy { service: s(2), policy: "nope".into() },
+            "service#2 uses policy `nope`, which is not defined",
+        ),
+        (RecoveryConfigError::DuplicateService(s(3)), "service#3 is declared twice"),
+        (
+            RecoveryConfigError::UnknownDependency { service: s(0), dependency: s(9) },
+            "service#0 depends on service#9, which is not declared",
+        ),
+        (
+            RecoveryConfigError::Cycle { cycle: vec![s(4)] },
+            "the service dependency graph has a cycle: service#4 -> service#4",
+        ),
+    ];
+    for (error, message) in config_errors {
+        assert_eq!(error.to_string(), message);
+    }
 }
 
 // The tracing test lives in `core/tests/recovery-tracing.rs`: a process of
