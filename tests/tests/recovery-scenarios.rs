@@ -1,0 +1,257 @@
+//! The nine recovery scenarios, each checked for more than its file's
+//! expectations: the order of what recovery did, what it did not do, and
+//! why. Each runs on a few seeds (the seed sweep and `vigil sweep` run
+//! many more).
+
+use vigil_core::health::HealthStatus;
+use vigil_core::recovery::{Action, ActionKind, DecisionKind, HoldReason, RecoveryOutput};
+use vigil_core::{InstanceId, Instant};
+use vigil_sim::Simulation;
+use vigil_sim::check::{self, ExpectationOutcome};
+use vigil_sim::scenario::Scenario;
+use vigil_sim::world::{FailReason, MonitorChange, OutageKind, PlatformStep};
+use vigil_tests::scenarios_dir;
+
+/// Seeds each scenario runs on here.
+const SEEDS: [u64; 3] = [1, 2, 3];
+
+fn load(name: &str) -> Scenario {
+    let path = scenarios_dir().join(format!("{name}.toml"));
+    vigil_sim::load_file(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Run `scenario` with `seed`, assert every expectation of the file holds,
+/// and hand the finished simulation to `inspect`.
+fn each_seed(name: &str, inspect: impl Fn(&Simulation<'_>, u64)) {
+    let scenario = load(name);
+    for seed in SEEDS {
+        let mut sim = Simulation::new(&scenario, seed);
+        sim.run();
+        let failed: Vec<ExpectationOutcome> = check::evaluate(&sim).into_iter().filter(|e| !e.passed).collect();
+        assert!(failed.is_empty(), "{name} seed {seed}: {failed:?}");
+        inspect(&sim, seed);
+    }
+}
+
+fn actions(sim: &Simulation<'_>) -> Vec<(Instant, Action)> {
+    check::actions(sim.observations()).collect()
+}
+
+fn decisions(sim: &Simulation<'_>) -> Vec<(Instant, vigil_core::recovery::Decision)> {
+    sim.observations()
+        .recovery
+        .iter()
+        .filter_map(|(at, o)| if let RecoveryOutput::Decision(d) = o { Some((*at, *d)) } else { None })
+        .collect()
+}
+
+fn instance(scenario: &Scenario, name: &str) -> InstanceId {
+    (0..scenario.instance_count())
+        .map(InstanceId)
+        .find(|&i| scenario.node_name(Scenario::node_of(i)) == name)
+        .unwrap_or_else(|| panic!("no instance {name}"))
+}
+
+fn service_of(scenario: &Scenario, i: InstanceId) -> &str {
+    let (s, _) = scenario.locate(i).expect("an instance of the scenario");
+    &scenario.services[s].name
+}
+
+#[test]
+fn crash_and_restart_restarts_only_the_crashed_instance_once() {
+    each_seed("crash-and-restart", |sim, seed| {
+        let crashed = instance(sim.scenario(), "checkout/1");
+        let acts = actions(sim);
+        assert_eq!(acts.len(), 1, "seed {seed}: one action: {acts:?}");
+        assert_eq!(acts[0].1.kind, ActionKind::Restart);
+        assert_eq!(acts[0].1.instance, Some(crashed));
+        let platform = &sim.observations().platform;
+        assert!(
+            platform.iter().any(|p| p.step == PlatformStep::Restarted && p.instance == Some(crashed)),
+            "seed {seed}: the platform restarted it: {platform:?}"
+        );
+        assert!(
+            decisions(sim).iter().any(|(_, d)| matches!(d.kind, DecisionKind::Resolved { by_action: true })),
+            "seed {seed}: the episode ends resolved by its restart"
+        );
+    });
+}
+
+#[test]
+fn a_crash_loop_climbs_restart_then_replace_then_asks_a_human_and_stops() {
+    each_seed("crash-loop-escalation", |sim, seed| {
+        let looping = instance(sim.scenario(), "payments/2");
+        let acts = actions(sim);
+        assert!(acts.iter().all(|(_, a)| a.instance == Some(looping)), "seed {seed}: only payments/2: {acts:?}");
+        let kinds: Vec<ActionKind> = acts.iter().map(|(_, a)| a.kind).collect();
+        let first = |k: fn(&ActionKind) -> bool| kinds.iter().position(k);
+        let restart = first(|k| *k == ActionKind::Restart).expect("restarted");
+        let replace = first(|k| *k == ActionKind::Replace).expect("replaced");
+        let human = first(|k| matches!(k, ActionKind::AskHuman { .. })).expect("asked a human");
+        assert!(restart < replace && replace < human, "seed {seed}: ladder order: {kinds:?}");
+        assert_eq!(human, kinds.len() - 1, "seed {seed}: nothing after asking a human: {kinds:?}");
+        // The replacement crash-looped too: the platform said so.
+        assert!(
+            sim.observations()
+                .platform
+                .iter()
+                .any(|p| p.step == PlatformStep::Failed(FailReason::DiedAgain)),
+            "seed {seed}: restarts and the replacement died again"
+        );
+    });
+}
+
+#[test]
+fn simultaneous_failures_are_each_recovered_in_parallel() {
+    each_seed("simultaneous-failures", |sim, seed| {
+        let scenario = sim.scenario();
+        let mut restarted: Vec<String> = actions(sim)
+            .iter()
+            .filter(|(_, a)| a.kind == ActionKind::Restart)
+            .filter_map(|(_, a)| a.instance)
+            .map(|i| scenario.node_name(Scenario::node_of(i)))
+            .collect();
+        restarted.sort();
+        assert_eq!(restarted, ["api/1", "web/0", "worker/2"], "seed {seed}");
+        assert!(sim.observations().max_in_flight >= 2, "seed {seed}: they overlapped");
+    });
+}
+
+#[test]
+fn a_cascade_restarts_the_root_cause_and_holds_its_dependents() {
+    each_seed("dependency-cascade", |sim, seed| {
+        let scenario = sim.scenario();
+        for (_, a) in actions(sim) {
+            if let Some(i) = a.instance {
+                assert_eq!(service_of(scenario, i), "db", "seed {seed}: only db is acted on: {a:?}");
+            }
+        }
+        let held_for_root = decisions(sim).iter().any(|(_, d)| {
+            matches!(d.kind, DecisionKind::Withheld { reason: HoldReason::Dependency { .. } })
+        });
+        assert!(held_for_root, "seed {seed}: dependents were held for the root cause");
+        // The dependents did fail, and came back without being touched.
+        let api0 = instance(scenario, "api/0");
+        let statuses: Vec<HealthStatus> = sim
+            .observations()
+            .monitor
+            .iter()
+            .filter(|m| m.instance == api0)
+            .filter_map(|m| if let MonitorChange::Status { to, .. } = m.change { Some(to) } else { None })
+            .collect();
+        assert!(statuses.contains(&HealthStatus::Failed), "seed {seed}: api/0 failed: {statuses:?}");
+        assert_eq!(statuses.last(), Some(&HealthStatus::Healthy), "seed {seed}: and healed by itself");
+    });
+}
+
+#[test]
+fn a_partitioned_monitor_suspects_itself_and_restarts_nothing() {
+    each_seed("monitor-partition", |sim, seed| {
+        let acts = actions(sim);
+        assert!(acts.is_empty(), "seed {seed}: no action at all: {acts:?}");
+        let storm = decisions(sim).iter().any(|(_, d)| matches!(d.kind, DecisionKind::StormSuspected { .. }));
+        assert!(storm, "seed {seed}: the storm guard spoke");
+        // The fleet did look dead from the monitor's side.
+        let dead = sim.observations().verdicts.iter().filter(|v| v.to == vigil_core::health::Liveness::Dead);
+        assert!(dead.count() >= 3, "seed {seed}: the monitor saw the fleet go dark");
+    });
+}
+
+#[test]
+fn memory_exhaustion_is_killed_and_restarted_each_time() {
+    each_seed("memory-exhaustion", |sim, seed| {
+        let leaking = instance(sim.scenario(), "cart/1");
+        let kills = sim.observations().outages[leaking.index()]
+            .iter()
+            .filter(|o| o.kind == OutageKind::OutOfMemory)
+            .count();
+        assert!(kills >= 3, "seed {seed}: a 40 s leak over 3 minutes kills it several times ({kills})");
+        let restarts = actions(sim).iter().filter(|(_, a)| a.kind == ActionKind::Restart).count();
+        assert_eq!(restarts, kills, "seed {seed}: one restart per kill");
+    });
+}
+
+#[test]
+fn cpu_saturation_scales_out_and_never_restarts() {
+    each_seed("cpu-saturation-scale-out", |sim, seed| {
+        let acts = actions(sim);
+        assert!(acts.iter().any(|(_, a)| matches!(a.kind, ActionKind::ScaleOut { .. })), "seed {seed}");
+        assert!(
+            !acts.iter().any(|(_, a)| matches!(a.kind, ActionKind::Restart | ActionKind::Replace)),
+            "seed {seed}: a saturated instance is not broken: {acts:?}"
+        );
+        let provisioned =
+            sim.observations().platform.iter().filter(|p| p.step == PlatformStep::Provisioned).count();
+        assert_eq!(provisioned, 3, "seed {seed}: all three standby slots joined");
+        let scenario = sim.scenario();
+        let control = sim.control().expect("the control node runs");
+        for i in 3..6 {
+            assert!(control.is_routable(InstanceId(i)), "seed {seed}: search/{i} serves at the end");
+        }
+    });
+}
+
+#[test]
+fn a_zone_crash_fails_restarts_on_dead_hosts_and_replaces_them() {
+    each_seed("zone-crash", |sim, seed| {
+        let scenario = sim.scenario();
+        let platform = &sim.observations().platform;
+        assert!(
+            platform.iter().any(|p| p.step == PlatformStep::Failed(FailReason::HostDown)),
+            "seed {seed}: a restart needs a host: {platform:?}"
+        );
+        let replaced: Vec<String> = platform
+            .iter()
+            .filter(|p| p.step == PlatformStep::Replaced)
+            .filter_map(|p| p.instance)
+            .map(|i| scenario.zone_of(i).unwrap_or("-").to_string())
+            .collect();
+        assert!(!replaced.is_empty(), "seed {seed}: replacements happened");
+        assert!(replaced.iter().all(|z| z == "b"), "seed {seed}: only zone b's instances: {replaced:?}");
+    });
+}
+
+#[test]
+fn a_recovery_storm_respects_the_limits_and_brings_everyone_back() {
+    each_seed("recovery-storm", |sim, seed| {
+        let obs = sim.observations();
+        assert!(obs.max_in_flight <= 3, "seed {seed}: global limit");
+        let crashed: Vec<usize> = obs
+            .outages
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.iter().any(|o| o.kind == OutageKind::Crash))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(crashed.len(), 8, "seed {seed}: 40% of 20");
+        let limited = decisions(sim).iter().any(|(_, d)| {
+            matches!(
+                d.kind,
+                DecisionKind::Withheld { reason: HoldReason::GlobalLimit { .. } | HoldReason::ServiceLimit { .. } }
+            )
+        });
+        assert!(limited, "seed {seed}: the limits held some back");
+        let control = sim.control().expect("the control node runs");
+        for i in crashed {
+            assert!(control.is_routable(InstanceId(i as u32)), "seed {seed}: feed/{i} is back");
+        }
+    });
+}
+
+#[test]
+fn every_recovery_scenario_is_deterministic_and_picks_differ_by_seed() {
+    let scenario = load("recovery-storm");
+    let picked = |seed: u64| -> Vec<usize> {
+        let mut sim = Simulation::new(&scenario, seed);
+        sim.run();
+        sim.observations()
+            .outages
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| !o.is_empty())
+            .map(|(i, _)| i)
+            .collect()
+    };
+    assert_eq!(picked(7), picked(7), "one seed, one pick");
+    assert!((0..5).map(picked).collect::<std::collections::BTreeSet<_>>().len() > 1, "seeds pick differently");
+}
