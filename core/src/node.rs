@@ -24,8 +24,8 @@ use crate::id::{InstanceId, NodeId, ServiceId};
 use crate::machine::Machine;
 use crate::message::{EndpointUpdate, Message, Probe};
 use crate::recovery::{
-    Action, ActionId, ActionKind, Decision, DecisionKind, FailureReport, FailureType, Outcome, RecoveryConfig,
-    RecoveryConfigError, RecoveryCoordinator, RecoveryInput, RecoveryOutput, StormScope,
+    Action, ActionId, ActionKind, Decision, DecisionKind, FailureReport, FailureType, Outcome,
+    RecoveryConfig, RecoveryConfigError, RecoveryCoordinator, RecoveryInput, RecoveryOutput, StormScope,
 };
 use crate::registry::{
     ChangeKind, HealthStatus as CatalogHealth, RegisterOutcome, Registration, Registry, RegistryConfig,
@@ -625,7 +625,9 @@ impl ControlPlane {
         if let Some(r) = self.recovery.as_mut() {
             while let Some(out) = r.poll_output() {
                 match out {
-                    RecoveryOutput::Action(Action { kind: ActionKind::Reroute, instance: Some(i), .. }) => {
+                    RecoveryOutput::Action(Action {
+                        kind: ActionKind::Reroute, instance: Some(i), ..
+                    }) => {
                         reroutes.push((i, true));
                     }
                     RecoveryOutput::Decision(Decision {
@@ -661,8 +663,7 @@ impl ControlPlane {
             .is_some_and(|s| matches!(s.status, Liveness::Suspect | Liveness::Dead));
         let monitored = self.monitored.get(instance.index()).copied().unwrap_or(false);
         silent
-            || (monitored
-                && self.monitor.status(instance) == Some(crate::health::HealthStatus::Unresponsive))
+            || (monitored && self.monitor.status(instance) == Some(crate::health::HealthStatus::Unresponsive))
     }
 
     /// Tell the storm guard how much of each touched scope looks down.

@@ -291,7 +291,12 @@ pub struct Recovery {
 /// Health is the monitor's status for instances with active checks, else
 /// the failure detector's verdict. A process that comes back healthy and
 /// dies again (a crash loop) is not restored.
-fn restored_at(sim: &Simulation<'_>, instance: InstanceId, from: Instant, horizon: Instant) -> Option<Instant> {
+fn restored_at(
+    sim: &Simulation<'_>,
+    instance: InstanceId,
+    from: Instant,
+    horizon: Instant,
+) -> Option<Instant> {
     let scenario = sim.scenario();
     let obs = sim.observations();
     let monitored = scenario.locate(instance).is_some_and(|(s, _)| scenario.services[s].health.is_some());
@@ -399,7 +404,10 @@ fn recovery_started_within(sim: &Simulation<'_>, bound: Duration) -> Expectation
                 }
                 due += 1;
                 let what = match started {
-                    Some(s) => format!("first action {} after detection", fmt_duration(s.saturating_duration_since(detected))),
+                    Some(s) => format!(
+                        "first action {} after detection",
+                        fmt_duration(s.saturating_duration_since(detected))
+                    ),
                     None => "no recovery action".to_string(),
                 };
                 late.push(format!(
@@ -514,7 +522,8 @@ fn no_restart_of_healthy_instances(sim: &Simulation<'_>) -> ExpectationOutcome {
 }
 
 fn actions_taken(sim: &Simulation<'_>, wanted: &[ActionClass]) -> ExpectationOutcome {
-    let taken: BTreeSet<ActionClass> = actions(sim.observations()).filter_map(|(_, a)| action_class(a.kind)).collect();
+    let taken: BTreeSet<ActionClass> =
+        actions(sim.observations()).filter_map(|(_, a)| action_class(a.kind)).collect();
     let missing: Vec<&str> = wanted.iter().filter(|c| !taken.contains(c)).map(|c| c.name()).collect();
     let seen: Vec<&str> = taken.iter().map(|c| c.name()).collect();
     let names: Vec<&str> = wanted.iter().map(|c| c.name()).collect();
@@ -525,7 +534,11 @@ fn actions_taken(sim: &Simulation<'_>, wanted: &[ActionClass]) -> ExpectationOut
         observed: if missing.is_empty() {
             format!("taken: {}", seen.join(", "))
         } else {
-            format!("never taken: {} (taken: {})", missing.join(", "), if seen.is_empty() { "none".to_string() } else { seen.join(", ") })
+            format!(
+                "never taken: {} (taken: {})",
+                missing.join(", "),
+                if seen.is_empty() { "none".to_string() } else { seen.join(", ") }
+            )
         },
     }
 }

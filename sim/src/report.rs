@@ -132,7 +132,8 @@ pub struct Percentiles {
 
 impl Percentiles {
     fn of(samples: &[Duration]) -> Percentiles {
-        let mut h = hdrhistogram::Histogram::<u64>::new(3).expect("3 significant figures is a valid precision");
+        let mut h =
+            hdrhistogram::Histogram::<u64>::new(3).expect("3 significant figures is a valid precision");
         for d in samples {
             // Auto-resizing: recording a u64 cannot fail.
             let _ = h.record(millis(*d));
@@ -198,7 +199,10 @@ impl RecoveryReport {
                 None => {
                     faults.push(FaultRecovery {
                         index,
-                        description: sim.plan().get(index).map_or_else(String::new, |f| describe(scenario, f)),
+                        description: sim
+                            .plan()
+                            .get(index)
+                            .map_or_else(String::new, |f| describe(scenario, f)),
                         outages: 0,
                         detected_after_ms: None,
                         recovery_started_after_ms: None,
@@ -268,8 +272,12 @@ impl RecoveryReport {
     }
 
     fn write(&self, s: &mut String) {
-        let _ = writeln!(s, "
-recovery  {}", self.verdict.text());
+        let _ = writeln!(
+            s,
+            "
+recovery  {}",
+            self.verdict.text()
+        );
         let _ = writeln!(s, "  detection        {}", self.detection.text());
         let _ = writeln!(s, "  recovery start   {}", self.recovery_start.text());
         let _ = writeln!(s, "  time to restore  {}", self.time_to_restore.text());
@@ -281,7 +289,9 @@ recovery  {}", self.verdict.text());
             self.max_concurrent
         );
         for f in &self.faults {
-            let ms = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| fmt_duration(Duration::from_millis(v)));
+            let ms = |v: Option<u64>| {
+                v.map_or_else(|| "-".to_string(), |v| fmt_duration(Duration::from_millis(v)))
+            };
             let restored = match f.restored_after_ms {
                 Some(v) => format!("restored {}", ms(Some(v))),
                 None => format!("NOT restored ({} outage(s))", f.unrestored),
@@ -570,7 +580,11 @@ pub fn describe(scenario: &Scenario, fault: &Fault) -> String {
         }
         FaultAction::HostCrash(t) => format!("host crash {}", names(scenario, t)),
         FaultAction::MemoryLeak { targets, exhausts_after } => {
-            format!("memory leak {} exhausting in {}", names(scenario, targets), fmt_duration(*exhausts_after))
+            format!(
+                "memory leak {} exhausting in {}",
+                names(scenario, targets),
+                fmt_duration(*exhausts_after)
+            )
         }
         FaultAction::Cpu { targets, factor } => format!("cpu x{factor} {}", names(scenario, targets)),
         FaultAction::DiskFull(t) => format!("disk full {}", names(scenario, t)),

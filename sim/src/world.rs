@@ -568,7 +568,15 @@ pub fn expand_faults(scenario: &Scenario, seed: Seed) -> (Vec<Fault>, Vec<u32>) 
                 targets.sort_unstable();
             }
             out.push((
-                Fault { at, duration: fault.duration, action, pick: Pick::All, every: None, within: None, line: fault.line },
+                Fault {
+                    at,
+                    duration: fault.duration,
+                    action,
+                    pick: Pick::All,
+                    every: None,
+                    within: None,
+                    line: fault.line,
+                },
                 index as u32,
             ));
             match fault.every {
@@ -665,7 +673,9 @@ impl<'a> Simulation<'a> {
             next_call: 0,
             plan: Vec::new(),
             plan_source: Vec::new(),
-            provisioned: (0..scenario.instance_count()).map(|i| !scenario.is_standby(InstanceId(i))).collect(),
+            provisioned: (0..scenario.instance_count())
+                .map(|i| !scenario.is_standby(InstanceId(i)))
+                .collect(),
             asked: Vec::new(),
             jobs: Vec::new(),
             last_action: vec![None; scenario.instance_count() as usize],
@@ -674,10 +684,8 @@ impl<'a> Simulation<'a> {
             service_names: scenario.services.iter().map(|s| s.name.clone()).collect(),
         };
         let (plan, plan_source) = expand_faults(scenario, seed);
-        sim.observed.faults = plan_source
-            .iter()
-            .map(|&source| FaultSpan { source, began: None, ended: None })
-            .collect();
+        sim.observed.faults =
+            plan_source.iter().map(|&source| FaultSpan { source, began: None, ended: None }).collect();
         sim.plan = plan;
         sim.plan_source = plan_source;
         for n in 0..node_count {
@@ -816,10 +824,8 @@ impl<'a> Simulation<'a> {
         // A dependency that cannot answer fails this service's answers too,
         // unless a circuit isolates it (calls to it fail fast, a fallback
         // answers).
-        let dependency_down = spec
-            .depends_on
-            .iter()
-            .any(|&d| !self.open_circuits.contains(&(service, d)) && !self.serving(d));
+        let dependency_down =
+            spec.depends_on.iter().any(|&d| !self.open_circuits.contains(&(service, d)) && !self.serving(d));
         let seed = self.seed;
         let now = self.now;
         let app = &mut self.apps[instance.index()];
@@ -957,7 +963,17 @@ impl<'a> Simulation<'a> {
     /// Recovery actions are queued in `asked`.
     fn drain_outputs(&mut self, node: NodeId) {
         let Simulation {
-            nodes, network, queue, observed, now, timeline, names, asked, last_action, service_names: services, ..
+            nodes,
+            network,
+            queue,
+            observed,
+            now,
+            timeline,
+            names,
+            asked,
+            last_action,
+            service_names: services,
+            ..
         } = self;
         let now = *now;
         let slot = &mut nodes[node.index()];
@@ -1202,7 +1218,12 @@ impl<'a> Simulation<'a> {
         self.observed.disturb(node, self.now);
         self.open_kinds[node.index()].push(kind);
         if let Some(instance) = self.scenario.instance_on(node) {
-            self.observed.outages[instance.index()].push(Outage { kind, began: self.now, ended: None, fault });
+            self.observed.outages[instance.index()].push(Outage {
+                kind,
+                began: self.now,
+                ended: None,
+                fault,
+            });
         }
     }
 
@@ -1442,7 +1463,8 @@ impl<'a> Simulation<'a> {
                     let Some(i) = self.scenario.instance_on(n) else { continue };
                     self.observed.restore(n, now);
                     let app = &mut self.apps[i.index()];
-                    if let Some(k) = app.loops.iter().position(|l| l.0 == *after && l.1 == *survives_replace) {
+                    if let Some(k) = app.loops.iter().position(|l| l.0 == *after && l.1 == *survives_replace)
+                    {
                         app.loops.remove(k);
                     }
                     if app.looping().is_none() {
@@ -1550,8 +1572,11 @@ impl<'a> Simulation<'a> {
         (0..self.plan.len()).rev().find_map(|k| {
             let span = &self.observed.faults[k];
             let fault = &self.plan[k];
-            (span.began.is_some() && span.ended.is_none() && matches(&fault.action) && fault.action.nodes().contains(&node))
-                .then_some(k as u32)
+            (span.began.is_some()
+                && span.ended.is_none()
+                && matches(&fault.action)
+                && fault.action.nodes().contains(&node))
+            .then_some(k as u32)
         })
     }
 
@@ -1576,7 +1601,9 @@ impl<'a> Simulation<'a> {
             let now = self.now;
             match action.kind {
                 ActionKind::Restart | ActionKind::Replace => {
-                    let Some(i) = action.instance.filter(|i| i.index() < self.provisioned.len()) else { continue };
+                    let Some(i) = action.instance.filter(|i| i.index() < self.provisioned.len()) else {
+                        continue;
+                    };
                     let node = Scenario::node_of(i);
                     let replace = action.kind == ActionKind::Replace;
                     let slot = &self.nodes[node.index()];
@@ -1687,7 +1714,11 @@ impl<'a> Simulation<'a> {
                     self.boot(node);
                     let (service, _) = self.scenario.locate(i).expect("a slot of the scenario");
                     let request = RegisterRequest {
-                        registration: Registration::new(i, self.scenario.services[service].name.clone(), "unknown"),
+                        registration: Registration::new(
+                            i,
+                            self.scenario.services[service].name.clone(),
+                            "unknown",
+                        ),
                         node,
                         class: service,
                     };
@@ -1723,7 +1754,8 @@ impl<'a> Simulation<'a> {
     fn platform_event(&mut self, action: ActionId, instance: Option<InstanceId>, step: PlatformStep) {
         let event = PlatformEvent { at: self.now, action, instance, step };
         if let Some(out) = self.timeline.as_mut() {
-            let who = instance.map_or_else(|| "-".to_string(), |i| self.names[Scenario::node_of(i).index()].clone());
+            let who = instance
+                .map_or_else(|| "-".to_string(), |i| self.names[Scenario::node_of(i).index()].clone());
             let _ = writeln!(out, "{} {:<14} platform {action}: {step}", self.now, who);
         }
         self.observed.platform.push(event);

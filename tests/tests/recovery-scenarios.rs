@@ -27,7 +27,8 @@ fn each_seed(name: &str, inspect: impl Fn(&Simulation<'_>, u64)) {
     for seed in SEEDS {
         let mut sim = Simulation::new(&scenario, seed);
         sim.run();
-        let failed: Vec<ExpectationOutcome> = check::evaluate(&sim).into_iter().filter(|e| !e.passed).collect();
+        let failed: Vec<ExpectationOutcome> =
+            check::evaluate(&sim).into_iter().filter(|e| !e.passed).collect();
         assert!(failed.is_empty(), "{name} seed {seed}: {failed:?}");
         inspect(&sim, seed);
     }
@@ -82,7 +83,10 @@ fn a_crash_loop_climbs_restart_then_replace_then_asks_a_human_and_stops() {
     each_seed("crash-loop-escalation", |sim, seed| {
         let looping = instance(sim.scenario(), "payments/2");
         let acts = actions(sim);
-        assert!(acts.iter().all(|(_, a)| a.instance == Some(looping)), "seed {seed}: only payments/2: {acts:?}");
+        assert!(
+            acts.iter().all(|(_, a)| a.instance == Some(looping)),
+            "seed {seed}: only payments/2: {acts:?}"
+        );
         let kinds: Vec<ActionKind> = acts.iter().map(|(_, a)| a.kind).collect();
         let first = |k: fn(&ActionKind) -> bool| kinds.iter().position(k);
         let restart = first(|k| *k == ActionKind::Restart).expect("restarted");
@@ -92,10 +96,7 @@ fn a_crash_loop_climbs_restart_then_replace_then_asks_a_human_and_stops() {
         assert_eq!(human, kinds.len() - 1, "seed {seed}: nothing after asking a human: {kinds:?}");
         // The replacement crash-looped too: the platform said so.
         assert!(
-            sim.observations()
-                .platform
-                .iter()
-                .any(|p| p.step == PlatformStep::Failed(FailReason::DiedAgain)),
+            sim.observations().platform.iter().any(|p| p.step == PlatformStep::Failed(FailReason::DiedAgain)),
             "seed {seed}: restarts and the replacement died again"
         );
     });
@@ -126,9 +127,9 @@ fn a_cascade_restarts_the_root_cause_and_holds_its_dependents() {
                 assert_eq!(service_of(scenario, i), "db", "seed {seed}: only db is acted on: {a:?}");
             }
         }
-        let held_for_root = decisions(sim).iter().any(|(_, d)| {
-            matches!(d.kind, DecisionKind::Withheld { reason: HoldReason::Dependency { .. } })
-        });
+        let held_for_root = decisions(sim)
+            .iter()
+            .any(|(_, d)| matches!(d.kind, DecisionKind::Withheld { reason: HoldReason::Dependency { .. } }));
         assert!(held_for_root, "seed {seed}: dependents were held for the root cause");
         // The dependents did fail, and came back without being touched.
         let api0 = instance(scenario, "api/0");
@@ -227,7 +228,9 @@ fn a_recovery_storm_respects_the_limits_and_brings_everyone_back() {
         let limited = decisions(sim).iter().any(|(_, d)| {
             matches!(
                 d.kind,
-                DecisionKind::Withheld { reason: HoldReason::GlobalLimit { .. } | HoldReason::ServiceLimit { .. } }
+                DecisionKind::Withheld {
+                    reason: HoldReason::GlobalLimit { .. } | HoldReason::ServiceLimit { .. }
+                }
             )
         });
         assert!(limited, "seed {seed}: the limits held some back");
@@ -244,14 +247,11 @@ fn every_recovery_scenario_is_deterministic_and_picks_differ_by_seed() {
     let picked = |seed: u64| -> Vec<usize> {
         let mut sim = Simulation::new(&scenario, seed);
         sim.run();
-        sim.observations()
-            .outages
-            .iter()
-            .enumerate()
-            .filter(|(_, o)| !o.is_empty())
-            .map(|(i, _)| i)
-            .collect()
+        sim.observations().outages.iter().enumerate().filter(|(_, o)| !o.is_empty()).map(|(i, _)| i).collect()
     };
     assert_eq!(picked(7), picked(7), "one seed, one pick");
-    assert!((0..5).map(picked).collect::<std::collections::BTreeSet<_>>().len() > 1, "seeds pick differently");
+    assert!(
+        (0..5).map(picked).collect::<std::collections::BTreeSet<_>>().len() > 1,
+        "seeds pick differently"
+    );
 }

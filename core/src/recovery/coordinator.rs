@@ -462,6 +462,18 @@ impl RecoveryCoordinator {
                 record.attempts_since_reset = 0;
             }
             let not_before = self.backoff_until(now, instance);
+            let mut pending = Pending::new(not_before);
+            // A service with dependencies fails with them, and its failure
+            // may be reported a moment before theirs: give the root cause
+            // `dependency.confirm` to show up before acting on the symptom.
+            let confirm = self.config.dependency.confirm;
+            if !confirm.is_zero()
+                && self.policy_of(service).hold_for_dependencies
+                && !self.graph.dependencies_of(service).is_empty()
+            {
+                mark!("confirm_dependencies");
+                pending = pending.settle(now.saturating_add(confirm));
+            }
             self.episodes.insert(
                 instance,
                 Episode {
@@ -471,7 +483,7 @@ impl RecoveryCoordinator {
                     position: Position::default(),
                     attempts: 0,
                     detected_at: now,
-                    phase: Phase::Pending(Pending::new(not_before)),
+                    phase: Phase::Pending(pending),
                 },
             );
             self.by_correlation.insert(id, instance);
@@ -646,12 +658,13 @@ impl RecoveryCoordinator {
     /// Re-evaluate storms, then give every pending episode, oldest first, a
     /// chance to act.
     fn schedule(&mut self, now: Instant) {
-        // The storm guard counts instances that look down (crashed,
-        // unresponsive, crash-looping), not degraded ones: an overload makes
-        // a whole service slow at once, and that calls for scaling out, not
-        // for suspecting the observer.
+        // The storm guard counts instances that went silent (unresponsive),
+        // the one failure an observer's own trouble looks like. A crashed
+        // instance answered (it refused, or erred), so the observer reaches
+        // it; a degraded one is slow, and a whole slow service calls for
+        // scaling out; a crash-looping one was seen to come and go.
         let mut down: BTreeMap<ServiceId, u32> = BTreeMap::new();
-        for episode in self.episodes.values().filter(|e| e.failure != FailureType::Degraded) {
+        for episode in self.episodes.values().filter(|e| e.failure == FailureType::Unresponsive) {
             *down.entry(episode.service).or_insert(0) += 1;
         }
         self.update_storm(now, StormScope::Global, (down.values().sum(), self.registered));

@@ -625,12 +625,27 @@ pub struct DependencyConfig {
     /// After its dependency recovers, how long a held dependent waits
     /// before acting (it likely heals by itself). May be zero.
     pub grace: Duration,
+    /// How long a failing instance of a service with dependencies waits
+    /// before its first action, so a failing dependency (the likelier root
+    /// cause) is reported first. May be zero.
+    #[serde(default = "DependencyConfig::default_confirm")]
+    pub confirm: Duration,
+}
+
+impl DependencyConfig {
+    fn default_confirm() -> Duration {
+        Duration::from_secs(3)
+    }
 }
 
 impl Default for DependencyConfig {
-    /// Half the instances; 10 s of grace.
+    /// Half the instances; 10 s of grace; 3 s to confirm.
     fn default() -> Self {
-        DependencyConfig { impaired_permille: 500, grace: Duration::from_secs(10) }
+        DependencyConfig {
+            impaired_permille: 500,
+            grace: Duration::from_secs(10),
+            confirm: DependencyConfig::default_confirm(),
+        }
     }
 }
 

@@ -788,9 +788,49 @@ fn circuits_isolate_a_failing_dependency_and_probe_it_half_open() {
 }
 
 #[test]
+fn a_dependent_waits_to_confirm_and_a_dependency_reported_meanwhile_is_the_root_cause() {
+    marks::take("confirm_dependencies");
+    let cfg = config(&[(0, &[1]), (1, &[])]);
+    let confirm = cfg.dependency.confirm;
+    assert!(!confirm.is_zero(), "on by default");
+    let mut h = Harness::new(cfg).with(0, [0, 1]).with(1, [10, 11]);
+    // The dependent's failure is reported first: it waits to confirm.
+    let out = h.fail(0, FailureType::Crashed);
+    assert!(actions(&out).is_empty(), "no action on a symptom at once: {out:?}");
+    assert_eq!(withheld(&out), [HoldReason::Settling { until: h.now + confirm }]);
+    assert_eq!(marks::take("confirm_dependencies"), 1);
+    // Its dependency's failure comes a moment later: the root cause acts,
+    // the dependent is held for it.
+    h.now = h.now + Duration::from_millis(500);
+    let root = the_action(&h.fail(10, FailureType::Crashed));
+    assert_eq!(root.instance, Some(i(10)));
+    let out = h.next_timer();
+    assert!(actions(&out).is_empty(), "the dependent is still held: {out:?}");
+    assert_eq!(
+        h.episode(0).map(|e| e.phase),
+        Some(EpisodePhase::Pending { held: Some(HoldReason::Dependency { root: s(1) }) })
+    );
+}
+
+#[test]
+fn a_dependent_whose_dependencies_are_fine_acts_after_confirming() {
+    let cfg = config(&[(0, &[1]), (1, &[])]);
+    let confirm = cfg.dependency.confirm;
+    let mut h = Harness::new(cfg).with(0, [0, 1]).with(1, [10, 11]);
+    let start = h.now;
+    assert!(actions(&h.fail(0, FailureType::Crashed)).is_empty());
+    let a = the_action(&h.next_timer());
+    assert_eq!((a.instance, a.kind, a.at), (Some(i(0)), ActionKind::Restart, start + confirm));
+    // A service without dependencies never waits to confirm.
+    let b = the_action(&h.fail(10, FailureType::Crashed));
+    assert_eq!(b.at, h.now);
+}
+
+#[test]
 fn with_no_grace_a_dependent_acts_as_soon_as_its_dependency_recovers() {
     let mut cfg = config(&[(0, &[1]), (1, &[])]);
     cfg.dependency.grace = Duration::ZERO;
+    cfg.dependency.confirm = Duration::ZERO;
     let mut h = Harness::new(cfg).with(0, [0, 1]).with(1, [10, 11]);
     let p = the_action(&h.fail(10, FailureType::Crashed));
     assert_eq!(withheld(&h.fail(0, FailureType::Unresponsive)), [HoldReason::Dependency { root: s(1) }]);
@@ -803,6 +843,7 @@ fn with_no_grace_a_dependent_acts_as_soon_as_its_dependency_recovers() {
 fn a_dependent_still_backing_off_waits_out_its_backoff_not_a_grace() {
     let mut cfg = config(&[(0, &[1]), (1, &[])]);
     cfg.dependency.grace = Duration::ZERO;
+    cfg.dependency.confirm = Duration::ZERO;
     let mut h = Harness::new(cfg).with(0, [0, 1]).with(1, [10, 11]);
     // Checkout/0 crashes while payments is fine: restarted, which fails.
     let a = the_action(&h.fail(0, FailureType::Crashed));
@@ -917,6 +958,23 @@ fn a_mass_failure_is_a_storm_and_nothing_more_is_restarted() {
         "held for the storm: {:?}",
         withheld(&h.log)
     );
+}
+
+#[test]
+fn a_mass_crash_is_no_storm_the_limits_pace_it_instead() {
+    // Crashed instances answered (refusals, errors): the observer reaches
+    // them, so however many crash, the observer is not suspected.
+    let mut cfg = config(&[(0, &[])]);
+    cfg.limits.max_service_share_permille = 200; // 2 of 10 at once
+    let mut h = Harness::new(cfg).with(0, 0..10);
+    for n in 0..8 {
+        h.fail(n, FailureType::Crashed);
+    }
+    assert!(!h.c.get().in_storm(StormScope::Global));
+    assert!(!h.c.get().in_storm(StormScope::Service(s(0))));
+    assert_eq!(actions(&h.log).len(), 2, "the service share paces the restarts");
+    assert!(withheld(&h.log).contains(&HoldReason::ServiceLimit { max: 2 }), "{:?}", withheld(&h.log));
+    assert!(!decisions(&h.log).iter().any(|d| matches!(d, DecisionKind::StormSuspected { .. })));
 }
 
 #[test]

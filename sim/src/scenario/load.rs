@@ -25,8 +25,8 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use toml::Spanned;
 use vigil_core::recovery::{
     BackoffConfig, CircuitConfig, DependencyConfig, Intensity, Ladder, Limits, MAX_INSTANCES,
-    MAX_INTENSITY_RESTARTS, MAX_POLICIES, MAX_RUNGS, MAX_SERVICES, Policy, RecoveryConfig, Rung,
-    StormConfig, Strategy,
+    MAX_INTENSITY_RESTARTS, MAX_POLICIES, MAX_RUNGS, MAX_SERVICES, Policy, RecoveryConfig, Rung, StormConfig,
+    Strategy,
 };
 use vigil_core::{Duration, NodeId};
 
@@ -298,10 +298,14 @@ struct RawStorm {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a dependency table like { impaired = \"50%\", grace = \"10s\" }")]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a dependency table like { impaired = \"50%\", grace = \"10s\", confirm = \"3s\" }"
+)]
 struct RawDependency {
     impaired: Option<Spanned<Share>>,
     grace: Option<Spanned<Dur>>,
+    confirm: Option<Spanned<Dur>>,
 }
 
 #[derive(Deserialize)]
@@ -1044,6 +1048,7 @@ fn validate_recovery(source: &str, raw: &Spanned<RawRecovery>, services: &[Servi
             DependencyConfig {
                 impaired_permille: permille("impaired", &raw.impaired, d.impaired_permille)?,
                 grace: raw.grace.as_ref().map_or(d.grace, |g| g.get_ref().0),
+                confirm: raw.confirm.as_ref().map_or(d.confirm, |c| c.get_ref().0),
             }
         }
     };
@@ -1849,7 +1854,10 @@ fn validate_health(raw: &Spanned<RawHealth>) -> Checked<InstanceHealthConfig> {
     let latency = match (&h.latency_window, latency) {
         (None, rule) => rule,
         (Some(w), None) => {
-            return Err(Diag::new(w.span(), "`latency_window` needs `latency_p99`: it is that rule's window"));
+            return Err(Diag::new(
+                w.span(),
+                "`latency_window` needs `latency_p99`: it is that rule's window",
+            ));
         }
         (Some(w), Some(rule)) => {
             let max = i64::from(vigil_core::health::MAX_WINDOW_SAMPLES);

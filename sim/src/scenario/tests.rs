@@ -1102,7 +1102,7 @@ fn scenario_recovery_file_parses_into_the_model() {
         service_intensity: Intensity { max_restarts: 20, period: secs(300) },
         backoff: BackoffConfig { base: secs(1), cap: secs(30), reset_after: secs(300) },
         storm: StormConfig { enter_permille: 600, exit_permille: 300, min_instances: 3, settle: secs(20) },
-        dependency: DependencyConfig { impaired_permille: 400, grace: secs(5) },
+        dependency: DependencyConfig { impaired_permille: 400, grace: secs(5), confirm: secs(3) },
         circuit: CircuitConfig { open_for: secs(10), open_for_max: secs(120) },
         action_timeout: secs(30),
     };

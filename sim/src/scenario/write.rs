@@ -454,12 +454,13 @@ fn write_recovery(s: &mut String, services: &[Service], recovery: &Recovery) -> 
         );
     }
     if *dependency != default.dependency {
-        let DependencyConfig { impaired_permille, grace } = *dependency;
+        let DependencyConfig { impaired_permille, grace, confirm } = *dependency;
         let _ = writeln!(
             s,
-            "dependency = {{ impaired = {}, grace = {} }}",
+            "dependency = {{ impaired = {}, grace = {}, confirm = {} }}",
             permille(impaired_permille),
-            dur(grace)
+            dur(grace),
+            dur(confirm)
         );
     }
     if *circuit != default.circuit {
