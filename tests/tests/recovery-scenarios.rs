@@ -184,7 +184,6 @@ fn cpu_saturation_scales_out_and_never_restarts() {
         let provisioned =
             sim.observations().platform.iter().filter(|p| p.step == PlatformStep::Provisioned).count();
         assert_eq!(provisioned, 3, "seed {seed}: all three standby slots joined");
-        let scenario = sim.scenario();
         let control = sim.control().expect("the control node runs");
         for i in 3..6 {
             assert!(control.is_routable(InstanceId(i)), "seed {seed}: search/{i} serves at the end");

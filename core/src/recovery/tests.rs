@@ -801,7 +801,7 @@ fn a_dependent_waits_to_confirm_and_a_dependency_reported_meanwhile_is_the_root_
     assert_eq!(marks::take("confirm_dependencies"), 1);
     // Its dependency's failure comes a moment later: the root cause acts,
     // the dependent is held for it.
-    h.now = h.now + Duration::from_millis(500);
+    h.now += Duration::from_millis(500);
     let root = the_action(&h.fail(10, FailureType::Crashed));
     assert_eq!(root.instance, Some(i(10)));
     let out = h.next_timer();
