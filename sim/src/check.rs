@@ -159,29 +159,32 @@ fn first_bad_verdict(
     }
 }
 
-/// Every outage of the run with its detection.
-pub fn detections(sim: &Simulation<'_>) -> Vec<Detection> {
-    let scenario = sim.scenario();
-    let obs = sim.observations();
+/// The detection of one outage of `instance`.
+fn detect(sim: &Simulation<'_>, instance: InstanceId, outage: &Outage) -> Detection {
+    let &Outage { kind, began, ended, .. } = outage;
     let end = Instant::ZERO + sim.duration();
+    let until = ended.unwrap_or(end);
+    let found = first_bad_verdict(sim.observations(), instance, began, until);
+    Detection {
+        instance: sim.scenario().node_name(Scenario::node_of(instance)),
+        kind,
+        began_ms: began.as_millis(),
+        ended_ms: ended.map(Instant::as_millis),
+        detected_ms: found.as_ref().map(|f| f.0.as_millis()),
+        detected_as: found.as_ref().map(|f| f.1.clone()),
+        began_at: began,
+        down_for: until - began,
+        standing: found.as_ref().is_some_and(|f| f.2),
+        detected_at: found.map(|f| f.0),
+    }
+}
+
+/// Every outage of the run with its detection, in order of start.
+pub fn detections(sim: &Simulation<'_>) -> Vec<Detection> {
     let mut out = Vec::new();
-    for (i, outages) in obs.outages.iter().enumerate() {
-        let instance = InstanceId(i as u32);
-        for &Outage { kind, began, ended, .. } in outages {
-            let until = ended.unwrap_or(end);
-            let found = first_bad_verdict(obs, instance, began, until);
-            out.push(Detection {
-                instance: scenario.node_name(Scenario::node_of(instance)),
-                kind,
-                began_ms: began.as_millis(),
-                ended_ms: ended.map(Instant::as_millis),
-                detected_ms: found.as_ref().map(|f| f.0.as_millis()),
-                detected_as: found.as_ref().map(|f| f.1.clone()),
-                began_at: began,
-                down_for: until - began,
-                standing: found.as_ref().is_some_and(|f| f.2),
-                detected_at: found.map(|f| f.0),
-            });
+    for (i, outages) in sim.observations().outages.iter().enumerate() {
+        for outage in outages {
+            out.push(detect(sim, InstanceId(i as u32), outage));
         }
     }
     out.sort_by_key(|d| (d.began_at, d.instance.clone()));
@@ -343,12 +346,11 @@ pub fn recoveries(sim: &Simulation<'_>) -> Vec<Recovery> {
     let obs = sim.observations();
     let all: Vec<(Instant, Action)> = actions(obs).collect();
     let mut out = Vec::new();
-    let mut detections = detections(sim).into_iter();
     for (i, outages) in obs.outages.iter().enumerate() {
         let instance = InstanceId(i as u32);
         let service = scenario.locate(instance).map(|(s, _)| s);
         for (k, outage) in outages.iter().enumerate() {
-            let Some(detection) = detections.next() else { break };
+            let detection = detect(sim, instance, outage);
             // The next outage that begins after this one ended bounds it.
             let horizon = outages[k + 1..]
                 .iter()

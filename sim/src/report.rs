@@ -108,8 +108,8 @@ pub struct FaultRecovery {
     pub detected_after_ms: Option<u64>,
     /// First recovery action, ms after the first detection.
     pub recovery_started_after_ms: Option<u64>,
-    /// Worst time from an outage's start to its return to health, ms;
-    /// `None` if one was never restored.
+    /// Worst time from a detected outage's start to its return to health,
+    /// ms, over those restored; `None` if none was.
     pub restored_after_ms: Option<u64>,
     /// Outages never restored.
     pub unrestored: u64,
@@ -206,7 +206,7 @@ impl RecoveryReport {
                         outages: 0,
                         detected_after_ms: None,
                         recovery_started_after_ms: None,
-                        restored_after_ms: Some(0),
+                        restored_after_ms: None,
                         unrestored: 0,
                         actions: Vec::new(),
                     });
@@ -224,12 +224,9 @@ impl RecoveryReport {
             match restored {
                 _ if r.detection.detected_at().is_none() => {}
                 Some(t) => {
-                    entry.restored_after_ms = entry.restored_after_ms.map(|w| w.max(millis(t)));
+                    entry.restored_after_ms = Some(entry.restored_after_ms.unwrap_or(0).max(millis(t)));
                 }
-                None => {
-                    entry.restored_after_ms = None;
-                    entry.unrestored += 1;
-                }
+                None => entry.unrestored += 1,
             }
             for action in &r.actions {
                 // A scale-out serves every outage of its service: once.
@@ -292,9 +289,10 @@ recovery  {}",
             let ms = |v: Option<u64>| {
                 v.map_or_else(|| "-".to_string(), |v| fmt_duration(Duration::from_millis(v)))
             };
-            let restored = match f.restored_after_ms {
-                Some(v) => format!("restored {}", ms(Some(v))),
-                None => format!("NOT restored ({} outage(s))", f.unrestored),
+            let restored = match (f.detected_after_ms, f.unrestored, f.restored_after_ms) {
+                (None, _, _) => "nothing to restore".to_string(),
+                (Some(_), 0, v) => format!("restored {}", ms(v)),
+                (Some(_), n, _) => format!("NOT restored ({n} outage(s))"),
             };
             let _ = writeln!(
                 s,

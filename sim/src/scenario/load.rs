@@ -2415,12 +2415,19 @@ fn validate_fault(
             }
             // Occurrences must not overlap: each must end before the next
             // may begin, however late `within` starts it.
-            let Some(length) = duration else {
-                return Err(Diag::new(
-                    key_span(source, &e.span()),
-                    "a fault repeated with `every` needs a `duration` shorter than `every`, \
-                     so one occurrence ends before the next begins",
-                ));
+            // A crash without `duration` is a moment: the process (or
+            // host) stays down until recovery brings it back, and the next
+            // occurrence picks its targets afresh.
+            let length = match duration {
+                Some(length) => length,
+                None if matches!(kind, Kind::Crash | Kind::HostCrash | Kind::ZoneCrash) => Duration::ZERO,
+                None => {
+                    return Err(Diag::new(
+                        key_span(source, &e.span()),
+                        "a fault repeated with `every` needs a `duration` shorter than `every`, \
+                         so one occurrence ends before the next begins (only crashes may leave it out)",
+                    ));
+                }
             };
             let longest = length + within.unwrap_or(Duration::ZERO);
             if longest >= every {

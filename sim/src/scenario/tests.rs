@@ -1675,11 +1675,15 @@ fn scenario_error_selectors_and_schedules() {
         &["`within` is not allowed for fault kind `heal`"],
     );
     assert_error(
-        &fault("kind = \"crash\"\ntarget = \"*\"\nevery = \"1m\""),
+        &fault("kind = \"hang\"\ntarget = \"*\"\nevery = \"1m\""),
         11,
         1,
         &["a fault repeated with `every` needs a `duration` shorter than `every`"],
     );
+    // A crash is a moment: recovery, not the fault, brings it back.
+    let repeated = parse(&fault("kind = \"crash\"\ntarget = \"*\"\nevery = \"1m\"\ncount = 1"), "f")
+        .expect("a repeated crash needs no duration");
+    assert_eq!(repeated.faults[0].every, Some(Duration::from_secs(60)));
     assert_error(&crash("every = \"10s\""), 12, 9, &["`every` (10s) must be longer than `duration` (10s)"]);
     assert_error(
         &crash("every = \"15s\"\nwithin = \"5s\""),
