@@ -1114,6 +1114,144 @@ mod tests {
         assert_eq!(retry.id.attempt, 2);
     }
 
+    /// Recovery for service 0 over `count` heartbeat-only instances, all
+    /// beating once at time zero.
+    fn recovering_fleet(count: u32) -> ControlPlane {
+        let recovery = RecoveryConfig {
+            services: vec![crate::recovery::ServiceSpec::new(ServiceId(0))],
+            ..RecoveryConfig::default()
+        };
+        let config = ControlConfig { recovery: Some(recovery), ..ControlConfig::default() };
+        let mut control = ControlPlane::new(&config, Instant::ZERO).expect("valid");
+        for i in 0..count {
+            control.register(Instant::ZERO, request(i, "web")).expect("valid");
+            let _ = std::iter::from_fn(|| control.poll_output()).count();
+            heartbeat(&mut control, Instant::ZERO, i, 1);
+        }
+        control
+    }
+
+    fn decisions_of(outputs: &[Output]) -> Vec<(Option<InstanceId>, crate::recovery::DecisionKind)> {
+        recovery_outputs(outputs)
+            .into_iter()
+            .filter_map(
+                |r| if let RecoveryOutput::Decision(d) = r { Some((d.instance, d.kind)) } else { None },
+            )
+            .collect()
+    }
+
+    #[test]
+    fn a_fleet_gone_silent_is_a_storm_before_anyone_is_declared_dead() {
+        // The observer is cut off: no heartbeat arrives from anyone.
+        let mut control = recovering_fleet(6);
+        let suspected = run_until(&mut control, Instant::from_millis(4500));
+        let storm = decisions_of(&suspected)
+            .into_iter()
+            .find(|(_, d)| matches!(d, crate::recovery::DecisionKind::StormSuspected { .. }));
+        assert!(storm.is_some(), "suspicion alone enters the storm: {:?}", decisions_of(&suspected));
+        assert!(control.recovery().expect("configured").in_storm(StormScope::Service(ServiceId(0))));
+        // Then every instance is declared dead, and none is restarted.
+        let dead = run_until(&mut control, Instant::from_secs(30));
+        let reports = decisions_of(&dead)
+            .iter()
+            .filter(|(_, d)| matches!(d, crate::recovery::DecisionKind::Detected { .. }))
+            .count();
+        assert_eq!(reports, 6, "every instance is reported failing");
+        let acted: Vec<RecoveryOutput> =
+            recovery_outputs(&dead).into_iter().filter(|r| matches!(r, RecoveryOutput::Action(_))).collect();
+        assert!(acted.is_empty(), "a silent fleet is not restarted: {acted:?}");
+    }
+
+    #[test]
+    fn one_silent_instance_of_six_is_no_storm_and_is_restarted() {
+        let mut control = recovering_fleet(6);
+        let mut out = Vec::new();
+        for t in 1..=10u64 {
+            for i in 1..6 {
+                out.extend(heartbeat(&mut control, Instant::from_secs(t), i, t + 1));
+            }
+            out.extend(run_until(&mut control, Instant::from_secs(t)));
+        }
+        assert!(
+            !decisions_of(&out)
+                .iter()
+                .any(|(_, d)| matches!(d, crate::recovery::DecisionKind::StormSuspected { .. }))
+        );
+        let restarted: Vec<Option<InstanceId>> = recovery_outputs(&out)
+            .into_iter()
+            .filter_map(|r| if let RecoveryOutput::Action(a) = r { Some(a.instance) } else { None })
+            .collect();
+        assert_eq!(restarted, [Some(InstanceId(0))]);
+    }
+
+    #[test]
+    fn a_rerouted_instance_leaves_rotation_until_its_episode_ends() {
+        use crate::health::{CheckConfig, ErrorRateRule, InstanceHealthConfig, ProbeCheck, ProbeKind};
+        let readiness = ProbeCheck { error_rate: Some(ErrorRateRule::default()), ..ProbeCheck::default() };
+        let recovery = RecoveryConfig {
+            services: vec![crate::recovery::ServiceSpec::new(ServiceId(0))],
+            ..RecoveryConfig::default()
+        };
+        let config = ControlConfig {
+            recovery: Some(recovery),
+            health_classes: vec![Some(InstanceHealthConfig {
+                checks: vec![CheckConfig::probe_with(ProbeKind::Readiness, readiness)],
+                flap: None,
+            })],
+            ..ControlConfig::default()
+        };
+        let mut control = ControlPlane::new(&config, Instant::ZERO).expect("valid");
+        control.register(Instant::ZERO, request(0, "web")).expect("valid");
+        let _ = std::iter::from_fn(|| control.poll_output()).count();
+        // Answer each probe 1 ms later: ok, or an error for every `bad`-th.
+        let mut answered = 0u64;
+        let mut routable_at = Vec::new();
+        let mut drive = |control: &mut ControlPlane, from: u64, to: u64, bad: Option<u64>| {
+            let mut all = Vec::new();
+            for ms in (from..to).step_by(500) {
+                let now = Instant::from_millis(ms);
+                all.extend(heartbeat(control, now, 0, ms + 1));
+                let outs = run_until(control, now);
+                for o in &outs {
+                    if let Output::Send { message: Message::Probe(p), .. } = o {
+                        answered += 1;
+                        let ok = bad.is_none_or(|b| answered % b != 0);
+                        let reply = Message::ProbeReply(crate::message::ProbeReply { id: p.id, ok });
+                        control.handle(
+                            now + Duration::from_millis(1),
+                            Input::Message { from: NodeId(1), message: reply },
+                        );
+                        all.extend(std::iter::from_fn(|| control.poll_output()));
+                    }
+                }
+                all.extend(outs);
+                routable_at.push((ms, control.is_routable(InstanceId(0))));
+            }
+            all
+        };
+        let healthy = drive(&mut control, 0, 20_000, None);
+        assert!(control.is_routable(InstanceId(0)), "healthy and ready");
+        assert!(recovery_outputs(&healthy).is_empty());
+        // A quarter of probes fail: degraded, still ready, but recovery
+        // reroutes it: out of rotation.
+        let degraded = drive(&mut control, 20_000, 60_000, Some(4));
+        let reroute = recovery_outputs(&degraded).into_iter().find_map(|r| match r {
+            RecoveryOutput::Action(a) if a.kind == crate::recovery::ActionKind::Reroute => Some(a),
+            _ => None,
+        });
+        let reroute = reroute.expect("the default degraded ladder reroutes first");
+        assert_eq!(reroute.instance, Some(InstanceId(0)));
+        assert!(
+            control.monitor().instance(InstanceId(0)).is_some_and(|v| v.ready),
+            "the monitor alone would keep it"
+        );
+        assert!(!control.is_routable(InstanceId(0)), "rerouted: out of rotation");
+        // Healthy again: the episode resolves and it rejoins.
+        let _ = drive(&mut control, 60_000, 90_000, None);
+        assert!(control.is_routable(InstanceId(0)), "back in rotation once healthy");
+        assert!(control.recovery().expect("configured").episode(InstanceId(0)).is_none());
+    }
+
     #[test]
     fn without_recovery_nothing_acts_on_verdicts() {
         let mut control = control_with(RegistryConfig::default());
