@@ -151,6 +151,95 @@ fn many_faults_shrink_to_the_crash_that_fails() {
     );
 }
 
+/// Six faults under recovery; only the full disk on `db/1` defeats it (its
+/// policy only restarts, and a restart keeps the disk full).
+const RECOVERY_MANY: &str = r#"name = "recovery-many"
+duration = "4m"
+seed = 7
+
+[[service]]
+name = "web"
+instances = 3
+health = { interval = "1s", timeout = "500ms", failure_threshold = 3, success_threshold = 2 }
+
+[[service]]
+name = "api"
+instances = 3
+health = { interval = "1s", timeout = "500ms", failure_threshold = 3, success_threshold = 2 }
+
+[[service]]
+name = "db"
+instances = 2
+policy = "restart_only"
+health = { interval = "1s", timeout = "500ms", failure_threshold = 3, success_threshold = 2 }
+
+[load]
+target = "web"
+rate = 50
+timeout = "1s"
+
+[recovery]
+action_timeout = "20s"
+
+[recovery.policies.restart_only]
+crashed = ["restart*3"]
+
+[[fault]]
+at = "20s"
+kind = "crash"
+target = "web/0"
+
+[[fault]]
+at = "40s"
+duration = "30s"
+kind = "hang"
+target = "api/1"
+
+[[fault]]
+at = "60s"
+duration = "2m"
+kind = "disk_full"
+target = "db/1"
+
+[[fault]]
+at = "70s"
+duration = "20s"
+kind = "slow"
+target = "web/2"
+latency = "50ms"
+
+[[fault]]
+at = "90s"
+kind = "crash"
+target = "api/2"
+
+[[fault]]
+at = "100s"
+duration = "30s"
+kind = "network"
+target = "web/1"
+latency = "5ms"
+
+[expect]
+restored_within = "60s"
+"#;
+
+#[test]
+fn a_recovery_failure_shrinks_to_the_fault_recovery_cannot_fix() {
+    let original = scenario::parse(RECOVERY_MANY, "recovery-many").expect("loads");
+    assert_eq!(failing(&original, 7), ["restored_within"], "the scenario fails as designed");
+    let shrunk = shrink::shrink(&original, &options(200), &mut |_| {}).expect("shrinks");
+    let s = &shrunk.scenario;
+    assert_eq!(s.faults.len(), 1, "{}", shrunk.toml);
+    assert!(matches!(s.faults[0].action, scenario::FaultAction::DiskFull(_)), "{}", shrunk.toml);
+    assert_eq!(s.services.len(), 1, "{}", shrunk.toml);
+    assert_eq!(s.services[0].name, "db", "{}", shrunk.toml);
+    assert_eq!(s.services[0].policy.as_deref(), Some("restart_only"), "the policy that fails it stays");
+    assert!(s.recovery.is_some() && s.duration < original.duration, "{}", shrunk.toml);
+    let again = scenario::parse(&shrunk.file("recovery-many.toml"), "shrunk").expect("loads");
+    assert_eq!(failing(&again, again.seed), ["restored_within"]);
+}
+
 #[test]
 fn shrinking_is_deterministic_and_bounded_by_the_run_budget() {
     let original = scenario::parse(MANY_FAULTS, "many").expect("loads");
