@@ -229,7 +229,18 @@ pub fn entries(sim: &Simulation<'_>) -> Vec<Entry> {
     }
     let services: Vec<String> = scenario.services.iter().map(|s| s.name.clone()).collect();
     let node_names = scenario.node_names();
-    for (at, output) in &obs.recovery {
+    // Decisions, actions and platform steps, interleaved in the order they
+    // happened.
+    let platform_entry = |p: &crate::world::PlatformEvent| {
+        let who = p.instance.map_or_else(|| "platform".to_string(), name);
+        let text = format!("platform {}: {}", p.action, p.step);
+        Entry { rank: RECOVERY, ..one(p.at, Kind::Recovery, who, text) }
+    };
+    let mut steps = obs.platform.iter().peekable();
+    for (k, (at, output)) in obs.recovery.iter().enumerate() {
+        while let Some(p) = steps.next_if(|p| p.after <= k) {
+            out.push(platform_entry(p));
+        }
         let instance = match output {
             RecoveryOutput::Action(a) => a.instance,
             RecoveryOutput::Decision(d) => d.instance,
@@ -240,11 +251,7 @@ pub fn entries(sim: &Simulation<'_>) -> Vec<Entry> {
         let text = line.strip_prefix("recovery ").unwrap_or(&line).to_string();
         out.push(Entry { rank: RECOVERY, ..one(*at, Kind::Recovery, who, text) });
     }
-    for p in &obs.platform {
-        let who = p.instance.map_or_else(|| "platform".to_string(), name);
-        let text = format!("platform {}: {}", p.action, p.step);
-        out.push(Entry { rank: RECOVERY, ..one(p.at, Kind::Recovery, who, text) });
-    }
+    out.extend(steps.map(platform_entry));
     // Stable: among equal (time, rank), the order observed.
     out.sort_by_key(|e| (e.at, e.rank));
     out

@@ -468,6 +468,10 @@ pub struct PlatformEvent {
     pub instance: Option<InstanceId>,
     /// What happened.
     pub step: PlatformStep,
+    /// How many recovery outputs were observed before it, to interleave
+    /// the two in the order they happened (a platform failure comes
+    /// before the decisions it causes).
+    pub after: usize,
 }
 
 /// What the platform did.
@@ -1752,7 +1756,8 @@ impl<'a> Simulation<'a> {
     }
 
     fn platform_event(&mut self, action: ActionId, instance: Option<InstanceId>, step: PlatformStep) {
-        let event = PlatformEvent { at: self.now, action, instance, step };
+        let event =
+            PlatformEvent { at: self.now, action, instance, step, after: self.observed.recovery.len() };
         if let Some(out) = self.timeline.as_mut() {
             let who = instance
                 .map_or_else(|| "-".to_string(), |i| self.names[Scenario::node_of(i).index()].clone());

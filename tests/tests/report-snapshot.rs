@@ -41,6 +41,29 @@ fn paused_host_clock_skew_report() {
 }
 
 #[test]
+fn crash_and_restart_report() {
+    // The recovery section: verdict, percentiles, and the fault's story.
+    let scenario = load("crash-and-restart.toml");
+    let report = vigil_sim::run(&scenario, scenario.seed);
+    insta::assert_snapshot!("crash-and-restart-report", report.to_text());
+}
+
+#[test]
+fn crash_loop_escalation_replay_of_recovery() {
+    // What `vigil replay --filter recovery` shows: the ladder climbing
+    // from restarts to a replacement to a human.
+    let scenario = load("crash-loop-escalation.toml");
+    let mut sim = Simulation::new(&scenario, scenario.seed);
+    sim.run();
+    let filter = vigil_sim::replay::Filter {
+        kinds: Some(vec![vigil_sim::replay::Kind::Recovery]),
+        ..vigil_sim::replay::Filter::default()
+    };
+    let (text, _) = vigil_sim::replay::render(&sim, scenario.seed, &filter);
+    insta::assert_snapshot!("crash-loop-escalation-replay-recovery", text);
+}
+
+#[test]
 fn report_text_contains_no_wall_clock_figure() {
     // A distinctive wall time: if the text form showed it, it would show up.
     const WALL_MS: u64 = 987_654_321;
