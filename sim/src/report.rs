@@ -52,7 +52,7 @@ pub struct Report {
 }
 
 /// What recovery did about the run's faults.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct RecoveryReport {
     /// The overall judgement.
     pub verdict: Resilience,
@@ -70,6 +70,10 @@ pub struct RecoveryReport {
     pub max_concurrent: u32,
     /// Episodes that ended asking a human.
     pub asked_human: u64,
+    /// Per service, the share of its instances' time in rotation (the
+    /// fleet's view; clients' view is `calls`), from the load's start (or
+    /// 5 s) to the end.
+    pub services: Vec<(String, Option<f64>)>,
 }
 
 /// How the system stood up to the run's faults.
@@ -265,6 +269,10 @@ impl RecoveryReport {
             actions,
             max_concurrent: obs.max_in_flight,
             asked_human,
+            services: check::service_availability(
+                sim,
+                Instant::ZERO + scenario.load.map_or(Duration::from_secs(5), |l| l.start),
+            ),
         }
     }
 
@@ -285,6 +293,14 @@ recovery  {}",
             if actions.is_empty() { "none".to_string() } else { actions.join(", ") },
             self.max_concurrent
         );
+        let services: Vec<String> = self
+            .services
+            .iter()
+            .map(|(name, share)| {
+                format!("{name} {}", share.map_or_else(|| "-".to_string(), crate::check::fmt_share))
+            })
+            .collect();
+        let _ = writeln!(s, "  in rotation      {}", services.join(", "));
         for f in &self.faults {
             let ms = |v: Option<u64>| {
                 v.map_or_else(|| "-".to_string(), |v| fmt_duration(Duration::from_millis(v)))

@@ -1742,17 +1742,20 @@ impl<'a> Simulation<'a> {
         }
     }
 
-    /// Whether any instance of service `service` can answer: provisioned,
-    /// running, not hung, disk not full.
+    /// Whether service `service` can answer its callers: some instance is
+    /// running, not hung, its disk not full, and each of its own
+    /// dependencies serves in turn (or is isolated by an open circuit).
+    /// The loader rejects dependency cycles, so the recursion ends.
     fn serving(&self, service: usize) -> bool {
         let Some(s) = self.scenario.services.get(service) else { return false };
         let first: u32 = self.scenario.services[..service].iter().map(|s| s.instances).sum();
-        (first..first + s.instances).any(|i| {
+        let some_up = (first..first + s.instances).any(|i| {
             let app = &self.apps[i as usize];
             self.nodes[Scenario::node_of(InstanceId(i)).index()].state == HostState::Up
                 && app.hung == 0
                 && app.disk_full == 0
-        })
+        });
+        some_up && s.depends_on.iter().all(|&d| self.open_circuits.contains(&(service, d)) || self.serving(d))
     }
 
     fn platform_event(&mut self, action: ActionId, instance: Option<InstanceId>, step: PlatformStep) {
