@@ -20,6 +20,7 @@ use vigil_core::health::HealthEvent;
 use vigil_core::machine::Checked;
 use vigil_core::message::Message;
 use vigil_core::node::{Input, Output};
+use vigil_core::recovery::{Action, RecoveryOutput};
 use vigil_core::{Instant, Machine, NodeId};
 
 use crate::clock::Clock;
@@ -90,6 +91,11 @@ pub struct Driver<M> {
     calls: BTreeMap<u64, CallReply>,
     next_call: u64,
     events: broadcast::Sender<DriverEvent>,
+    /// Where recovery actions go to be carried out
+    /// ([`with_recovery`](Driver::with_recovery)); `None`: dropped.
+    recovery_actions: Option<mpsc::Sender<Action>>,
+    /// Every recovery output, decisions and actions, for whoever listens.
+    recovery_events: broadcast::Sender<RecoveryOutput>,
     counters: Arc<Counters>,
 }
 
@@ -118,6 +124,7 @@ where
         let socket = UdpSocket::bind(addr).await?;
         let local_addr = socket.local_addr()?;
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let (recovery_events, _) = broadcast::channel(EVENT_CAPACITY);
         Ok(Driver {
             node,
             socket,
@@ -134,6 +141,8 @@ where
             calls: BTreeMap::new(),
             next_call: 0,
             events,
+            recovery_actions: None,
+            recovery_events,
             counters: Arc::new(Counters::default()),
         })
     }
@@ -212,6 +221,34 @@ where
         self.events.subscribe()
     }
 
+    /// Hand every recovery action the machine emits to `actions`, builder
+    /// style: the control plane's coordinator decides, whoever holds the
+    /// receiver carries the action out
+    /// ([`spawn_recovery_executor`](crate::spawn_recovery_executor) on a
+    /// [`Platform`](crate::Platform)) and reports failures with
+    /// [`ControlPlane::recovery_outcome`](vigil_core::node::ControlPlane::recovery_outcome).
+    ///
+    /// The driver never waits for the receiver: an action that finds the
+    /// channel full or closed is dropped, logged and counted
+    /// ([`DriverStats::recovery_actions_dropped`]), and the coordinator
+    /// counts it failed when its `action_timeout` passes, as it would an
+    /// action lost anywhere else. Without a channel, actions are dropped
+    /// and counted as [`DriverStats::unhandled_outputs`]. Decisions are
+    /// logged and counted either way, and published to
+    /// [`subscribe_recovery`](Driver::subscribe_recovery).
+    #[must_use]
+    pub fn with_recovery(mut self, actions: mpsc::Sender<Action>) -> Self {
+        self.recovery_actions = Some(actions);
+        self
+    }
+
+    /// Receive every recovery output (decisions and actions) published from
+    /// now on: the episode's record, as the simulator's timeline has it.
+    /// Subscribe before [`spawn`](Driver::spawn) to see the first ones.
+    pub fn subscribe_recovery(&self) -> broadcast::Receiver<RecoveryOutput> {
+        self.recovery_events.subscribe()
+    }
+
     /// Start the driver task on the current tokio runtime.
     ///
     /// # Panics
@@ -221,9 +258,10 @@ where
         let (commands, command_rx) = mpsc::channel(COMMAND_CAPACITY);
         let (node, local_addr) = (self.node, self.local_addr);
         let (events, counters) = (self.events.clone(), Arc::clone(&self.counters));
+        let recovery_events = self.recovery_events.clone();
         let span = tracing::info_span!("vigil_driver", node = node.0, addr = %local_addr);
         let task = tokio::spawn(self.run(command_rx).instrument(span));
-        DriverHandle { node, local_addr, events, counters, commands, task }
+        DriverHandle { node, local_addr, events, recovery_events, counters, commands, task }
     }
 
     /// The loop: wait for a command, the machine's deadline or a datagram;
@@ -384,12 +422,70 @@ where
                         tracing::debug!(?done, "call done with nobody waiting; dropped");
                     }
                 },
+                Output::Recovery(output) => self.recovery(*output),
                 other => {
                     Counters::bump(&self.counters.unhandled_outputs);
                     tracing::warn!(output = ?other, "output not supported by this driver; dropped");
                 }
             }
         }
+    }
+
+    /// A recovery output: count it, hand an action to whoever carries
+    /// actions out, publish both kinds. (The coordinator itself traces
+    /// every decision and action at `info`, target `vigil::recovery`; the
+    /// driver adds its node at `debug`.)
+    fn recovery(&mut self, output: RecoveryOutput) {
+        match output {
+            RecoveryOutput::Action(action) => {
+                Counters::bump(&self.counters.recovery_actions);
+                tracing::debug!(
+                    id = %action.id,
+                    kind = ?action.kind,
+                    instance = action.instance.map(|i| i.0),
+                    service = action.service.0,
+                    at = %action.at,
+                    "recovery action"
+                );
+                match &self.recovery_actions {
+                    // Never wait here: the machine's task must not stall
+                    // behind a slow platform. A lost action times out.
+                    Some(actions) => match actions.try_send(action) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(_)) => {
+                            Counters::bump(&self.counters.recovery_actions_dropped);
+                            tracing::warn!(id = %action.id, "recovery action queue full; dropped (it will time out)");
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => {
+                            Counters::bump(&self.counters.recovery_actions_dropped);
+                            tracing::warn!(id = %action.id, "recovery executor gone; action dropped (it will time out)");
+                        }
+                    },
+                    None => {
+                        Counters::bump(&self.counters.unhandled_outputs);
+                        tracing::warn!(id = %action.id, "no recovery executor (Driver::with_recovery); action dropped");
+                    }
+                }
+            }
+            RecoveryOutput::Decision(decision) => {
+                Counters::bump(&self.counters.recovery_decisions);
+                tracing::debug!(
+                    correlation = decision.correlation.map(|c| c.0),
+                    instance = decision.instance.map(|i| i.0),
+                    service = decision.service.map(|s| s.0),
+                    kind = ?decision.kind,
+                    at = %decision.at,
+                    "recovery decision"
+                );
+            }
+            // A kind this driver does not know yet: recorded, not carried out.
+            ref other => {
+                Counters::bump(&self.counters.unhandled_outputs);
+                tracing::warn!(output = ?other, "recovery output not supported by this driver; dropped");
+            }
+        }
+        // No subscriber is not an error.
+        let _ = self.recovery_events.send(output);
     }
 
     async fn send(&mut self, to: NodeId, message: Message, send_buf: &mut [u8]) {
@@ -492,6 +588,7 @@ pub struct DriverHandle<M> {
     node: NodeId,
     local_addr: SocketAddr,
     events: broadcast::Sender<DriverEvent>,
+    recovery_events: broadcast::Sender<RecoveryOutput>,
     counters: Arc<Counters>,
     commands: mpsc::Sender<Command<M>>,
     task: JoinHandle<Checked<M>>,
@@ -521,6 +618,12 @@ impl<M: Send + 'static> DriverHandle<M> {
     /// Receive every health event published from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<DriverEvent> {
         self.events.subscribe()
+    }
+
+    /// Receive every recovery output (decisions and actions) published from
+    /// now on; see [`Driver::subscribe_recovery`].
+    pub fn subscribe_recovery(&self) -> broadcast::Receiver<RecoveryOutput> {
+        self.recovery_events.subscribe()
     }
 
     /// The driver's counters. Readable even after the task has stopped.

@@ -26,7 +26,8 @@ pub struct DriverStats {
     /// Health events published.
     pub health_events: u64,
     /// Outputs of a kind this driver does not carry out yet, dropped; also
-    /// a `CallDone` nobody waits for.
+    /// a `CallDone` nobody waits for, and a recovery action when no
+    /// executor was wired ([`Driver::with_recovery`](crate::Driver::with_recovery)).
     pub unhandled_outputs: u64,
     /// Probes carried out as HTTP GETs of a peer's health target
     /// (see [`HttpPeer`](crate::HttpPeer)).
@@ -47,6 +48,14 @@ pub struct DriverStats {
     pub balance_events: u64,
     /// Calls answered to a waiting caller ([`DiscoveryClient::call`](crate::DiscoveryClient::call)).
     pub calls_done: u64,
+    /// Recovery actions the machine emitted (handed on or dropped).
+    pub recovery_actions: u64,
+    /// Recovery actions dropped because the executor's channel
+    /// ([`Driver::with_recovery`](crate::Driver::with_recovery)) was full
+    /// or closed; the coordinator times them out.
+    pub recovery_actions_dropped: u64,
+    /// Recovery decisions logged and published.
+    pub recovery_decisions: u64,
 }
 
 /// The live counters, shared between the task and its handle. Relaxed
@@ -68,6 +77,9 @@ pub(crate) struct Counters {
     pub(crate) peers_learned: AtomicU64,
     pub(crate) balance_events: AtomicU64,
     pub(crate) calls_done: AtomicU64,
+    pub(crate) recovery_actions: AtomicU64,
+    pub(crate) recovery_actions_dropped: AtomicU64,
+    pub(crate) recovery_decisions: AtomicU64,
 }
 
 impl Counters {
@@ -93,6 +105,9 @@ impl Counters {
             peers_learned: get(&self.peers_learned),
             balance_events: get(&self.balance_events),
             calls_done: get(&self.calls_done),
+            recovery_actions: get(&self.recovery_actions),
+            recovery_actions_dropped: get(&self.recovery_actions_dropped),
+            recovery_decisions: get(&self.recovery_decisions),
         }
     }
 }
