@@ -4,8 +4,9 @@
 //! Also the pieces a real deployment needs around them: health endpoints
 //! for a user's service ([`endpoints`]), the monitor's real prober
 //! ([`probe`]), probes and calls carried out as HTTP ([`transport`]), what
-//! a service embeds ([`instance`]) and a client that discovers and calls
-//! instances ([`discovery`]).
+//! a service embeds ([`instance`]), a client that discovers and calls
+//! instances ([`discovery`]), and the platform recovery acts on, local
+//! processes for now ([`platform`]).
 //!
 //! The machines in `vigil-core` decide; they never read a clock or touch a
 //! socket. This crate is their production driver, the counterpart of the
@@ -34,7 +35,10 @@
 //!    a request to a peer reached over HTTP ([`HttpPeer`]), which starts an
 //!    HTTP exchange instead; each `Output::Health` is published to
 //!    subscribers ([`DriverHandle::subscribe`]) and logged with `tracing`;
-//!    each `Output::CallDone` goes to the caller waiting for it.
+//!    each `Output::CallDone` goes to the caller waiting for it; each
+//!    `Output::Recovery` is logged, published
+//!    ([`DriverHandle::subscribe_recovery`]) and, for an action, handed to
+//!    the recovery executor ([`Driver::with_recovery`]).
 //! 4. Ask `poll_timeout` again, since any input may move the deadline.
 //!
 //! # Why this shape
@@ -122,6 +126,31 @@
 //! `tests/discovery-e2e.rs` runs the whole loop on loopback: a control node,
 //! three instances, a client; a drained instance and a stopped one leave
 //! rotation, a restored one returns.
+//!
+//! # Recovery over real processes
+//!
+//! A control plane configured with recovery emits actions (restart,
+//! replace, scale out, …) that only a platform can carry out. [`platform`]
+//! holds the [`Platform`] trait, the [`ProcessPlatform`] (each instance a
+//! local child process) and the executor that joins them to a control
+//! driver:
+//!
+//! 1. [`Driver::with_recovery`] hands every recovery action to a channel
+//!    (never blocking the machine's task: a full channel drops the action,
+//!    which then times out); [`DriverHandle::subscribe_recovery`] publishes
+//!    every decision and action for the record.
+//! 2. [`spawn_recovery_executor`] carries each action out on the platform,
+//!    one task per action, and reports
+//!    [`Outcome::Failed`](vigil_core::recovery::Outcome::Failed) back
+//!    through the driver when the platform cannot act. Success is never
+//!    reported: the instance's return to health, seen by the control
+//!    plane itself, ends the episode.
+//!
+//! The `vigil-instance` binary is the smallest real instance, a heartbeat
+//! agent in a process of its own. `tests/recovery-process.rs` runs it
+//! under a `ProcessPlatform` on loopback, kills one with `kill -9`, and
+//! checks it restarted within 3 s of the dead verdict and alive again,
+//! its sibling untouched.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -132,6 +161,7 @@ mod driver;
 pub mod endpoints;
 mod error;
 pub mod instance;
+pub mod platform;
 pub mod probe;
 mod stats;
 pub mod transport;
@@ -146,6 +176,7 @@ pub use driver::{
 pub use endpoints::{CheckKind, HealthChecks, HealthServer};
 pub use error::Error;
 pub use instance::{Instance, InstanceConfig, SelfRegistration};
+pub use platform::{Platform, PlatformError, ProcessPlatform, ProcessSpec, spawn_recovery_executor};
 pub use probe::{HttpTarget, ProbeOutcome, probe_http, probe_tcp};
 pub use stats::DriverStats;
 pub use transport::{HttpPeer, TransportConfig};
