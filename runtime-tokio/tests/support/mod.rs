@@ -41,7 +41,17 @@ pub async fn spawn_control(
     clock: Clock,
     instances: &[u32],
 ) -> (DriverHandle<ControlPlane>, broadcast::Receiver<DriverEvent>) {
-    let config = ControlConfig {
+    let control = ControlPlane::new(&control_config(instances), clock.now()).expect("valid control config");
+    let driver = Driver::bind(CONTROL, any_loopback_port(), clock, control).await.expect("bind control");
+    let events = driver.subscribe();
+    (driver.spawn(), events)
+}
+
+/// The control node's settings: watch `instances` (node `i + 1`, service
+/// 0), suspect after [`SUSPECT_AFTER`], dead after [`DEAD_AFTER`]; no
+/// recovery.
+pub fn control_config(instances: &[u32]) -> ControlConfig {
+    ControlConfig {
         recovery: None,
         seed: vigil_core::rng::Seed(0),
         health_classes: Vec::new(),
@@ -57,11 +67,7 @@ pub async fn spawn_control(
                 class: 0,
             })
             .collect(),
-    };
-    let control = ControlPlane::new(&config, clock.now()).expect("valid control config");
-    let driver = Driver::bind(CONTROL, any_loopback_port(), clock, control).await.expect("bind control");
-    let events = driver.subscribe();
-    (driver.spawn(), events)
+    }
 }
 
 /// Spawn the agent of `instance`, sending to the control node at
