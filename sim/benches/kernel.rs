@@ -18,6 +18,13 @@
 //! and heartbeating, with a client calling the service 1 000 times a second
 //! (Poisson) from 5 s, for 60 simulated seconds. It is built from TOML with
 //! `vigil_sim::parse`, so it is exactly what a scenario file would run.
+//!
+//! The `chaos` group is issue 4's benchmark, `scenarios/bench/fleet-1000-hour.toml`:
+//! 1 000 instances in four services probed every second, 1 000 calls/s, a
+//! random fault schedule (crashes, hangs, leaks, slowness, errors, lossy
+//! links, full disks, lost hosts, a zone's power cut) and recovery acting
+//! on all of it, for one simulated hour. Ten runs take a few minutes;
+//! `cargo bench -p vigil-sim --bench kernel -- chaos` runs it alone.
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use vigil_core::Duration;
@@ -108,6 +115,23 @@ fn kernel(c: &mut Criterion) {
         )
     });
     fleet.finish();
+
+    let mut chaos = c.benchmark_group("chaos");
+    chaos.sample_size(10);
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/bench/fleet-1000-hour.toml");
+    let scenario = vigil_sim::load_file(std::path::Path::new(path)).expect("the bench scenario is valid");
+    chaos.throughput(Throughput::Elements(events_of(&scenario)));
+    chaos.bench_function("1000-instances-faults-recovery-1h", |b| {
+        b.iter_batched(
+            || Simulation::new(&scenario, 1),
+            |mut sim| {
+                sim.run();
+                sim.events_processed()
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    chaos.finish();
 }
 
 criterion_group!(benches, kernel);

@@ -261,3 +261,18 @@ fn every_recovery_scenario_is_deterministic_and_picks_differ_by_seed() {
         "seeds pick differently"
     );
 }
+
+#[test]
+fn the_benchmark_workload_loads_and_its_first_minutes_run_under_recovery() {
+    // scenarios/bench is not swept (an hour of 1,000 instances); its first
+    // two and a half minutes are enough to show the file is sound.
+    let path = scenarios_dir().join("bench").join("fleet-1000-hour.toml");
+    let mut scenario = vigil_sim::load_file(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(scenario.instance_count(), 1000);
+    scenario.duration = vigil_core::Duration::from_secs(150);
+    let mut sim = Simulation::new(&scenario, 1);
+    sim.run();
+    assert!(sim.halted().is_none(), "ran to its end");
+    assert!(sim.plan().len() >= 3, "the schedule drew several faults: {}", sim.plan().len());
+    assert!(!actions(&sim).is_empty(), "recovery acted");
+}
