@@ -273,6 +273,6 @@ fn the_benchmark_workload_loads_and_its_first_minutes_run_under_recovery() {
     let mut sim = Simulation::new(&scenario, 1);
     sim.run();
     assert!(sim.halted().is_none(), "ran to its end");
-    assert!(sim.plan().len() >= 3, "the schedule drew several faults: {}", sim.plan().len());
+    assert!(sim.plan().len() >= 2, "the schedule drew faults: {}", sim.plan().len());
     assert!(!actions(&sim).is_empty(), "recovery acted");
 }
