@@ -365,31 +365,41 @@ fn sweep(paths: &[PathBuf], seeds: Range<u64>, jobs: Option<usize>, json: bool) 
             }
         }
     } else {
+        let ms = |v: Option<u64>| {
+            v.map_or_else(
+                || "-".to_string(),
+                |ms| vigil_sim::report::fmt_duration(vigil_core::Duration::from_millis(ms)),
+            )
+        };
         outln!(
-            "{:<28} {:>7} {:>7} {:>7} {:>13} {:>15} {:>12}",
+            "{:<28} {:>6} {:>6} {:>6} {:>12} {:>10} {:>10} {:>10} {:>11}",
             "scenario",
             "seeds",
             "passed",
             "failed",
-            "worst avail.",
-            "worst detection",
+            "worst avail",
+            "detection",
+            "recovery",
+            "restore",
             "events"
         );
         for s in &summaries {
             outln!(
-                "{:<28} {:>7} {:>7} {:>7} {:>13} {:>15} {:>12}",
+                "{:<28} {:>6} {:>6} {:>6} {:>12} {:>10} {:>10} {:>10} {:>11}",
                 s.scenario,
                 s.seeds,
                 s.passed,
                 s.failures.len(),
                 s.worst_availability.map_or_else(|| "-".to_string(), vigil_sim::check::fmt_share),
-                s.worst_detection_ms.map_or_else(
-                    || "-".to_string(),
-                    |ms| vigil_sim::report::fmt_duration(vigil_core::Duration::from_millis(ms))
-                ),
+                ms(s.worst_detection_ms),
+                ms(s.worst_recovery_start_ms),
+                ms(s.worst_restore_ms),
                 s.events
             );
         }
+        outln!(
+            "(worst over the seeds: detection after an outage began, recovery's first action after detection, restore after the outage began)"
+        );
         for ((file, _), s) in scenarios.iter().zip(&summaries) {
             for f in &s.failures {
                 outln!("\nFAILED {} seed {}: {}", s.scenario, f.seed, f.failed.join("; "));

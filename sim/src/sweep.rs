@@ -37,6 +37,12 @@ pub struct SweepSummary {
     pub worst_availability: Option<f64>,
     /// Slowest detection of an outage over the seeds, in ms.
     pub worst_detection_ms: Option<u64>,
+    /// Slowest start of recovery after a detection over the seeds, in ms
+    /// (scenarios with `[recovery]`).
+    pub worst_recovery_start_ms: Option<u64>,
+    /// Longest time to restore an outage over the seeds, in ms (scenarios
+    /// with `[recovery]`).
+    pub worst_restore_ms: Option<u64>,
     /// Events processed over all seeds.
     pub events: u64,
 }
@@ -104,6 +110,14 @@ fn summarise(scenario: &Scenario, reports: &[Report]) -> SweepSummary {
             .iter()
             .flat_map(|r| r.detections.iter())
             .filter_map(|d| d.detected_ms.map(|t| t - d.began_ms))
+            .max(),
+        worst_recovery_start_ms: reports
+            .iter()
+            .filter_map(|r| r.recovery.as_ref().and_then(|rec| rec.recovery_start.max_ms))
+            .max(),
+        worst_restore_ms: reports
+            .iter()
+            .filter_map(|r| r.recovery.as_ref().and_then(|rec| rec.time_to_restore.max_ms))
             .max(),
         events: reports.iter().map(|r| r.events_processed).sum(),
     }
