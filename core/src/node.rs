@@ -180,6 +180,12 @@ struct InFlight {
     deadline: Instant,
 }
 
+/// Heartbeat loss (permille of recent beats) from which an alive instance
+/// that stops answering probes is judged unreachable rather than hung: 7.5 %,
+/// more than one beat lost in the last 16 or so.
+/// A clean link loses none; a hung application's sidecar agent loses none.
+pub const LOSSY_LINK_PERMILLE: u32 = 75;
+
 /// The control node: watches the fleet's heartbeats and probes its
 /// instances, publishes verdicts, and tells subscribed clients which
 /// instances are routable.
@@ -314,11 +320,36 @@ impl ControlPlane {
                 }
             }
             HealthEvent::LivenessChanged { .. } => None,
-            _ => RecoveryInput::from_health_event(event),
+            _ => RecoveryInput::from_health_event(event).map(|input| self.judge_reachability(input)),
         };
         if let (Some(r), Some(input)) = (self.recovery.as_mut(), input) {
             r.handle(now, input);
         }
+    }
+
+    /// An instance its probes call unresponsive while its heartbeats keep
+    /// arriving is either hung (its agent is a sidecar and beats on) or
+    /// behind a lossy link. The heartbeats tell which: a hung application
+    /// loses none, a lossy link loses some. Behind a lossy link a restart
+    /// cannot help, so it is reported degraded (reachable, badly): its
+    /// ladder takes it out of rotation until healthy instead.
+    fn judge_reachability(&self, input: RecoveryInput) -> RecoveryInput {
+        let RecoveryInput::Failure(report) = input else { return input };
+        if report.failure != FailureType::Unresponsive {
+            return input;
+        }
+        let Some(liveness) = self.detector.instance(report.instance) else { return input };
+        let lossy = liveness.status == Liveness::Alive
+            && liveness.heartbeat_loss_permille().is_some_and(|loss| loss >= LOSSY_LINK_PERMILLE);
+        if !lossy {
+            return input;
+        }
+        tracing::info!(
+            instance = report.instance.0,
+            heartbeat_loss_permille = liveness.heartbeat_loss_permille(),
+            "unresponsive to probes but heartbeating through a lossy link: degraded, not restarted"
+        );
+        RecoveryInput::Failure(FailureReport { failure: FailureType::Degraded, ..report })
     }
 
     /// Register (or re-register) an instance at `now`: it joins the

@@ -256,3 +256,94 @@ fn a_half_open_trial_is_answered_by_whether_the_dependency_serves() {
     }
     assert!(trials.0 >= 1 && trials.1 == 1, "failed and closing trials: {trials:?}");
 }
+
+/// checkout/1's links lose a quarter of all messages for 90 s: its probes
+/// time out three in a row often enough to call it unresponsive.
+const LOSSY_LINK: &str = r#"
+name = "lossy-link"
+duration = "3m"
+seed = 30
+
+[[service]]
+name = "checkout"
+instances = 4
+health = { interval = "1s", timeout = "500ms", failure_threshold = 3, success_threshold = 2 }
+
+[load]
+target = "checkout"
+rate = 200
+timeout = "1s"
+
+[recovery]
+
+[[fault]]
+at = "30s"
+duration = "90s"
+kind = "network"
+target = "checkout/1"
+loss = 0.25
+"#;
+
+#[test]
+fn a_lossy_link_is_mostly_rerouted_not_restarted_and_clients_barely_notice() {
+    // A hung application beside a healthy agent loses no heartbeat; a lossy
+    // link loses some. Right after the loss begins there may be too few
+    // lost beats to tell, so some seeds still restart it once: measured
+    // over 200 seeds, 61 restart it with the heartbeat evidence and 199
+    // without. Over these 20 seeds the bound is deterministic.
+    let (scenario, _) = run(LOSSY_LINK, 0);
+    let (mut restarted, mut rerouted) = (0, 0);
+    for seed in 0..20 {
+        let mut sim = Simulation::new(&scenario, seed);
+        sim.run();
+        let acts: Vec<_> = check::actions(sim.observations()).map(|(_, a)| a).collect();
+        assert!(
+            acts.iter().all(|a| a.instance.is_none_or(|i| i == InstanceId(1))),
+            "seed {seed}: only checkout/1"
+        );
+        restarted += usize::from(acts.iter().any(|a| a.kind == ActionKind::Restart));
+        rerouted += usize::from(acts.iter().any(|a| a.kind == ActionKind::Reroute));
+        let share = sim.observations().calls.availability().expect("calls ended");
+        assert!(share >= 0.99, "seed {seed}: clients barely notice: {share}");
+    }
+    assert!(restarted <= 8, "restarted in {restarted} of 20 seeds");
+    assert!(rerouted >= 12, "rerouted in {rerouted} of 20 seeds");
+}
+
+#[test]
+fn a_hang_on_a_slightly_lossy_network_is_still_restarted_at_once() {
+    // The other side of the judgment: 1 % loss everywhere must not make a
+    // hung instance look merely unreachable.
+    let text = r#"
+name = "hang-on-lossy-network"
+duration = "2m"
+seed = 1
+
+[network]
+loss = 0.01
+
+[[service]]
+name = "checkout"
+instances = 4
+health = { interval = "1s", timeout = "500ms", failure_threshold = 3, success_threshold = 2 }
+
+[recovery]
+
+[[fault]]
+at = "30s"
+duration = "60s"
+kind = "hang"
+target = "checkout/1"
+
+[expect]
+recovery_started_within = "3s"
+actions_taken = ["restart"]
+"#;
+    let (scenario, _) = run(text, 0);
+    for seed in 0..20 {
+        let mut sim = Simulation::new(&scenario, seed);
+        sim.run();
+        let failed: Vec<_> = check::evaluate(&sim).into_iter().filter(|e| !e.passed).collect();
+        assert!(failed.is_empty(), "seed {seed}: {failed:?}");
+    }
+}

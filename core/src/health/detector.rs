@@ -50,6 +50,36 @@ pub struct InstanceLiveness {
     pub newest: Option<(u64, u64)>,
     /// Index of the instance's timeout class.
     pub class: usize,
+    /// Heartbeats received lately, out of `beats_expected` (a window of
+    /// [`LOSS_WINDOW_BEATS`] / 2 to [`LOSS_WINDOW_BEATS`] beats, halved as
+    /// it fills, so older beats weigh less).
+    pub beats_received: u32,
+    /// Heartbeats sent lately, as the gaps in their sequence numbers tell.
+    pub beats_expected: u32,
+}
+
+/// About how many recent heartbeats the loss estimate looks at.
+pub const LOSS_WINDOW_BEATS: u32 = 16;
+
+/// Fewest expected heartbeats before a loss estimate is given.
+pub const LOSS_MIN_BEATS: u32 = 8;
+
+/// Most beats one gap in sequence numbers may count as lost: a long
+/// silence is a partition or a stall, judged by the timeouts, not a rate.
+const LOSS_MAX_GAP: u64 = 16;
+
+impl InstanceLiveness {
+    /// The share of its recent heartbeats that never arrived, in permille,
+    /// from the gaps in their sequence numbers; `None` until
+    /// [`LOSS_MIN_BEATS`] were expected. A hung application beside a
+    /// healthy agent loses none; a lossy link shows here even while the
+    /// instance stays alive.
+    pub fn heartbeat_loss_permille(&self) -> Option<u32> {
+        (self.beats_expected >= LOSS_MIN_BEATS).then(|| {
+            let lost = self.beats_expected - self.beats_received.min(self.beats_expected);
+            (u64::from(lost) * 1000 / u64::from(self.beats_expected)) as u32
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -126,8 +156,14 @@ impl FailureDetector {
         if self.slots[index].is_some() {
             return Err(HealthConfigError::AlreadyRegistered(instance.0));
         }
-        self.slots[index] =
-            Some(InstanceLiveness { status: Liveness::Unknown, last_heard: now, newest: None, class });
+        self.slots[index] = Some(InstanceLiveness {
+            status: Liveness::Unknown,
+            last_heard: now,
+            newest: None,
+            class,
+            beats_received: 0,
+            beats_expected: 0,
+        });
         let class = &mut self.classes[class];
         class.suspect_queue.push_back((instance, now));
         class.dead_queue.push_back((instance, now));
@@ -173,6 +209,19 @@ impl FailureDetector {
             return;
         }
         self.stats.accepted += 1;
+        // Beats this one says were sent since the last one heard: its own,
+        // and any gap in the sequence (same incarnation only).
+        let sent = match slot.newest {
+            Some((incarnation, seq)) if incarnation == hb.incarnation => (hb.seq - seq).min(LOSS_MAX_GAP + 1),
+            _ => 1,
+        };
+        slot.beats_expected += sent as u32;
+        slot.beats_received += 1;
+        while slot.beats_expected > LOSS_WINDOW_BEATS {
+            // Both halved alike, so a clean link stays at zero loss.
+            slot.beats_expected /= 2;
+            slot.beats_received /= 2;
+        }
         slot.newest = Some((hb.incarnation, hb.seq));
         let class = slot.class;
         if slot.last_heard != now {
@@ -308,6 +357,66 @@ mod tests {
         let mut d = FailureDetector::new(&[T]).expect("valid").with_resolution(Duration::ZERO);
         d.register(Instant::ZERO, InstanceId(0), 0).expect("fresh id");
         d
+    }
+
+    fn loss(d: &FailureDetector) -> Option<u32> {
+        d.instance(InstanceId(0)).and_then(InstanceLiveness::heartbeat_loss_permille)
+    }
+
+    #[test]
+    fn heartbeat_loss_is_read_from_gaps_in_sequence_numbers() {
+        let mut d = detector();
+        // Too little evidence at first.
+        for seq in 0..5 {
+            d.on_heartbeat(Instant::from_secs(seq), &hb(0, seq));
+        }
+        assert_eq!(loss(&d), None);
+        // A clean link, for long enough to halve the window many times.
+        for seq in 5..500 {
+            d.on_heartbeat(Instant::from_secs(seq), &hb(0, seq));
+        }
+        assert_eq!(loss(&d), Some(0), "halving keeps a clean link at zero");
+        // Every fifth beat lost from now on: about 200 permille.
+        let mut t = 500;
+        for seq in (500..1500).filter(|s| s % 5 != 0) {
+            t += 1;
+            d.on_heartbeat(Instant::from_secs(t), &hb(0, seq));
+        }
+        let lossy = loss(&d).expect("enough beats");
+        assert!((100..=300).contains(&lossy), "about 200 permille: {lossy}");
+        // Clean again: the estimate forgets within a few windows.
+        for seq in 1500..1700 {
+            t += 1;
+            d.on_heartbeat(Instant::from_secs(t), &hb(0, seq));
+        }
+        assert!(loss(&d).expect("enough beats") < 20);
+    }
+
+    #[test]
+    fn a_long_silence_or_a_new_incarnation_is_not_counted_as_loss_rate() {
+        let mut d = detector();
+        for seq in 0..40 {
+            d.on_heartbeat(Instant::from_secs(seq), &hb(0, seq));
+        }
+        // A 1,000-beat gap (a partition, say) counts as at most 16 lost,
+        // so some forty clean beats later it is forgotten (each halving
+        // halves what is left of it), where a thousand would have held the
+        // estimate up for many more.
+        d.on_heartbeat(Instant::from_secs(1040), &hb(0, 1040));
+        assert!(loss(&d).expect("enough beats") < 1000);
+        for seq in 1041..1081 {
+            d.on_heartbeat(Instant::from_secs(seq), &hb(0, seq));
+        }
+        let later = loss(&d).expect("enough beats");
+        assert!(later < crate::node::LOSSY_LINK_PERMILLE, "{later}");
+        // A restarted agent starts its sequence again: no gap across lives.
+        let mut d = detector();
+        for seq in 0..40 {
+            d.on_heartbeat(Instant::from_secs(seq), &hb(0, seq));
+        }
+        let reborn = Heartbeat { instance: InstanceId(0), incarnation: 2, seq: 0 };
+        d.on_heartbeat(Instant::from_secs(41), &reborn);
+        assert_eq!(loss(&d), Some(0));
     }
 
     #[test]
