@@ -186,6 +186,12 @@ struct InFlight {
 /// A clean link loses none; a hung application's sidecar agent loses none.
 pub const LOSSY_LINK_PERMILLE: u32 = 75;
 
+/// Heartbeats in a row without a gap after which an instance judged behind
+/// a lossy link, whose probes still time out, is judged hung after all. A
+/// link losing a quarter of its messages shows thirty in a row about once
+/// in five thousand tries; one losing 1 % does three times in four.
+pub const RECONSIDER_CLEAN_BEATS: u32 = 30;
+
 /// The control node: watches the fleet's heartbeats and probes its
 /// instances, publishes verdicts, and tells subscribed clients which
 /// instances are routable.
@@ -218,6 +224,10 @@ pub struct ControlPlane {
     routable: Vec<bool>,
     /// Instances recovery took out of rotation until healthy (a reroute).
     rerouted: Vec<bool>,
+    /// The reroute in flight for each instance, if any.
+    reroute_action: Vec<Option<ActionId>>,
+    /// Instances whose unresponsiveness was judged a lossy link.
+    judged_lossy: Vec<bool>,
     /// Per instance: whether it looks down to this observer (suspect or
     /// dead, or its monitor says unresponsive or failed), for the storm
     /// guard.
@@ -253,6 +263,8 @@ impl ControlPlane {
             monitored: Vec::new(),
             routable: Vec::new(),
             rerouted: Vec::new(),
+            reroute_action: Vec::new(),
+            judged_lossy: Vec::new(),
             looks_down: Vec::new(),
             service_of: Vec::new(),
             down_by_service: Vec::new(),
@@ -320,7 +332,10 @@ impl ControlPlane {
                 }
             }
             HealthEvent::LivenessChanged { .. } => None,
-            _ => RecoveryInput::from_health_event(event).map(|input| self.judge_reachability(input)),
+            _ => match RecoveryInput::from_health_event(event) {
+                Some(input) => Some(self.judge_reachability(input)),
+                None => None,
+            },
         };
         if let (Some(r), Some(input)) = (self.recovery.as_mut(), input) {
             r.handle(now, input);
@@ -333,7 +348,11 @@ impl ControlPlane {
     /// loses none, a lossy link loses some. Behind a lossy link a restart
     /// cannot help, so it is reported degraded (reachable, badly): its
     /// ladder takes it out of rotation until healthy instead.
-    fn judge_reachability(&self, input: RecoveryInput) -> RecoveryInput {
+    ///
+    /// The judgment is revisited: if the heartbeats turn clean while the
+    /// probes still time out, it was a hang after all
+    /// ([`reconsider_lossy`](Self::reconsider_lossy)).
+    fn judge_reachability(&mut self, input: RecoveryInput) -> RecoveryInput {
         let RecoveryInput::Failure(report) = input else { return input };
         if report.failure != FailureType::Unresponsive {
             return input;
@@ -349,7 +368,47 @@ impl ControlPlane {
             heartbeat_loss_permille = liveness.heartbeat_loss_permille(),
             "unresponsive to probes but heartbeating through a lossy link: degraded, not restarted"
         );
+        if let Some(flag) = self.judged_lossy.get_mut(report.instance.index()) {
+            *flag = true;
+        }
         RecoveryInput::Failure(FailureReport { failure: FailureType::Degraded, ..report })
+    }
+
+    /// An instance judged behind a lossy link whose heartbeats are clean
+    /// again ([`RECONSIDER_CLEAN_BEATS`] in a row without a gap) while its
+    /// probes still time out was hung after all: its reroute is reported
+    /// failed and it is reported unresponsive, so recovery reclassifies the
+    /// episode and restarts it.
+    fn reconsider_lossy(&mut self, now: Instant, instance: InstanceId) {
+        let i = instance.index();
+        if !self.judged_lossy.get(i).copied().unwrap_or(false) {
+            return;
+        }
+        let clean =
+            self.detector.instance(instance).is_some_and(|l| l.clean_streak >= RECONSIDER_CLEAN_BEATS);
+        let unresponsive = self.monitor.status(instance) == Some(crate::health::HealthStatus::Unresponsive);
+        if !(clean && unresponsive) {
+            return;
+        }
+        self.judged_lossy[i] = false;
+        let Some(service) = self.service_of.get(i).copied().flatten() else { return };
+        tracing::info!(
+            instance = instance.0,
+            "heartbeats clean again while probes still fail: hung, not unreachable"
+        );
+        if let Some(r) = self.recovery.as_mut() {
+            if let Some(id) = self.reroute_action.get_mut(i).and_then(Option::take) {
+                r.report_outcome(now, id, Outcome::Failed);
+            }
+            r.handle(
+                now,
+                RecoveryInput::Failure(FailureReport {
+                    instance,
+                    service,
+                    failure: FailureType::Unresponsive,
+                }),
+            );
+        }
     }
 
     /// Register (or re-register) an instance at `now`: it joins the
@@ -423,6 +482,8 @@ impl ControlPlane {
             self.monitored.resize(i + 1, false);
             self.routable.resize(i + 1, false);
             self.rerouted.resize(i + 1, false);
+            self.reroute_action.resize(i + 1, None);
+            self.judged_lossy.resize(i + 1, false);
             self.looks_down.resize(i + 1, false);
             self.service_of.resize(i + 1, None);
         }
@@ -450,6 +511,8 @@ impl ControlPlane {
         if let Some(service) = self.service_of.get_mut(i).and_then(Option::take) {
             let down = std::mem::take(&mut self.looks_down[i]);
             self.rerouted[i] = false;
+            self.reroute_action[i] = None;
+            self.judged_lossy[i] = false;
             let counts = &mut self.down_by_service[service.index()];
             counts.0 -= u32::from(down);
             counts.1 -= 1;
@@ -657,8 +720,14 @@ impl ControlPlane {
             while let Some(out) = r.poll_output() {
                 match out {
                     RecoveryOutput::Action(Action {
-                        kind: ActionKind::Reroute, instance: Some(i), ..
+                        kind: ActionKind::Reroute,
+                        instance: Some(i),
+                        id,
+                        ..
                     }) => {
+                        if let Some(slot) = self.reroute_action.get_mut(i.index()) {
+                            *slot = Some(id);
+                        }
                         reroutes.push((i, true));
                     }
                     RecoveryOutput::Decision(Decision {
@@ -674,6 +743,14 @@ impl ControlPlane {
         // A reroute is carried out here, where routing is decided: the
         // instance leaves rotation until its episode ends.
         for (instance, out) in reroutes {
+            if !out {
+                if let Some(slot) = self.reroute_action.get_mut(instance.index()) {
+                    *slot = None;
+                }
+                if let Some(flag) = self.judged_lossy.get_mut(instance.index()) {
+                    *flag = false;
+                }
+            }
             if let Some(flag) = self.rerouted.get_mut(instance.index()) {
                 *flag = out;
                 let is = self.should_route(instance);
@@ -759,6 +836,7 @@ impl Machine for ControlPlane {
                     if self.monitored.get(hb.instance.index()).copied().unwrap_or(false) {
                         self.monitor.heartbeat(now, hb.instance);
                     }
+                    self.reconsider_lossy(now, hb.instance);
                 }
             }
             Input::Message { message: Message::ProbeReply(r), .. } => {
@@ -1281,6 +1359,71 @@ mod tests {
         let _ = drive(&mut control, 60_000, 90_000, None);
         assert!(control.is_routable(InstanceId(0)), "back in rotation once healthy");
         assert!(control.recovery().expect("configured").episode(InstanceId(0)).is_none());
+    }
+
+    #[test]
+    fn a_silent_instance_behind_lossy_heartbeats_is_rerouted_then_restarted_once_they_turn_clean() {
+        use crate::health::{CheckConfig, InstanceHealthConfig, ProbeKind};
+        let recovery = RecoveryConfig {
+            services: vec![crate::recovery::ServiceSpec::new(ServiceId(0))],
+            ..RecoveryConfig::default()
+        };
+        let config = ControlConfig {
+            recovery: Some(recovery),
+            health_classes: vec![Some(InstanceHealthConfig {
+                checks: vec![CheckConfig::probe(ProbeKind::Liveness)],
+                flap: None,
+            })],
+            ..ControlConfig::default()
+        };
+        let mut control = ControlPlane::new(&config, Instant::ZERO).expect("valid");
+        control.register(Instant::ZERO, request(0, "web")).expect("valid");
+        let _ = std::iter::from_fn(|| control.poll_output()).count();
+        // Beat every second; `skip` drops every fifth beat (a lossy link);
+        // probes are answered while `answer`, else left to time out.
+        let mut seq = 0u64;
+        let mut run = |control: &mut ControlPlane, from_s: u64, to_s: u64, skip: bool, answer: bool| {
+            let mut out = Vec::new();
+            for t in from_s..to_s {
+                let now = Instant::from_secs(t);
+                seq += 1;
+                if !(skip && seq % 5 == 0) {
+                    out.extend(heartbeat(control, now, 0, seq));
+                }
+                let outs = run_until(control, now + Duration::from_millis(999));
+                for o in &outs {
+                    if let (true, Output::Send { message: Message::Probe(p), .. }) = (answer, o) {
+                        let reply = Message::ProbeReply(crate::message::ProbeReply { id: p.id, ok: true });
+                        control.handle(
+                            now + Duration::from_millis(5),
+                            Input::Message { from: NodeId(1), message: reply },
+                        );
+                        out.extend(std::iter::from_fn(|| control.poll_output()));
+                    }
+                }
+                out.extend(outs);
+            }
+            out
+        };
+        let kinds = |out: &[Output]| -> Vec<crate::recovery::ActionKind> {
+            recovery_outputs(out)
+                .into_iter()
+                .filter_map(|r| if let RecoveryOutput::Action(a) = r { Some(a.kind) } else { None })
+                .collect()
+        };
+        // Healthy on a lossy link, then its probes stop getting through.
+        let warm = run(&mut control, 1, 40, true, true);
+        assert!(kinds(&warm).is_empty(), "{:?}", kinds(&warm));
+        let lossy = run(&mut control, 40, 50, true, false);
+        assert_eq!(kinds(&lossy), [crate::recovery::ActionKind::Reroute], "judged unreachable, not hung");
+        assert!(!control.is_routable(InstanceId(0)));
+        // The heartbeats turn clean, the probes still fail: it is hung.
+        let clean = run(&mut control, 50, 120, false, false);
+        assert!(
+            kinds(&clean).contains(&crate::recovery::ActionKind::Restart),
+            "restarted once the heartbeats show no loss: {:?}",
+            kinds(&clean)
+        );
     }
 
     #[test]

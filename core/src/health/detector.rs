@@ -56,6 +56,8 @@ pub struct InstanceLiveness {
     pub beats_received: u32,
     /// Heartbeats sent lately, as the gaps in their sequence numbers tell.
     pub beats_expected: u32,
+    /// Heartbeats in a row received with no gap before them.
+    pub clean_streak: u32,
 }
 
 /// About how many recent heartbeats the loss estimate looks at.
@@ -163,6 +165,7 @@ impl FailureDetector {
             class,
             beats_received: 0,
             beats_expected: 0,
+            clean_streak: 0,
         });
         let class = &mut self.classes[class];
         class.suspect_queue.push_back((instance, now));
@@ -217,6 +220,7 @@ impl FailureDetector {
         };
         slot.beats_expected += sent as u32;
         slot.beats_received += 1;
+        slot.clean_streak = if sent == 1 { slot.clean_streak.saturating_add(1) } else { 0 };
         while slot.beats_expected > LOSS_WINDOW_BEATS {
             // Both halved alike, so a clean link stays at zero loss.
             slot.beats_expected /= 2;
