@@ -332,10 +332,7 @@ impl ControlPlane {
                 }
             }
             HealthEvent::LivenessChanged { .. } => None,
-            _ => match RecoveryInput::from_health_event(event) {
-                Some(input) => Some(self.judge_reachability(input)),
-                None => None,
-            },
+            _ => RecoveryInput::from_health_event(event).map(|input| self.judge_reachability(input)),
         };
         if let (Some(r), Some(input)) = (self.recovery.as_mut(), input) {
             r.handle(now, input);
