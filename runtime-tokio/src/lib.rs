@@ -144,13 +144,17 @@
 //!    [`Outcome::Failed`](vigil_core::recovery::Outcome::Failed) back
 //!    through the driver when the platform cannot act. Success is never
 //!    reported: the instance's return to health, seen by the control
-//!    plane itself, ends the episode.
+//!    plane itself, ends the episode. A scale-out starts standby slots
+//!    declared to the platform; the executor registers each new instance
+//!    with the control plane.
 //!
 //! The `vigil-instance` binary is the smallest real instance, a heartbeat
 //! agent in a process of its own. `tests/recovery-process.rs` runs it
 //! under a `ProcessPlatform` on loopback, kills one with `kill -9`, and
 //! checks it restarted within 3 s of the dead verdict and alive again,
-//! its sibling untouched.
+//! its sibling untouched; `tests/scale-out-process.rs` degrades one and
+//! checks its service scaled out into a standby slot, the new child
+//! registered and alive from its own heartbeats.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -176,7 +180,10 @@ pub use driver::{
 pub use endpoints::{CheckKind, HealthChecks, HealthServer};
 pub use error::Error;
 pub use instance::{Instance, InstanceConfig, SelfRegistration};
-pub use platform::{Platform, PlatformError, ProcessPlatform, ProcessSpec, spawn_recovery_executor};
+pub use platform::{
+    ExecutorConfig, ExecutorHandle, ExecutorStats, NewInstance, Platform, PlatformError, ProcessPlatform,
+    ProcessSpec, spawn_recovery_executor, spawn_recovery_executor_with,
+};
 pub use probe::{HttpTarget, ProbeOutcome, probe_http, probe_tcp};
 pub use stats::DriverStats;
 pub use transport::{HttpPeer, TransportConfig};

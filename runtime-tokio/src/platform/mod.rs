@@ -17,7 +17,7 @@
 //!   for the control plane to see (heartbeats, probes), never for the
 //!   platform to claim: a platform reports no success.
 //! - **An error means the action could not be carried out** (the program
-//!   does not exist, the process would not die, the platform cannot scale).
+//!   does not exist, the process would not die, no capacity is left).
 //!   The executor reports it as
 //!   [`Outcome::Failed`](vigil_core::recovery::Outcome::Failed) at once, so
 //!   the coordinator climbs its ladder without waiting for `action_timeout`.
@@ -29,6 +29,10 @@
 //!   run one after the other.
 //! - **No panics on bad input**: an unknown instance, a program that cannot
 //!   be spawned, an unsupported action are errors saying so.
+//! - **Scale-out starts, the caller registers**: the platform owns the
+//!   capacity (which ids and nodes may run); the control plane's catalog
+//!   learns of the new instances from the executor, which registers each
+//!   one [`NewInstance`] names.
 
 pub mod executor;
 pub mod process;
@@ -37,9 +41,12 @@ use std::future::Future;
 use std::io;
 use std::path::PathBuf;
 
-use vigil_core::{InstanceId, ServiceId};
+use vigil_core::{InstanceId, NodeId, ServiceId};
 
-pub use executor::{MAX_ACTIONS_IN_FLIGHT, spawn_recovery_executor};
+pub use executor::{
+    ExecutorConfig, ExecutorHandle, ExecutorStats, MAX_ACTIONS_IN_FLIGHT, spawn_recovery_executor,
+    spawn_recovery_executor_with,
+};
 pub use process::{KILL_TIMEOUT, MAX_PROCESS_INSTANCES, ProcessEvent, ProcessPlatform, ProcessSpec};
 
 /// Where instances run: starts, stops, restarts and replaces them.
@@ -65,13 +72,33 @@ pub trait Platform: Send + Sync {
     /// the old one left behind is not reused.
     fn replace(&self, instance: InstanceId) -> impl Future<Output = Result<(), PlatformError>> + Send;
 
-    /// Add `by` instances to `service`. A platform that cannot answers
-    /// [`PlatformError::Unsupported`].
+    /// Start up to `by` new instances of `service`, and say which it
+    /// started (at least one on success): the caller registers them with
+    /// the control plane, as only the platform knows their ids and nodes.
+    /// Fewer than `by` is a success: some capacity is better than none.
+    ///
+    /// A platform with no capacity left answers
+    /// [`PlatformError::NoCapacity`]; one that cannot scale at all,
+    /// [`PlatformError::Unsupported`]. Either way the coordinator climbs
+    /// its ladder.
     fn scale_out(
         &self,
         service: ServiceId,
         by: u32,
-    ) -> impl Future<Output = Result<(), PlatformError>> + Send;
+    ) -> impl Future<Output = Result<Vec<NewInstance>, PlatformError>> + Send;
+}
+
+/// An instance a [`Platform::scale_out`] started: running, not yet
+/// registered with the control plane.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NewInstance {
+    /// Its id, unique in the fleet (the control plane's registry ids are
+    /// assigned by whoever runs instances, not by the registry).
+    pub instance: InstanceId,
+    /// The node its agent speaks as.
+    pub node: NodeId,
+    /// Its service.
+    pub service: ServiceId,
 }
 
 /// Why a platform could not carry an action out.
@@ -87,11 +114,20 @@ pub enum PlatformError {
         /// What was asked (`"scale out"`).
         action: &'static str,
     },
+    /// No capacity is left to add instances of the service: every standby
+    /// slot ([`ProcessPlatform::add_standby`]) is in use, or none was
+    /// declared.
+    #[error("cannot scale {service} out: no standby capacity left")]
+    NoCapacity {
+        /// The service.
+        service: ServiceId,
+    },
     /// The instance was never declared to this platform
     /// ([`ProcessPlatform::add_instance`]).
     #[error("{0} is not declared to this platform")]
     UnknownInstance(InstanceId),
-    /// The instance is declared already, with another service.
+    /// The instance is declared already, with another service (or, for a
+    /// standby slot, at all).
     #[error("{instance} is declared already, as one of {service}'s")]
     AlreadyDeclared {
         /// The instance.

@@ -11,13 +11,15 @@
 //!
 //! Each service has a [`ProcessSpec`] (program, arguments, environment);
 //! each instance is declared with its service
-//! ([`add_instance`](ProcessPlatform::add_instance)) and runs as one child
-//! process of that spec, with:
+//! ([`add_instance`](ProcessPlatform::add_instance)), or as a standby slot
+//! of it ([`add_standby`](ProcessPlatform::add_standby)), and runs as one
+//! child process of that spec, with:
 //!
 //! - the platform's own environment, then the spec's `env`, then
-//!   `VIGIL_INSTANCE=<instance id>` and `VIGIL_SERVICE=<service id>` (the
-//!   only per-instance settings: a program derives anything else, such as
-//!   ports, from them or from the spec);
+//!   `VIGIL_INSTANCE=<instance id>` and `VIGIL_SERVICE=<service id>`, and
+//!   for a standby slot `VIGIL_NODE=<node id>` (the only per-instance
+//!   settings: a program derives anything else, such as ports, from them
+//!   or from the spec);
 //! - its working directory under the platform's root:
 //!   `<root>/instance-<id>` for its first life and every restart,
 //!   `<root>/instance-<id>.<n>` after its `n`-th replacement;
@@ -39,9 +41,23 @@
 //! - `stop`: SIGKILL and wait. (A graceful stop, SIGTERM then SIGKILL, and
 //!   pausing with SIGSTOP need signals beyond SIGKILL, so a `libc`
 //!   dependency; not yet.)
-//! - `scale_out`: [`PlatformError::Unsupported`] for now: it needs instance
-//!   ids handed out by the control plane's registry, and registration of
-//!   the new instances there.
+//! - `scale_out`: start up to `by` of the service's standby slots, lowest
+//!   id first, and name them ([`NewInstance`]); none left is
+//!   [`PlatformError::NoCapacity`].
+//!
+//! # Standby slots
+//!
+//! vigil's instance ids are dense and handed out by whoever runs the
+//! instances, not by the control plane's registry; so, as in the
+//! simulator, capacity to scale into is declared up front: an instance id
+//! and the node id its agent speaks as, per slot. A slot is standby until
+//! its first start, by a scale-out or by hand; from then on it is an
+//! instance like any other (restarted, replaced, stopped in place), and no
+//! scale-out starts it again, even once stopped: a stopped instance is
+//! recovery's business, not spare capacity. A slot whose spawn failed was
+//! never started and stays standby. The platform starts; registering the
+//! new instances with the control plane is the executor's part (see
+//! [`spawn_recovery_executor`](super::spawn_recovery_executor)).
 //!
 //! Children are killed when the platform is dropped (`kill_on_drop`). The
 //! platform does not watch its children exit: noticing a dead instance is
@@ -49,7 +65,7 @@
 //! that vanished. A program that forks and exits leaves its grandchildren
 //! outside the platform's reach (no process groups yet).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -58,9 +74,9 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 use tokio::sync::broadcast;
-use vigil_core::{InstanceId, ServiceId};
+use vigil_core::{InstanceId, NodeId, ServiceId};
 
-use super::{Platform, PlatformError};
+use super::{NewInstance, Platform, PlatformError};
 
 /// How long a SIGKILLed child may take to exit before the action fails
 /// ([`PlatformError::KillTimeout`]), by default.
@@ -140,15 +156,30 @@ pub enum ProcessEvent {
 pub struct ProcessPlatform {
     root: PathBuf,
     services: BTreeMap<ServiceId, ProcessSpec>,
-    instances: Mutex<BTreeMap<InstanceId, Arc<Slot>>>,
+    table: Mutex<Table>,
     kill_timeout: Duration,
     events: broadcast::Sender<ProcessEvent>,
+}
+
+/// Every declared instance, and which are standby: behind one lock, so
+/// that declaring and claiming a slot are each one step.
+#[derive(Debug, Default)]
+struct Table {
+    instances: BTreeMap<InstanceId, Arc<Slot>>,
+    /// Per service, its standby slots never started yet. Each id is in
+    /// `instances` too, with a node.
+    standby: BTreeMap<ServiceId, BTreeSet<InstanceId>>,
 }
 
 /// One declared instance.
 #[derive(Debug)]
 struct Slot {
     service: ServiceId,
+    /// The node its agent speaks as (`VIGIL_NODE`): set for standby slots,
+    /// which the control plane learns of from a scale-out; `None` for an
+    /// instance declared with [`ProcessPlatform::add_instance`], whose
+    /// program derives its node itself.
+    node: Option<NodeId>,
     /// Held across an action: actions on one instance run one at a time.
     life: tokio::sync::Mutex<Life>,
     /// What [`ProcessPlatform::pid`] and
@@ -162,6 +193,8 @@ struct Life {
     child: Option<Running>,
     /// Replacements so far: names the working directory.
     replacements: u64,
+    /// Children spawned so far: a standby slot has none.
+    spawns: u64,
 }
 
 #[derive(Debug)]
@@ -184,7 +217,7 @@ impl ProcessPlatform {
         ProcessPlatform {
             root: root.into(),
             services: BTreeMap::new(),
-            instances: Mutex::new(BTreeMap::new()),
+            table: Mutex::new(Table::default()),
             kill_timeout: KILL_TIMEOUT,
             events,
         }
@@ -229,23 +262,79 @@ impl ProcessPlatform {
         if !self.services.contains_key(&service) {
             return Err(PlatformError::UnknownService(service));
         }
-        let mut instances = self.instances.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(slot) = instances.get(&instance) {
+        let mut table = self.table();
+        if let Some(slot) = table.instances.get(&instance) {
             return match slot.service {
                 declared if declared == service => Ok(()),
                 declared => Err(PlatformError::AlreadyDeclared { instance, service: declared }),
             };
         }
-        if instances.len() >= MAX_PROCESS_INSTANCES {
+        if table.instances.len() >= MAX_PROCESS_INSTANCES {
             return Err(PlatformError::TooManyInstances { max: MAX_PROCESS_INSTANCES });
         }
-        let slot = Slot {
-            service,
-            life: tokio::sync::Mutex::new(Life::default()),
-            view: Mutex::new(View::default()),
-        };
-        instances.insert(instance, Arc::new(slot));
+        table.instances.insert(instance, Arc::new(Slot::new(service, None)));
         Ok(())
+    }
+
+    /// Declare standby slots of `service`: instances not started, each
+    /// with its id and the node id its agent will speak as, for
+    /// [`scale_out`](Platform::scale_out) to start (lowest id first). See
+    /// the [module docs](self#standby-slots). All or nothing: on error no
+    /// slot is declared. Declaring a slot again with the same service and
+    /// node changes nothing (it is not made standby again once started).
+    ///
+    /// # Errors
+    ///
+    /// [`PlatformError::UnknownService`] if `service` has no spec;
+    /// [`PlatformError::AlreadyDeclared`] if an id is declared already
+    /// otherwise (as an instance, or with another service or node);
+    /// [`PlatformError::TooManyInstances`] beyond
+    /// [`MAX_PROCESS_INSTANCES`].
+    pub fn add_standby(
+        &self,
+        service: ServiceId,
+        slots: impl IntoIterator<Item = (InstanceId, NodeId)>,
+    ) -> Result<(), PlatformError> {
+        if !self.services.contains_key(&service) {
+            return Err(PlatformError::UnknownService(service));
+        }
+        let mut table = self.table();
+        let mut fresh: BTreeMap<InstanceId, NodeId> = BTreeMap::new();
+        let mut slots = slots.into_iter();
+        // Bounded: more than the limit is refused below, whatever follows.
+        for (instance, node) in slots.by_ref().take(MAX_PROCESS_INSTANCES) {
+            let declared = match table.instances.get(&instance) {
+                Some(slot) => Some((slot.service, slot.node)),
+                None => fresh.get(&instance).map(|&n| (service, Some(n))),
+            };
+            match declared {
+                None => {
+                    fresh.insert(instance, node);
+                }
+                Some((s, Some(n))) if s == service && n == node => {} // the same slot again
+                Some((s, _)) => return Err(PlatformError::AlreadyDeclared { instance, service: s }),
+            }
+        }
+        if slots.next().is_some() || table.instances.len() + fresh.len() > MAX_PROCESS_INSTANCES {
+            return Err(PlatformError::TooManyInstances { max: MAX_PROCESS_INSTANCES });
+        }
+        for (&instance, &node) in &fresh {
+            table.instances.insert(instance, Arc::new(Slot::new(service, Some(node))));
+        }
+        table.standby.entry(service).or_default().extend(fresh.keys());
+        Ok(())
+    }
+
+    /// `service`'s standby slots not started yet, in the order a scale-out
+    /// takes them.
+    pub fn standby(&self, service: ServiceId) -> Vec<InstanceId> {
+        self.table().standby.get(&service).map(|s| s.iter().copied().collect()).unwrap_or_default()
+    }
+
+    /// The node id a standby slot was declared with (its agent's
+    /// `VIGIL_NODE`); `None` for other instances and unknown ones.
+    pub fn node(&self, instance: InstanceId) -> Option<NodeId> {
+        self.slot(instance).ok().and_then(|slot| slot.node)
     }
 
     /// The process id of `instance`'s child: the last one spawned, until
@@ -266,9 +355,28 @@ impl ProcessPlatform {
         self.events.subscribe()
     }
 
+    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn slot(&self, instance: InstanceId) -> Result<Arc<Slot>, PlatformError> {
-        let instances = self.instances.lock().unwrap_or_else(PoisonError::into_inner);
-        instances.get(&instance).cloned().ok_or(PlatformError::UnknownInstance(instance))
+        self.table().instances.get(&instance).cloned().ok_or(PlatformError::UnknownInstance(instance))
+    }
+
+    /// Take `service`'s lowest standby slot out of the standby set: no
+    /// other scale-out can take it any more.
+    fn claim_standby(&self, service: ServiceId) -> Option<(InstanceId, NodeId, Arc<Slot>)> {
+        let mut table = self.table();
+        let instance = table.standby.get_mut(&service)?.pop_first()?;
+        let slot = table.instances.get(&instance).cloned()?;
+        // Standby slots are declared with a node (`add_standby`).
+        let node = slot.node?;
+        Some((instance, node, slot))
+    }
+
+    /// Put back a claimed slot that did not start.
+    fn unclaim_standby(&self, service: ServiceId, instance: InstanceId) {
+        self.table().standby.entry(service).or_default().insert(instance);
     }
 
     fn dir_of(&self, instance: InstanceId, replacements: u64) -> PathBuf {
@@ -297,6 +405,9 @@ impl ProcessPlatform {
             .current_dir(&dir)
             .stdin(Stdio::piped())
             .kill_on_drop(true);
+        if let Some(node) = slot.node {
+            command.env("VIGIL_NODE", node.0.to_string());
+        }
         let spawn_error = |source| PlatformError::Spawn { instance, program: spec.program.clone(), source };
         let child = command.spawn().map_err(spawn_error)?;
         // A child not yet polled to completion always has an id.
@@ -307,6 +418,13 @@ impl ProcessPlatform {
         *slot.view.lock().unwrap_or_else(PoisonError::into_inner) =
             View { pid: Some(pid), dir: Some(dir.clone()) };
         life.child = Some(Running { child, pid });
+        life.spawns += 1;
+        if life.spawns == 1 && slot.node.is_some() {
+            // Started, by a scale-out or by hand: standby no more.
+            if let Some(standby) = self.table().standby.get_mut(&slot.service) {
+                standby.remove(&instance);
+            }
+        }
         let at = tokio::time::Instant::now();
         // No subscriber is not an error.
         let _ = self.events.send(ProcessEvent::Started { instance, pid, dir, at });
@@ -350,6 +468,15 @@ impl ProcessPlatform {
 }
 
 impl Slot {
+    fn new(service: ServiceId, node: Option<NodeId>) -> Self {
+        Slot {
+            service,
+            node,
+            life: tokio::sync::Mutex::new(Life::default()),
+            view: Mutex::new(View::default()),
+        }
+    }
+
     fn view(&self) -> View {
         self.view.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
@@ -403,8 +530,51 @@ impl Platform for ProcessPlatform {
         self.spawn(instance, &slot, &mut life)
     }
 
-    async fn scale_out(&self, _service: ServiceId, _by: u32) -> Result<(), PlatformError> {
-        Err(PlatformError::Unsupported { platform: self.name(), action: "scale out" })
+    async fn scale_out(&self, service: ServiceId, by: u32) -> Result<Vec<NewInstance>, PlatformError> {
+        if !self.services.contains_key(&service) {
+            return Err(PlatformError::UnknownService(service));
+        }
+        let wanted = usize::try_from(by).unwrap_or(usize::MAX);
+        let mut started = Vec::new();
+        let mut failed = None;
+        // Bounded: each turn takes one slot out of the standby set for
+        // good, or puts it back and ends.
+        while started.len() < wanted {
+            let Some((instance, node, slot)) = self.claim_standby(service) else { break };
+            let mut life = slot.life.lock().await;
+            if life.spawns > 0 {
+                // Started by hand between the claim and the lock: it is
+                // not spare capacity any more.
+                continue;
+            }
+            match self.spawn(instance, &slot, &mut life) {
+                Ok(()) => started.push(NewInstance { instance, node, service }),
+                Err(error) => {
+                    // Never started: still standby. The next slot would
+                    // fail the same way (one spec per service): stop here.
+                    self.unclaim_standby(service, instance);
+                    failed = Some(error);
+                    break;
+                }
+            }
+        }
+        match (started.is_empty(), failed) {
+            (true, Some(error)) => Err(error),
+            (true, None) if wanted > 0 => Err(PlatformError::NoCapacity { service }),
+            (_, failed) => {
+                if let Some(error) = failed {
+                    tracing::warn!(service = service.0, started = started.len(), %error, "scale-out partly done");
+                } else if started.len() < wanted {
+                    tracing::warn!(
+                        service = service.0,
+                        started = started.len(),
+                        by,
+                        "standby capacity ran out"
+                    );
+                }
+                Ok(started)
+            }
+        }
     }
 }
 
@@ -499,13 +669,151 @@ mod tests {
         assert_eq!(platform.work_dir(stranger), None);
     }
 
+    /// Standby slots 5 and 6 of [`SERVICE`], nodes 50 and 60.
+    const STANDBY: [(InstanceId, NodeId); 2] = [(InstanceId(5), NodeId(50)), (InstanceId(6), NodeId(60))];
+
+    fn started(platform_answer: Result<Vec<NewInstance>, PlatformError>) -> Vec<u32> {
+        platform_answer.expect("scaled out").iter().map(|n| n.instance.0).collect()
+    }
+
     #[tokio::test]
-    async fn scale_out_is_unsupported() {
-        let scratch = Scratch::new("scale-out");
+    async fn scale_out_without_standby_capacity_is_no_capacity() {
+        let scratch = Scratch::new("no-capacity");
         let platform = platform(&scratch, shell("exec sleep 60"));
-        let error = platform.scale_out(SERVICE, 2).await.expect_err("not yet");
-        assert!(matches!(error, PlatformError::Unsupported { platform: "process", action: "scale out" }));
-        assert_eq!(error.to_string(), "the process platform cannot scale out");
+        // A declared, stopped instance is not spare capacity.
+        let error = platform.scale_out(SERVICE, 2).await.expect_err("no standby slot");
+        assert!(matches!(error, PlatformError::NoCapacity { service: SERVICE }), "{error:?}");
+        assert_eq!(error.to_string(), "cannot scale service#0 out: no standby capacity left");
+        assert_eq!(platform.pid(ONE), None, "scale-out never starts a declared instance");
+        assert!(matches!(
+            platform.scale_out(ServiceId(7), 1).await,
+            Err(PlatformError::UnknownService(ServiceId(7)))
+        ));
+
+        // One slot, two asked: one started, a success; then none left.
+        platform.add_standby(SERVICE, [STANDBY[0]]).expect("declared");
+        assert_eq!(platform.standby(SERVICE), [InstanceId(5)]);
+        let answer = platform.scale_out(SERVICE, 2).await;
+        assert_eq!(
+            answer.as_ref().expect("scaled out"),
+            &[NewInstance { instance: InstanceId(5), node: NodeId(50), service: SERVICE }]
+        );
+        assert!(platform.pid(InstanceId(5)).is_some());
+        assert_eq!(platform.standby(SERVICE), []);
+        let error = platform.scale_out(SERVICE, 1).await.expect_err("spent");
+        assert!(matches!(error, PlatformError::NoCapacity { service: SERVICE }), "{error:?}");
+        platform.stop(InstanceId(5)).await.expect("stops");
+    }
+
+    #[tokio::test]
+    async fn scaled_out_instances_get_their_instance_service_and_node() {
+        let scratch = Scratch::new("scale-out-env");
+        let spec = shell(
+            r#"printf '%s %s %s %s' "$VIGIL_INSTANCE" "$VIGIL_SERVICE" "$VIGIL_NODE" "$GREETING" > env.txt; exec sleep 60"#,
+        )
+        .env("GREETING", "hello");
+        let platform = platform(&scratch, spec);
+        platform.add_standby(SERVICE, STANDBY).expect("declared");
+        assert_eq!((platform.node(InstanceId(6)), platform.node(ONE)), (Some(NodeId(60)), None));
+        assert_eq!(started(platform.scale_out(SERVICE, 2).await), [5, 6]);
+        for (instance, node) in STANDBY {
+            let dir = platform.work_dir(instance).expect("started");
+            assert_eq!(dir, scratch.0.join(format!("instance-{}", instance.0)));
+            wait_for_file(&dir.join("env.txt"), &format!("{} 0 {} hello", instance.0, node.0)).await;
+        }
+        // A declared instance has no node from the platform: its program
+        // derives one.
+        platform.start(ONE).await.expect("starts");
+        wait_for_file(&platform.work_dir(ONE).expect("started").join("env.txt"), "1 0  hello").await;
+        for instance in [ONE, InstanceId(5), InstanceId(6)] {
+            platform.stop(instance).await.expect("stops");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_standby_slot_is_never_started_twice() {
+        let scratch = Scratch::new("standby-once");
+        let platform = Arc::new(platform(&scratch, shell("exec sleep 60")));
+        let extra = (InstanceId(7), NodeId(70));
+        platform.add_standby(SERVICE, STANDBY.into_iter().chain([extra])).expect("declared");
+        let mut events = platform.subscribe();
+
+        // Two scale-outs at once, three slots, two asked each: three
+        // starts in all, none twice.
+        let (a, b) = tokio::join!(platform.scale_out(SERVICE, 2), platform.scale_out(SERVICE, 2));
+        let mut all: Vec<u32> = started(a).into_iter().chain(started(b)).collect();
+        all.sort_unstable();
+        assert_eq!(all, [5, 6, 7]);
+        assert!(matches!(platform.scale_out(SERVICE, 1).await, Err(PlatformError::NoCapacity { .. })));
+
+        // A started slot stopped is recovery's business, not capacity.
+        platform.stop(InstanceId(5)).await.expect("stops");
+        assert_eq!(platform.standby(SERVICE), []);
+        assert!(matches!(platform.scale_out(SERVICE, 1).await, Err(PlatformError::NoCapacity { .. })));
+        // Declaring it again changes nothing; another node is refused.
+        platform.add_standby(SERVICE, [STANDBY[0]]).expect("the same slot");
+        assert_eq!(platform.standby(SERVICE), []);
+        let error = platform.add_standby(SERVICE, [(InstanceId(5), NodeId(99))]).expect_err("another node");
+        assert!(matches!(
+            error,
+            PlatformError::AlreadyDeclared { instance: InstanceId(5), service: SERVICE }
+        ));
+
+        // A slot started by hand is no longer standby either.
+        platform.add_standby(SERVICE, [(InstanceId(8), NodeId(80))]).expect("declared");
+        platform.start(InstanceId(8)).await.expect("starts");
+        assert_eq!(platform.standby(SERVICE), []);
+        assert!(matches!(platform.scale_out(SERVICE, 1).await, Err(PlatformError::NoCapacity { .. })));
+
+        let mut starts: BTreeMap<InstanceId, u32> = BTreeMap::new();
+        while let Ok(event) = events.try_recv() {
+            if let ProcessEvent::Started { instance, .. } = event {
+                *starts.entry(instance).or_default() += 1;
+            }
+        }
+        let expected: BTreeMap<InstanceId, u32> = [5, 6, 7, 8].map(|i| (InstanceId(i), 1)).into();
+        assert_eq!(starts, expected, "each slot started once");
+        for i in [5, 6, 7, 8] {
+            platform.stop(InstanceId(i)).await.expect("stops");
+        }
+    }
+
+    #[tokio::test]
+    async fn standby_slots_are_declared_all_or_nothing() {
+        let scratch = Scratch::new("standby-declare");
+        let platform = platform(&scratch, shell("exec sleep 60"));
+        assert!(matches!(
+            platform.add_standby(ServiceId(7), STANDBY),
+            Err(PlatformError::UnknownService(ServiceId(7)))
+        ));
+        // The declared instance's id, after a good one: neither declared.
+        let error = platform.add_standby(SERVICE, [STANDBY[0], (ONE, NodeId(10))]).expect_err("taken");
+        assert!(matches!(error, PlatformError::AlreadyDeclared { instance: ONE, service: SERVICE }));
+        // The same id twice with two nodes.
+        let twice = [STANDBY[0], (STANDBY[0].0, NodeId(51))];
+        assert!(matches!(platform.add_standby(SERVICE, twice), Err(PlatformError::AlreadyDeclared { .. })));
+        assert_eq!(platform.standby(SERVICE), []);
+        assert!(matches!(platform.start(InstanceId(5)).await, Err(PlatformError::UnknownInstance(_))));
+        // A standby slot cannot be declared again as another service's.
+        platform.add_standby(SERVICE, STANDBY).expect("declared");
+        let platform = platform.with_service(ServiceId(2), shell("exec sleep 60"));
+        assert!(matches!(
+            platform.add_instance(InstanceId(6), ServiceId(2)),
+            Err(PlatformError::AlreadyDeclared { service: SERVICE, .. })
+        ));
+        assert_eq!(platform.standby(SERVICE), [InstanceId(5), InstanceId(6)]);
+    }
+
+    #[tokio::test]
+    async fn a_standby_slot_that_cannot_spawn_stays_standby() {
+        let scratch = Scratch::new("standby-missing");
+        let missing = scratch.0.join("no-such-program");
+        let platform = ProcessPlatform::new(&scratch.0).with_service(SERVICE, ProcessSpec::new(&missing));
+        platform.add_standby(SERVICE, STANDBY).expect("declared");
+        let error = platform.scale_out(SERVICE, 2).await.expect_err("nothing to run");
+        assert!(matches!(error, PlatformError::Spawn { instance: InstanceId(5), .. }), "{error:?}");
+        assert_eq!(platform.standby(SERVICE), [InstanceId(5), InstanceId(6)], "never started");
+        assert_eq!(platform.pid(InstanceId(5)), None);
     }
 
     #[tokio::test]
