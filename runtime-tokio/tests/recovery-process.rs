@@ -10,24 +10,24 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio::time::Instant as TokioInstant;
 use vigil_core::health::Liveness;
 use vigil_core::node::{ControlConfig, ControlPlane};
 use vigil_core::recovery::{
     Action, ActionKind, BackoffConfig, DecisionKind, RecoveryConfig, RecoveryOutput, ServiceSpec,
 };
-use vigil_core::{Duration, InstanceId, Instant, ServiceId};
+use vigil_core::{Duration, InstanceId, ServiceId};
 use vigil_tokio::platform::ProcessEvent;
 use vigil_tokio::{
     Clock, Driver, DriverHandle, Platform, ProcessPlatform, ProcessSpec, spawn_recovery_executor,
 };
 
 use support::{
-    CONTROL, Change, EventLog, INTERVAL, any_loopback_port, change, control_config, wait_all_alive,
+    CONTROL, Change, EventLog, RecoveryLog, any_loopback_port, change, control_config, instance_spec, ms,
+    scratch_root, wait_all_alive, wait_process_event,
 };
 
 const SERVICE: ServiceId = ServiceId(0);
@@ -46,68 +46,6 @@ const ACTION_WITHIN: Duration = Duration::from_secs(3);
 const RECOVERED_WITHIN: Duration = Duration::from_secs(30);
 /// Bound of anything that merely has to finish (a shutdown).
 const FINISH_WITHIN: Duration = Duration::from_secs(10);
-
-/// Every recovery output the control driver published, in order.
-struct RecoveryLog {
-    rx: broadcast::Receiver<RecoveryOutput>,
-    outputs: Vec<RecoveryOutput>,
-}
-
-impl RecoveryLog {
-    fn new(rx: broadcast::Receiver<RecoveryOutput>) -> Self {
-        RecoveryLog { rx, outputs: Vec::new() }
-    }
-
-    /// Receive outputs until `done` holds; panic with the log if
-    /// `deadline` passes first.
-    async fn wait_for(
-        &mut self,
-        deadline: TokioInstant,
-        what: &str,
-        mut done: impl FnMut(&RecoveryOutput) -> bool,
-    ) -> RecoveryOutput {
-        loop {
-            let Ok(received) = tokio::time::timeout_at(deadline, self.rx.recv()).await else {
-                panic!("deadline passed waiting for {what}; recovery so far: {:#?}", self.outputs);
-            };
-            let output = received.expect("control driver alive and subscriber not lagging");
-            self.outputs.push(output);
-            if done(&output) {
-                return output;
-            }
-        }
-    }
-
-    /// Take whatever is already queued.
-    fn collect_queued(&mut self) {
-        while let Ok(output) = self.rx.try_recv() {
-            self.outputs.push(output);
-        }
-    }
-
-    fn actions(&self) -> Vec<Action> {
-        self.outputs
-            .iter()
-            .filter_map(|o| if let RecoveryOutput::Action(a) = o { Some(*a) } else { None })
-            .collect()
-    }
-
-    fn decisions(&self) -> Vec<DecisionKind> {
-        self.outputs
-            .iter()
-            .filter_map(|o| if let RecoveryOutput::Decision(d) = o { Some(d.kind) } else { None })
-            .collect()
-    }
-
-    /// Whether any decision or action concerns `instance`.
-    fn mentions(&self, instance: u32) -> bool {
-        self.outputs.iter().any(|o| match o {
-            RecoveryOutput::Action(a) => a.instance == Some(InstanceId(instance)),
-            RecoveryOutput::Decision(d) => d.instance == Some(InstanceId(instance)),
-            _ => false,
-        })
-    }
-}
 
 /// A control node with recovery on for service 0, watching `instances`,
 /// handing its actions to the returned receiver; logs subscribed before
@@ -133,51 +71,12 @@ fn recovery_config() -> RecoveryConfig {
     RecoveryConfig { services: vec![ServiceSpec::new(SERVICE)], ..RecoveryConfig::default() }
 }
 
-/// A fresh directory for one test's instances, under Cargo's scratch
-/// directory for integration tests.
-fn scratch_root(test: &str) -> PathBuf {
-    let root = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("recovery-process-{test}-{}", std::process::id()));
-    // Left over from an earlier run with the same pid: start clean.
-    let _ = std::fs::remove_dir_all(&root);
-    root
-}
-
-/// `vigil-instance` beating to `control` every [`INTERVAL`].
-fn instance_spec(control: std::net::SocketAddr) -> ProcessSpec {
-    ProcessSpec::new(env!("CARGO_BIN_EXE_vigil-instance"))
-        .env("VIGIL_CONTROL", control.to_string())
-        .env("VIGIL_HEARTBEAT_MS", INTERVAL.as_millis().to_string())
-}
-
-async fn wait_process_event(
-    rx: &mut broadcast::Receiver<ProcessEvent>,
-    deadline: TokioInstant,
-    what: &str,
-    mut done: impl FnMut(&ProcessEvent) -> bool,
-) -> ProcessEvent {
-    loop {
-        let Ok(received) = tokio::time::timeout_at(deadline, rx.recv()).await else {
-            panic!("deadline passed waiting for {what}");
-        };
-        let event = received.expect("platform alive and subscriber not lagging");
-        if done(&event) {
-            return event;
-        }
-    }
-}
-
-/// Milliseconds from `from` to `to` on one clock, for the timing report.
-fn ms(from: Instant, to: Instant) -> u64 {
-    (to - from).as_millis() as u64
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_process_is_restarted_and_alive_again_and_its_sibling_is_untouched() {
     let clock = Clock::start();
     let (control, mut log, mut recovery, actions) =
         spawn_control_with_recovery(clock, &INSTANCES, recovery_config()).await;
-    let root = scratch_root("restart");
+    let root = scratch_root("recovery-restart");
     let platform =
         Arc::new(ProcessPlatform::new(&root).with_service(SERVICE, instance_spec(control.local_addr())));
     let mut processes = platform.subscribe();
@@ -298,7 +197,7 @@ async fn a_platform_that_cannot_spawn_reports_each_action_failed_and_the_ladder_
     };
     let (control, mut log, mut recovery, actions) =
         spawn_control_with_recovery(clock, &[INSTANCE], config).await;
-    let root = scratch_root("no-program");
+    let root = scratch_root("recovery-no-program");
     let missing = root.join("no-such-program");
     let platform = Arc::new(ProcessPlatform::new(&root).with_service(SERVICE, ProcessSpec::new(&missing)));
     platform.add_instance(InstanceId(INSTANCE), SERVICE).expect("service has a spec");

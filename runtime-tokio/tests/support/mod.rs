@@ -1,16 +1,21 @@
 //! A small fleet on loopback, shared by the end-to-end tests: one control
-//! node (node 0) watching instances, one agent per instance (node `i + 1`).
+//! node (node 0) watching instances, one agent per instance (node `i + 1`);
+//! and, for the recovery tests, a log of recovery outputs and helpers for
+//! `vigil-instance` children.
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 use tokio::sync::broadcast;
 use tokio::time::Instant as TokioInstant;
 use vigil_core::health::{AgentConfig, HealthEvent, Liveness, LivenessTimeouts};
 use vigil_core::node::{ControlConfig, ControlPlane, InstanceNode, WatchedInstance};
+use vigil_core::recovery::{Action, DecisionKind, RecoveryOutput};
 use vigil_core::rng::Seed;
-use vigil_core::{Duration, InstanceId, NodeId, ServiceId};
-use vigil_tokio::{Clock, Driver, DriverEvent, DriverHandle};
+use vigil_core::{Duration, InstanceId, Instant, NodeId, ServiceId};
+use vigil_tokio::platform::ProcessEvent;
+use vigil_tokio::{Clock, Driver, DriverEvent, DriverHandle, ProcessSpec};
 
 /// Time between two heartbeats of an agent.
 pub const INTERVAL: Duration = Duration::from_millis(100);
@@ -188,4 +193,110 @@ pub async fn wait_all_alive(log: &mut EventLog, instances: &[u32]) {
             alive.push(instance);
         }
     }
+}
+
+/// Every recovery output the control driver published, in order.
+pub struct RecoveryLog {
+    rx: broadcast::Receiver<RecoveryOutput>,
+    /// Everything received so far.
+    pub outputs: Vec<RecoveryOutput>,
+}
+
+impl RecoveryLog {
+    /// Start logging from `rx`.
+    pub fn new(rx: broadcast::Receiver<RecoveryOutput>) -> Self {
+        RecoveryLog { rx, outputs: Vec::new() }
+    }
+
+    /// Receive outputs until `done` holds; panic with the log if
+    /// `deadline` passes first.
+    pub async fn wait_for(
+        &mut self,
+        deadline: TokioInstant,
+        what: &str,
+        mut done: impl FnMut(&RecoveryOutput) -> bool,
+    ) -> RecoveryOutput {
+        loop {
+            let Ok(received) = tokio::time::timeout_at(deadline, self.rx.recv()).await else {
+                panic!("deadline passed waiting for {what}; recovery so far: {:#?}", self.outputs);
+            };
+            let output = received.expect("control driver alive and subscriber not lagging");
+            self.outputs.push(output);
+            if done(&output) {
+                return output;
+            }
+        }
+    }
+
+    /// Take whatever is already queued.
+    pub fn collect_queued(&mut self) {
+        while let Ok(output) = self.rx.try_recv() {
+            self.outputs.push(output);
+        }
+    }
+
+    /// The actions so far.
+    pub fn actions(&self) -> Vec<Action> {
+        self.outputs
+            .iter()
+            .filter_map(|o| if let RecoveryOutput::Action(a) = o { Some(*a) } else { None })
+            .collect()
+    }
+
+    /// The decisions' kinds so far.
+    pub fn decisions(&self) -> Vec<DecisionKind> {
+        self.outputs
+            .iter()
+            .filter_map(|o| if let RecoveryOutput::Decision(d) = o { Some(d.kind) } else { None })
+            .collect()
+    }
+
+    /// Whether any decision or action concerns `instance`.
+    pub fn mentions(&self, instance: u32) -> bool {
+        self.outputs.iter().any(|o| match o {
+            RecoveryOutput::Action(a) => a.instance == Some(InstanceId(instance)),
+            RecoveryOutput::Decision(d) => d.instance == Some(InstanceId(instance)),
+            _ => false,
+        })
+    }
+}
+
+/// A fresh directory for one test's instances, under Cargo's scratch
+/// directory for integration tests.
+pub fn scratch_root(test: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{test}-{}", std::process::id()));
+    // Left over from an earlier run with the same pid: start clean.
+    let _ = std::fs::remove_dir_all(&root);
+    root
+}
+
+/// `vigil-instance` beating to `control` every [`INTERVAL`].
+pub fn instance_spec(control: std::net::SocketAddr) -> ProcessSpec {
+    ProcessSpec::new(env!("CARGO_BIN_EXE_vigil-instance"))
+        .env("VIGIL_CONTROL", control.to_string())
+        .env("VIGIL_HEARTBEAT_MS", INTERVAL.as_millis().to_string())
+}
+
+/// Receive process events until `done` holds; panic if `deadline` passes
+/// first.
+pub async fn wait_process_event(
+    rx: &mut broadcast::Receiver<ProcessEvent>,
+    deadline: TokioInstant,
+    what: &str,
+    mut done: impl FnMut(&ProcessEvent) -> bool,
+) -> ProcessEvent {
+    loop {
+        let Ok(received) = tokio::time::timeout_at(deadline, rx.recv()).await else {
+            panic!("deadline passed waiting for {what}");
+        };
+        let event = received.expect("platform alive and subscriber not lagging");
+        if done(&event) {
+            return event;
+        }
+    }
+}
+
+/// Milliseconds from `from` to `to` on one clock, for the timing report.
+pub fn ms(from: Instant, to: Instant) -> u64 {
+    (to - from).as_millis() as u64
 }
