@@ -1233,7 +1233,6 @@ impl<'a> Simulation<'a> {
 
     /// Every open outage on `node` whose kind matches ends now.
     fn close_outages(&mut self, node: NodeId, matches: impl Fn(OutageKind) -> bool) {
-        let now = self.now;
         let open = &mut self.open_kinds[node.index()];
         let mut closed = Vec::new();
         open.retain(|&k| {
@@ -1244,15 +1243,22 @@ impl<'a> Simulation<'a> {
             !close
         });
         for kind in closed {
-            self.observed.restore(node, now);
-            if let Some(instance) = self.scenario.instance_on(node)
-                && let Some(o) = self.observed.outages[instance.index()]
-                    .iter_mut()
-                    .rev()
-                    .find(|o| o.kind == kind && o.ended.is_none())
-            {
-                o.ended = Some(now);
-            }
+            self.end_outage(node, kind);
+        }
+    }
+
+    /// One outage of `kind` on `node` ends now: its disturbance is
+    /// restored and its record (the newest open one of that kind) closed.
+    fn end_outage(&mut self, node: NodeId, kind: OutageKind) {
+        let now = self.now;
+        self.observed.restore(node, now);
+        if let Some(instance) = self.scenario.instance_on(node)
+            && let Some(o) = self.observed.outages[instance.index()]
+                .iter_mut()
+                .rev()
+                .find(|o| o.kind == kind && o.ended.is_none())
+        {
+            o.ended = Some(now);
         }
     }
 
@@ -1520,15 +1526,7 @@ impl<'a> Simulation<'a> {
         let open = &mut self.open_kinds[node.index()];
         if let Some(k) = open.iter().rposition(|&k| k == kind) {
             open.remove(k);
-            self.observed.restore(node, self.now);
-            if let Some(instance) = self.scenario.instance_on(node)
-                && let Some(o) = self.observed.outages[instance.index()]
-                    .iter_mut()
-                    .rev()
-                    .find(|o| o.kind == kind && o.ended.is_none())
-            {
-                o.ended = Some(self.now);
-            }
+            self.end_outage(node, kind);
         }
     }
 
@@ -1628,13 +1626,9 @@ impl<'a> Simulation<'a> {
                     self.job(action, vec![i], now + delay);
                 }
                 ActionKind::ScaleOut { by } => {
-                    let service = action.service.index();
-                    let first: u32 = self.scenario.services[..service.min(self.scenario.services.len())]
-                        .iter()
-                        .map(|s| s.instances)
-                        .sum();
-                    let count = self.scenario.services.get(service).map_or(0, |s| s.instances);
-                    let slots: Vec<InstanceId> = (first..first + count)
+                    let slots: Vec<InstanceId> = self
+                        .scenario
+                        .instances_of(action.service.index())
                         .map(InstanceId)
                         .filter(|i| !self.provisioned[i.index()])
                         .take(by as usize)
@@ -1690,7 +1684,6 @@ impl<'a> Simulation<'a> {
                 ActionKind::Replace => {
                     // A fresh host: powered, empty disk, true clock; the
                     // instance keeps its id and node (see ARCHITECTURE).
-                    let now = self.now;
                     if self.stop(node) == HostState::Paused {
                         self.close_outages(node, |k| k == OutageKind::Pause);
                     }
@@ -1703,11 +1696,6 @@ impl<'a> Simulation<'a> {
                     let looping = app.looping().is_some();
                     self.close_outages(node, |k| {
                         k.ends_on_replace() || (k == OutageKind::CrashLoop && !looping)
-                    });
-                    self.observed.outages[i.index()].iter_mut().filter(|o| o.ended.is_none()).for_each(|o| {
-                        if matches!(o.kind, OutageKind::DiskFull) {
-                            o.ended = Some(now);
-                        }
                     });
                     self.boot(node);
                     self.last_action[i.index()] = Some(action.id);
@@ -1748,8 +1736,7 @@ impl<'a> Simulation<'a> {
     /// The loader rejects dependency cycles, so the recursion ends.
     fn serving(&self, service: usize) -> bool {
         let Some(s) = self.scenario.services.get(service) else { return false };
-        let first: u32 = self.scenario.services[..service].iter().map(|s| s.instances).sum();
-        let some_up = (first..first + s.instances).any(|i| {
+        let some_up = self.scenario.instances_of(service).any(|i| {
             let app = &self.apps[i as usize];
             self.nodes[Scenario::node_of(InstanceId(i)).index()].state == HostState::Up
                 && app.hung == 0

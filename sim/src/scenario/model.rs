@@ -601,6 +601,14 @@ impl Scenario {
         })
     }
 
+    /// Fleet instance ids of service `service`'s slots (empty for an
+    /// unknown service).
+    pub fn instances_of(&self, service: usize) -> std::ops::Range<u32> {
+        let Some(s) = self.services.get(service) else { return 0..0 };
+        let first: u32 = self.services[..service].iter().map(|s| s.instances).sum();
+        first..first + s.instances
+    }
+
     /// Total instance count, standby slots included.
     pub fn instance_count(&self) -> u32 {
         self.services.iter().map(|s| s.instances).sum()
