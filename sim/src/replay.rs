@@ -228,7 +228,6 @@ pub fn entries(sim: &Simulation<'_>) -> Vec<Entry> {
         out.push(one(*at, Kind::Balance, node, text));
     }
     let services: Vec<String> = scenario.services.iter().map(|s| s.name.clone()).collect();
-    let node_names = scenario.node_names();
     // Decisions, actions and platform steps, interleaved in the order they
     // happened.
     let platform_entry = |p: &crate::world::PlatformEvent| {
@@ -247,8 +246,7 @@ pub fn entries(sim: &Simulation<'_>) -> Vec<Entry> {
             _ => None,
         };
         let who = instance.map_or_else(|| "control".to_string(), name);
-        let line = recovery_line(output, &node_names, &services);
-        let text = line.strip_prefix("recovery ").unwrap_or(&line).to_string();
+        let text = recovery_words(output, &services);
         out.push(Entry { rank: RECOVERY, ..one(*at, Kind::Recovery, who, text) });
     }
     out.extend(steps.map(platform_entry));
@@ -326,20 +324,30 @@ fn hold_words(reason: HoldReason, services: &[String]) -> String {
     }
 }
 
-/// One recovery output as a line of text (for the event timeline).
+/// One recovery output as a line of text (for the event timeline, whose
+/// node column is the control node's: the instance is named).
 pub fn recovery_line(out: &RecoveryOutput, names: &[String], services: &[String]) -> String {
     let who = |i: Option<InstanceId>| {
         i.and_then(|i| names.get(Scenario::node_of(i).index())).map_or("-", String::as_str).to_string()
     };
+    let instance = match *out {
+        RecoveryOutput::Action(a) => a.instance,
+        RecoveryOutput::Decision(d) => d.instance,
+        _ => None,
+    };
+    format!("recovery {} ({})", recovery_words(out, services), who(instance))
+}
+
+/// One recovery output in words, without the instance it concerns (the
+/// replay names it in its own column): `rec#1.2 action: replace`.
+pub fn recovery_words(out: &RecoveryOutput, services: &[String]) -> String {
     match *out {
-        RecoveryOutput::Action(a) => {
-            format!("recovery {} action {}: {}", a.id, who(a.instance), action_words(a.kind, services))
-        }
+        RecoveryOutput::Action(a) => format!("{} action: {}", a.id, action_words(a.kind, services)),
         RecoveryOutput::Decision(d) => {
             let id = d.correlation.map_or_else(|| "-".to_string(), |c| c.to_string());
-            format!("recovery {id} {}: {}", who(d.instance), decision_words(d.kind, services))
+            format!("{id}: {}", decision_words(d.kind, services))
         }
-        _ => format!("recovery {out:?}"),
+        _ => format!("{out:?}"),
     }
 }
 
@@ -368,7 +376,7 @@ pub fn render(sim: &Simulation<'_>, seed: u64, filter: &Filter) -> (String, Vec<
     let _ = writeln!(s, "showing   {} of {} entries\n", shown.len(), all.len());
     let width = shown.iter().map(|e| e.who.chars().count()).max().unwrap_or(4).clamp(4, 28);
     for e in &shown {
-        let _ = writeln!(s, "{:>10}  {:<7}  {:<width$}  {}", fmt_time(e.at), e.kind.name(), e.who, e.text);
+        let _ = writeln!(s, "{:>10}  {:<8}  {:<width$}  {}", fmt_time(e.at), e.kind.name(), e.who, e.text);
     }
     let outcomes = check::evaluate(sim);
     let passed = outcomes.iter().all(|o| o.passed);
