@@ -84,46 +84,23 @@ fn kernel(c: &mut Criterion) {
     }
     group.finish();
 
-    let mut hour = c.benchmark_group("hour");
-    hour.sample_size(10);
-    let scenario = heartbeat_fleet(1_000, Duration::from_secs(3600));
-    hour.throughput(Throughput::Elements(events_of(&scenario)));
-    hour.bench_function("1000-nodes-1h", |b| {
-        b.iter_batched(
-            || Simulation::new(&scenario, 1),
-            |mut sim| {
-                sim.run();
-                sim.events_processed()
-            },
-            BatchSize::LargeInput,
-        )
-    });
-    hour.finish();
-
-    let mut fleet = c.benchmark_group("fleet");
-    fleet.sample_size(10);
-    let scenario = vigil_sim::parse(FLEET_TOML, "bench-fleet").expect("the bench scenario is valid");
-    fleet.throughput(Throughput::Elements(events_of(&scenario)));
-    fleet.bench_function("1000-instances-health-load-60s", |b| {
-        b.iter_batched(
-            || Simulation::new(&scenario, 1),
-            |mut sim| {
-                sim.run();
-                sim.events_processed()
-            },
-            BatchSize::LargeInput,
-        )
-    });
-    fleet.finish();
-
-    let mut chaos = c.benchmark_group("chaos");
-    chaos.sample_size(10);
+    whole_runs(c, "hour", "1000-nodes-1h", &heartbeat_fleet(1_000, Duration::from_secs(3600)));
+    let fleet = vigil_sim::parse(FLEET_TOML, "bench-fleet").expect("the bench scenario is valid");
+    whole_runs(c, "fleet", "1000-instances-health-load-60s", &fleet);
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/bench/fleet-1000-hour.toml");
-    let scenario = vigil_sim::load_file(std::path::Path::new(path)).expect("the bench scenario is valid");
-    chaos.throughput(Throughput::Elements(events_of(&scenario)));
-    chaos.bench_function("1000-instances-faults-recovery-1h", |b| {
+    let chaos = vigil_sim::load_file(std::path::Path::new(path)).expect("the bench scenario is valid");
+    whole_runs(c, "chaos", "1000-instances-faults-recovery-1h", &chaos);
+}
+
+/// A group of one benchmark: ten whole runs of `scenario` (seed 1), its
+/// throughput in events.
+fn whole_runs(c: &mut Criterion, group: &str, name: &str, scenario: &Scenario) {
+    let mut g = c.benchmark_group(group);
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(events_of(scenario)));
+    g.bench_function(name, |b| {
         b.iter_batched(
-            || Simulation::new(&scenario, 1),
+            || Simulation::new(scenario, 1),
             |mut sim| {
                 sim.run();
                 sim.events_processed()
@@ -131,7 +108,7 @@ fn kernel(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
-    chaos.finish();
+    g.finish();
 }
 
 criterion_group!(benches, kernel);
