@@ -16,23 +16,30 @@
 //! [`recovery`], which acts on failures under limits; deploy, scaling,
 //! trace and chaos as they land), plus the shared
 //! vocabulary
-//! ([`time`], [`id`], [`rng`], [`message`]) and the composed node machines in
-//! [`node`].
+//! ([`time`], [`id`], [`rng`], [`message`]). [`control`] composes the
+//! capabilities' controllers into the control plane; [`envelope`] is the
+//! [`Input`] and [`Output`] every node speaks; [`fleet`] holds the node
+//! roles a driver runs.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod balance;
 pub mod client;
+pub mod control;
+pub mod envelope;
+pub mod fleet;
 pub mod health;
 pub mod id;
 pub mod machine;
 pub mod message;
-pub mod node;
 pub mod recovery;
 pub mod registry;
 pub mod rng;
 pub mod time;
 
+pub use control::ControlPlane;
+pub use envelope::{Input, Output};
+pub use fleet::{InstanceNode, Node};
 pub use id::{InstanceId, NodeId, ServiceId};
 pub use machine::Machine;
 pub use time::{Duration, Instant};

@@ -120,3 +120,14 @@ pub struct Heartbeat {
     /// Counts up from 0 within one incarnation.
     pub seq: u64,
 }
+
+/// A message to send: what a machine that only talks to the network (the
+/// heartbeat agent) outputs. The node it runs in turns it into
+/// [`Output::Send`](crate::envelope::Output::Send).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// The destination.
+    pub to: NodeId,
+    /// The message.
+    pub message: Message,
+}

@@ -16,10 +16,10 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::Instrument as _;
 use vigil_core::client::CallDone;
+use vigil_core::envelope::{Input, Output};
 use vigil_core::health::HealthEvent;
 use vigil_core::machine::Checked;
 use vigil_core::message::Message;
-use vigil_core::node::{Input, Output};
 use vigil_core::recovery::{Action, RecoveryOutput};
 use vigil_core::{Instant, Machine, NodeId};
 
@@ -61,10 +61,10 @@ pub struct DriverEvent {
 /// A machine bound to a UDP socket, ready to [`spawn`](Driver::spawn).
 ///
 /// `M` is any machine that speaks the node protocol
-/// ([`vigil_core::node::Input`] in, [`vigil_core::node::Output`] out):
-/// [`ControlPlane`](vigil_core::node::ControlPlane),
-/// [`InstanceNode`](vigil_core::node::InstanceNode) or
-/// [`Node`](vigil_core::node::Node).
+/// ([`vigil_core::envelope::Input`] in, [`vigil_core::envelope::Output`] out):
+/// [`ControlPlane`](vigil_core::control::ControlPlane),
+/// [`InstanceNode`](vigil_core::fleet::InstanceNode) or
+/// [`Node`](vigil_core::fleet::Node).
 pub struct Driver<M> {
     node: NodeId,
     socket: UdpSocket,
@@ -226,7 +226,7 @@ where
     /// receiver carries the action out
     /// ([`spawn_recovery_executor`](crate::spawn_recovery_executor) on a
     /// [`Platform`](crate::Platform)) and reports failures with
-    /// [`ControlPlane::recovery_outcome`](vigil_core::node::ControlPlane::recovery_outcome).
+    /// [`ControlPlane::recovery_outcome`](vigil_core::control::ControlPlane::recovery_outcome).
     ///
     /// The driver never waits for the receiver: an action that finds the
     /// channel full or closed is dropped, logged and counted

@@ -76,8 +76,8 @@ use std::time::Duration;
 
 use axum::Router;
 use vigil_core::NodeId;
+use vigil_core::fleet::InstanceNode;
 use vigil_core::health::{AgentConfig, HealthConfigError};
-use vigil_core::node::InstanceNode;
 use vigil_core::rng::Seed;
 
 use crate::api::{ApiClient, ApiClientError, RegisterInstance, Registered};

@@ -70,7 +70,7 @@
 //! ```no_run
 //! use std::net::SocketAddr;
 //! use vigil_core::health::AgentConfig;
-//! use vigil_core::node::InstanceNode;
+//! use vigil_core::fleet::InstanceNode;
 //! use vigil_core::rng::Seed;
 //! use vigil_core::{Duration, InstanceId, NodeId};
 //! use vigil_tokio::{Clock, Driver, incarnation_now};

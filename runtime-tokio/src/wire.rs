@@ -8,7 +8,7 @@
 //! ```
 //!
 //! [`Message`] does not say who sent it, but a machine's
-//! [`Input::Message`](vigil_core::node::Input::Message) needs the sender's
+//! [`Input::Message`](vigil_core::envelope::Input::Message) needs the sender's
 //! [`NodeId`], and a socket address is not a node id (a restarted node may
 //! come back on another port). So the sender's id travels in the envelope.
 //!

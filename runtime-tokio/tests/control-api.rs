@@ -10,11 +10,11 @@ use axum::Router;
 use axum::http::{Method, StatusCode};
 use bytes::Bytes;
 use tokio::time::Instant as TokioInstant;
+use vigil_core::control::{ControlConfig, ControlPlane};
 use vigil_core::health::{
     AgentConfig, CheckConfig, HealthEvent, HealthStatus as MonitorStatus, InstanceHealthConfig, Liveness,
     LivenessTimeouts, ProbeCheck, ProbeKind,
 };
-use vigil_core::node::{ControlConfig, ControlPlane};
 use vigil_core::registry::{HEALTH_ENDPOINT, HealthStatus, RegistryConfig};
 use vigil_core::{Duration, InstanceId, NodeId};
 use vigil_tokio::api::{

@@ -19,11 +19,11 @@ use axum::routing::get;
 use tokio::time::Instant as TokioInstant;
 use vigil_core::balance::{BalancerConfig, Strategy};
 use vigil_core::client::{CallDone, CallOutcome, ClientConfig, ClientNode};
+use vigil_core::control::{ControlConfig, ControlPlane, WatchedInstance};
 use vigil_core::health::{
     AgentConfig, Cause, CheckConfig, HealthStatus, InstanceHealthConfig, LivenessTimeouts, ProbeCheck,
     ProbeKind,
 };
-use vigil_core::node::{ControlConfig, ControlPlane, WatchedInstance};
 use vigil_core::rng::Seed;
 use vigil_core::{Duration, InstanceId, NodeId, ServiceId};
 use vigil_tokio::instance::{Instance, InstanceConfig};

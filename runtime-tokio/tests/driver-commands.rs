@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use vigil_core::Machine as _;
 use vigil_core::NodeId;
 use vigil_core::client::{ClientConfig, ClientNode};
-use vigil_core::node::Input;
+use vigil_core::envelope::Input;
 use vigil_core::rng::Seed;
 use vigil_tokio::{Clock, Driver};
 

@@ -6,8 +6,9 @@
 mod support;
 
 use tokio::time::Instant as TokioInstant;
+use vigil_core::control::ControlPlane;
+use vigil_core::fleet::InstanceNode;
 use vigil_core::health::{HealthEvent, Liveness};
-use vigil_core::node::{ControlPlane, InstanceNode};
 use vigil_core::{Duration, InstanceId};
 use vigil_tokio::{Clock, DriverHandle, incarnation_now};
 

@@ -9,10 +9,10 @@ use std::net::SocketAddr;
 
 use tokio::time::Instant as TokioInstant;
 use vigil_core::client::{CallOutcome, ClientConfig, ClientNode};
+use vigil_core::control::{ControlConfig, ControlPlane, WatchedInstance};
 use vigil_core::health::{
     CheckConfig, HealthStatus, InstanceHealthConfig, LivenessTimeouts, ProbeCheck, ProbeKind,
 };
-use vigil_core::node::{ControlConfig, ControlPlane, WatchedInstance};
 use vigil_core::rng::Seed;
 use vigil_core::{Duration, InstanceId, NodeId, ServiceId};
 use vigil_tokio::probe::HttpTarget;

@@ -5,9 +5,9 @@ mod support;
 
 use tokio::net::UdpSocket;
 use tokio::time::Instant as TokioInstant;
+use vigil_core::control::ControlPlane;
 use vigil_core::health::Liveness;
 use vigil_core::message::{Heartbeat, Message};
-use vigil_core::node::ControlPlane;
 use vigil_core::{Duration, InstanceId, NodeId};
 use vigil_tokio::{Clock, DriverHandle, Envelope, MAX_DATAGRAM, WIRE_VERSION, incarnation_now};
 

@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant as TokioInstant;
+use vigil_core::control::{ControlConfig, ControlPlane};
 use vigil_core::health::Liveness;
-use vigil_core::node::{ControlConfig, ControlPlane};
 use vigil_core::recovery::{
     Action, ActionKind, BackoffConfig, DecisionKind, RecoveryConfig, RecoveryOutput, ServiceSpec,
 };

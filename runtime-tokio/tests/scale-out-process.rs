@@ -21,11 +21,11 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant as TokioInstant;
+use vigil_core::control::{ControlConfig, ControlPlane};
 use vigil_core::health::{
     CheckConfig, ErrorRateRule, HealthEvent, HealthStatus, InstanceHealthConfig, Liveness, LivenessTimeouts,
     ProbeCheck, ProbeKind,
 };
-use vigil_core::node::{ControlConfig, ControlPlane};
 use vigil_core::recovery::{
     ActionKind, DecisionKind, Ladder, Policy, RecoveryConfig, RecoveryOutput, Rung, ServiceSpec, Strategy,
 };

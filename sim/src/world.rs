@@ -27,12 +27,12 @@ use hdrhistogram::Histogram;
 use rand::RngExt as _;
 use vigil_core::balance::{BalanceEvent, BalancerConfig};
 use vigil_core::client::{CallOutcome, ClientConfig, ClientNode};
+use vigil_core::control::{ControlConfig, ControlPlane, RegisterRequest, WatchedInstance};
+use vigil_core::envelope::{Input, Output};
+use vigil_core::fleet::{InstanceNode, Node};
 use vigil_core::health::{AgentConfig, HealthEvent, HealthStatus, Liveness, LivenessTimeouts};
 use vigil_core::machine::{Checked, Machine};
 use vigil_core::message::{Message, ProbeReply, Refused, Response, ResponseStatus};
-use vigil_core::node::{
-    ControlConfig, ControlPlane, Input, InstanceNode, Node, Output, RegisterRequest, WatchedInstance,
-};
 use vigil_core::recovery::{Action, ActionId, ActionKind, Outcome, RecoveryOutput};
 use vigil_core::registry::Registration;
 use vigil_core::registry::RegistryConfig;

@@ -31,50 +31,13 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::balance::{BalanceConfigError, Balancer, BalancerConfig, Endpoint, Pick};
+pub use crate::envelope::{CallDone, CallOutcome};
+use crate::envelope::{Input, Output};
 use crate::id::{InstanceId, NodeId};
 use crate::machine::Machine;
 use crate::message::{EndpointUpdate, Message, Request, ResponseStatus};
-use crate::node::{Input, Output};
 use crate::rng::Seed;
 use crate::time::{Duration, Instant};
-
-/// How a call ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CallOutcome {
-    /// The instance answered with success.
-    Ok,
-    /// The instance answered with an error.
-    Error,
-    /// Nothing listened at the instance.
-    Refused,
-    /// No answer within the call timeout.
-    Timeout,
-    /// No endpoint was routable: the call was never sent.
-    NoEndpoint,
-}
-
-impl CallOutcome {
-    /// Whether the caller got what it asked for.
-    pub fn is_success(self) -> bool {
-        self == CallOutcome::Ok
-    }
-}
-
-/// A finished call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub struct CallDone {
-    /// The call's id, as given in [`Input::Call`].
-    pub id: u64,
-    /// The instance that served (or failed) its last attempt, if any.
-    pub instance: Option<InstanceId>,
-    /// How it ended.
-    pub outcome: CallOutcome,
-    /// From the call to its outcome, retries included.
-    pub latency: Duration,
-    /// Attempts made (0 when no endpoint was routable).
-    pub attempts: u8,
-}
 
 /// Settings of a client.
 #[derive(Clone, Debug, PartialEq)]

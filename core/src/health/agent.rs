@@ -5,8 +5,7 @@ use rand::RngExt as _;
 use super::HealthConfigError;
 use crate::id::{InstanceId, NodeId};
 use crate::machine::Machine;
-use crate::message::{Heartbeat, Message};
-use crate::node::{Input, Output};
+use crate::message::{Heartbeat, Message, Transmit};
 use crate::rng::Seed;
 use crate::time::{Duration, Instant};
 
@@ -37,7 +36,7 @@ pub struct HeartbeatAgent {
     seq: u64,
     next_beat: Instant,
     /// At most one output per call, kept inline: no allocation per agent.
-    pending: Option<Output>,
+    pending: Option<Transmit>,
 }
 
 impl HeartbeatAgent {
@@ -63,11 +62,11 @@ impl HeartbeatAgent {
 }
 
 impl Machine for HeartbeatAgent {
-    type Input = Input;
-    type Output = Output;
+    type Input = Message;
+    type Output = Transmit;
 
     /// The agent expects no input; anything delivered is ignored.
-    fn handle(&mut self, _now: Instant, _input: Input) {
+    fn handle(&mut self, _now: Instant, _input: Message) {
         debug_assert!(self.pending.is_none(), "poll_output was not drained");
     }
 
@@ -76,7 +75,7 @@ impl Machine for HeartbeatAgent {
         if now < self.next_beat {
             return;
         }
-        self.pending = Some(Output::Send {
+        self.pending = Some(Transmit {
             to: self.config.control,
             message: Message::Heartbeat(Heartbeat {
                 instance: self.config.instance,
@@ -96,7 +95,7 @@ impl Machine for HeartbeatAgent {
         Some(self.next_beat)
     }
 
-    fn poll_output(&mut self) -> Option<Output> {
+    fn poll_output(&mut self) -> Option<Transmit> {
         self.pending.take()
     }
 }
@@ -121,7 +120,7 @@ mod tests {
         let first = a.poll_timeout().expect("always scheduled");
         assert!(first < Instant::from_secs(1));
         a.handle_timeout(first);
-        let Some(Output::Send { to, message: Message::Heartbeat(hb) }) = a.poll_output() else {
+        let Some(Transmit { to, message: Message::Heartbeat(hb) }) = a.poll_output() else {
             panic!("expected a heartbeat");
         };
         assert_eq!(to, NodeId(0));

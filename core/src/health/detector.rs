@@ -412,7 +412,7 @@ mod tests {
             d.on_heartbeat(Instant::from_secs(seq), &hb(0, seq));
         }
         let later = loss(&d).expect("enough beats");
-        assert!(later < crate::node::LOSSY_LINK_PERMILLE, "{later}");
+        assert!(later < crate::control::LOSSY_LINK_PERMILLE, "{later}");
         // A restarted agent starts its sequence again: no gap across lives.
         let mut d = detector();
         for seq in 0..40 {

@@ -174,6 +174,19 @@ pub enum HealthEvent {
     },
 }
 
+impl HealthEvent {
+    /// The instance the event is about.
+    pub fn instance(&self) -> InstanceId {
+        match *self {
+            HealthEvent::LivenessChanged { instance, .. }
+            | HealthEvent::StatusChanged { instance, .. }
+            | HealthEvent::ReadinessChanged { instance, .. }
+            | HealthEvent::NeedsRecovery { instance, .. }
+            | HealthEvent::FlappingChanged { instance, .. } => instance,
+        }
+    }
+}
+
 /// How long silence may last before an instance is suspected, then dead.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct LivenessTimeouts {

@@ -88,7 +88,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use vigil_core::node::ControlPlane;
+use vigil_core::control::ControlPlane;
 
 pub use client::{ApiClient, ApiClientError, ApiResponse, DEFAULT_CLIENT_TIMEOUT, DEFAULT_MAX_ANSWER};
 pub use model::{

@@ -10,8 +10,8 @@ use std::fmt;
 use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use vigil_core::control::RegisterRequest;
 use vigil_core::health::{HealthStatus as MonitorStatus, Liveness};
-use vigil_core::node::RegisterRequest;
 use vigil_core::registry::{HealthStatus, Registration, ServiceEndpoint};
 use vigil_core::{Duration, InstanceId, NodeId};
 

@@ -12,7 +12,7 @@ use axum::routing::get;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use serde::Serialize;
-use vigil_core::node::{ControlError, ControlPlane};
+use vigil_core::control::{ControlError, ControlPlane};
 use vigil_core::registry::HEALTH_ENDPOINT;
 use vigil_core::registry::{HealthStatus, Instance, Query, RegisterOutcome, RegistryError};
 use vigil_core::{Duration, InstanceId, Instant, NodeId};

@@ -35,8 +35,8 @@ use std::process::ExitCode;
 use std::str::FromStr;
 
 use axum::Router;
+use vigil_core::fleet::InstanceNode;
 use vigil_core::health::AgentConfig;
-use vigil_core::node::InstanceNode;
 use vigil_core::rng::Seed;
 use vigil_core::{Duration, InstanceId, NodeId};
 use vigil_tokio::instance::{Instance, InstanceConfig};

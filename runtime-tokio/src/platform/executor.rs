@@ -75,7 +75,7 @@ use std::task::{Context, Poll};
 use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinHandle, JoinSet};
 use tracing::Instrument as _;
-use vigil_core::node::{ControlError, ControlPlane, RegisterRequest};
+use vigil_core::control::{ControlError, ControlPlane, RegisterRequest};
 use vigil_core::recovery::{Action, ActionKind, Outcome};
 use vigil_core::registry::{RegisterOutcome, Registration};
 use vigil_core::{InstanceId, ServiceId};
@@ -198,7 +198,7 @@ struct Shared<P> {
 ///
 /// ```no_run
 /// # use std::sync::Arc;
-/// # use vigil_core::node::ControlPlane;
+/// # use vigil_core::control::ControlPlane;
 /// # use vigil_tokio::{Driver, ProcessPlatform, spawn_recovery_executor};
 /// # async fn example(driver: Driver<ControlPlane>, platform: ProcessPlatform) {
 /// let (actions, rx) = tokio::sync::mpsc::channel(256);
@@ -420,7 +420,7 @@ async fn report_failed<P>(shared: &Shared<P>, action: Action) {
 mod tests {
     use std::sync::Mutex;
 
-    use vigil_core::node::ControlConfig;
+    use vigil_core::control::ControlConfig;
     use vigil_core::recovery::{ActionId, CorrelationId, HumanReason, RecoveryConfig, ServiceSpec};
     use vigil_core::{InstanceId, Instant, NodeId, ServiceId};
 

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 
 use tokio::sync::broadcast;
 use tokio::time::Instant as TokioInstant;
+use vigil_core::control::{ControlConfig, ControlPlane, WatchedInstance};
+use vigil_core::fleet::InstanceNode;
 use vigil_core::health::{AgentConfig, HealthEvent, Liveness, LivenessTimeouts};
-use vigil_core::node::{ControlConfig, ControlPlane, InstanceNode, WatchedInstance};
 use vigil_core::recovery::{Action, DecisionKind, RecoveryOutput};
 use vigil_core::rng::Seed;
 use vigil_core::{Duration, InstanceId, Instant, NodeId, ServiceId};

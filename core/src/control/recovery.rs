@@ -1,0 +1,316 @@
+//! The recovery controller: turns verdicts into recovery inputs, feeds the
+//! storm guard, and publishes the coordinator's actions and decisions.
+//!
+//! Two judgments live here because they need the health view beside the
+//! coordinator's own state:
+//!
+//! - **Hung, or hard to reach?** An instance its probes call
+//!   unresponsive while its heartbeats keep arriving is either hung (its
+//!   agent is a sidecar and beats on) or behind a lossy link. A hung
+//!   application loses no heartbeats; a lossy link loses some. Behind a
+//!   lossy link a restart cannot help, so it is reported degraded: its
+//!   ladder takes it out of rotation instead. The judgment is revisited
+//!   when the heartbeats turn clean while the probes still fail.
+//! - **How much of each scope went silent**, for the storm guard.
+
+use std::collections::VecDeque;
+
+use super::View;
+use super::event::Event;
+use crate::envelope::Output;
+use crate::health::{HealthEvent, HealthStatus, Liveness};
+use crate::id::{InstanceId, ServiceId};
+use crate::machine::Machine;
+use crate::recovery::{
+    Action, ActionId, ActionKind, Decision, DecisionKind, FailureReport, FailureType, Outcome,
+    RecoveryConfig, RecoveryConfigError, RecoveryCoordinator, RecoveryInput, RecoveryOutput, StormScope,
+};
+use crate::rng::Seed;
+use crate::time::Instant;
+
+/// Heartbeat loss (permille of recent beats) from which an alive instance
+/// that stops answering probes is judged unreachable rather than hung: 7.5 %,
+/// more than one beat lost in the last 16 or so.
+/// A clean link loses none; a hung application's sidecar agent loses none.
+pub const LOSSY_LINK_PERMILLE: u32 = 75;
+
+/// Heartbeats in a row without a gap after which an instance judged behind
+/// a lossy link, whose probes still time out, is judged hung after all. A
+/// link losing a quarter of its messages shows thirty in a row about once
+/// in five thousand tries; one losing 1 % does three times in four.
+pub const RECONSIDER_CLEAN_BEATS: u32 = 30;
+
+/// The coordinator and what the control plane tracks for it.
+#[derive(Debug, Clone)]
+pub struct RecoveryController {
+    coordinator: RecoveryCoordinator,
+    /// The reroute in flight for each instance, if any.
+    reroute_action: Vec<Option<ActionId>>,
+    /// Instances whose unresponsiveness was judged a lossy link.
+    judged_lossy: Vec<bool>,
+    /// Per instance: whether it looks down to this observer (suspect or
+    /// dead, or its monitor says unresponsive), for the storm guard.
+    looks_down: Vec<bool>,
+    /// Per service id: `(looking down, watched)`; and the fleet's.
+    down_by_service: Vec<(u32, u32)>,
+    down_total: (u32, u32),
+}
+
+impl RecoveryController {
+    pub(super) fn new(config: &RecoveryConfig, seed: Seed) -> Result<Self, RecoveryConfigError> {
+        Ok(RecoveryController {
+            coordinator: RecoveryCoordinator::new(config.clone(), seed)?,
+            reroute_action: Vec::new(),
+            judged_lossy: Vec::new(),
+            looks_down: Vec::new(),
+            down_by_service: Vec::new(),
+            down_total: (0, 0),
+        })
+    }
+
+    /// The coordinator, for queries.
+    pub fn coordinator(&self) -> &RecoveryCoordinator {
+        &self.coordinator
+    }
+
+    /// Membership: a new instance is watched (and recovered, if its
+    /// service is under recovery).
+    pub(super) fn joined(&mut self, now: Instant, instance: InstanceId, service: ServiceId) {
+        if let Err(e) = self.coordinator.register(now, instance, service) {
+            // A service the recovery configuration does not name is
+            // watched but not recovered.
+            tracing::warn!(instance = instance.0, service = service.0, error = %e, "not under recovery");
+        }
+        let i = instance.index();
+        if self.looks_down.len() <= i {
+            self.reroute_action.resize(i + 1, None);
+            self.judged_lossy.resize(i + 1, false);
+            self.looks_down.resize(i + 1, false);
+        }
+        if self.down_by_service.len() <= service.index() {
+            self.down_by_service.resize(service.index() + 1, (0, 0));
+        }
+        self.down_by_service[service.index()].1 += 1;
+        self.down_total.1 += 1;
+    }
+
+    /// Membership: an instance left (`service` is what the roster held).
+    pub(super) fn left(&mut self, now: Instant, instance: InstanceId, service: Option<ServiceId>) {
+        let i = instance.index();
+        if let Some(service) = service {
+            let down = std::mem::take(&mut self.looks_down[i]);
+            self.reroute_action[i] = None;
+            self.judged_lossy[i] = false;
+            let counts = &mut self.down_by_service[service.index()];
+            counts.0 -= u32::from(down);
+            counts.1 -= 1;
+            self.down_total.0 -= u32::from(down);
+            self.down_total.1 -= 1;
+        }
+        self.coordinator.deregister(now, instance);
+    }
+
+    /// How an action went, as the driver saw it.
+    pub(super) fn outcome(&mut self, now: Instant, id: ActionId, outcome: Outcome) {
+        self.coordinator.report_outcome(now, id, outcome);
+    }
+
+    pub(super) fn handle_timeout(&mut self, now: Instant) {
+        self.coordinator.handle_timeout(now);
+    }
+
+    pub(super) fn poll_timeout(&self) -> Option<Instant> {
+        self.coordinator.poll_timeout()
+    }
+
+    /// The turn, in three passes over what health published: heartbeats
+    /// (a judged-lossy instance may turn out hung), then the storm guard
+    /// sees every verdict, then each verdict becomes a recovery input. A
+    /// failure report must not act before a storm it is part of.
+    pub(super) fn hear(&mut self, now: Instant, view: &View<'_>, events: &[Event]) {
+        for event in events {
+            if let Event::HeartbeatAccepted { instance, .. } = *event {
+                self.reconsider_lossy(now, view, instance);
+            }
+        }
+        self.observe_storm(now, view, events);
+        for event in events {
+            if let Event::Health(h) = event {
+                self.recovery_input(now, view, h);
+            }
+        }
+    }
+
+    /// Publish the coordinator's outputs, as events and as outputs for the
+    /// driver. A reroute's action id is kept (a lossy-link judgment that
+    /// turns out wrong reports it failed); an episode's end forgets it.
+    pub(super) fn publish(&mut self, events: &mut Vec<Event>, outputs: &mut VecDeque<Output>) {
+        let mut ended: Vec<InstanceId> = Vec::new();
+        while let Some(out) = self.coordinator.poll_output() {
+            match out {
+                RecoveryOutput::Action(Action {
+                    kind: ActionKind::Reroute, instance: Some(i), id, ..
+                }) => {
+                    if let Some(slot) = self.reroute_action.get_mut(i.index()) {
+                        *slot = Some(id);
+                    }
+                }
+                RecoveryOutput::Decision(Decision {
+                    kind: DecisionKind::Resolved { .. } | DecisionKind::Abandoned,
+                    instance: Some(i),
+                    ..
+                }) => ended.push(i),
+                _ => {}
+            }
+            events.push(Event::Recovery(out));
+            outputs.push_back(Output::Recovery(Box::new(out)));
+        }
+        for instance in ended {
+            if let Some(slot) = self.reroute_action.get_mut(instance.index()) {
+                *slot = None;
+            }
+            if let Some(flag) = self.judged_lossy.get_mut(instance.index()) {
+                *flag = false;
+            }
+        }
+    }
+
+    /// Feed the coordinator what `event` means for it.
+    fn recovery_input(&mut self, now: Instant, view: &View<'_>, event: &HealthEvent) {
+        let input = match *event {
+            // Heartbeat liveness speaks for instances without active
+            // checks; the monitor speaks for the others.
+            HealthEvent::LivenessChanged { instance, to, .. } if !view.roster.monitored(instance) => match to
+            {
+                Liveness::Dead => view.catalog.instance(instance).map(|i| {
+                    RecoveryInput::Failure(FailureReport {
+                        instance,
+                        service: i.service,
+                        failure: FailureType::Unresponsive,
+                    })
+                }),
+                Liveness::Alive => Some(RecoveryInput::Healthy { instance }),
+                Liveness::Unknown | Liveness::Suspect => None,
+            },
+            HealthEvent::LivenessChanged { .. } => None,
+            _ => RecoveryInput::from_health_event(event).map(|input| self.judge_reachability(view, input)),
+        };
+        if let Some(input) = input {
+            self.coordinator.handle(now, input);
+        }
+    }
+
+    /// Unresponsive to probes while heartbeating through a lossy link:
+    /// degraded (rerouted), not unresponsive (restarted).
+    fn judge_reachability(&mut self, view: &View<'_>, input: RecoveryInput) -> RecoveryInput {
+        let RecoveryInput::Failure(report) = input else { return input };
+        if report.failure != FailureType::Unresponsive {
+            return input;
+        }
+        let Some(liveness) = view.health.detector().instance(report.instance) else { return input };
+        let lossy = liveness.status == Liveness::Alive
+            && liveness.heartbeat_loss_permille().is_some_and(|loss| loss >= LOSSY_LINK_PERMILLE);
+        if !lossy {
+            return input;
+        }
+        tracing::info!(
+            instance = report.instance.0,
+            heartbeat_loss_permille = liveness.heartbeat_loss_permille(),
+            "unresponsive to probes but heartbeating through a lossy link: degraded, not restarted"
+        );
+        if let Some(flag) = self.judged_lossy.get_mut(report.instance.index()) {
+            *flag = true;
+        }
+        RecoveryInput::Failure(FailureReport { failure: FailureType::Degraded, ..report })
+    }
+
+    /// An instance judged behind a lossy link whose heartbeats are clean
+    /// again ([`RECONSIDER_CLEAN_BEATS`] in a row without a gap) while its
+    /// probes still time out was hung after all: its reroute is reported
+    /// failed and it is reported unresponsive, so recovery reclassifies the
+    /// episode and restarts it.
+    fn reconsider_lossy(&mut self, now: Instant, view: &View<'_>, instance: InstanceId) {
+        let i = instance.index();
+        if !self.judged_lossy.get(i).copied().unwrap_or(false) {
+            return;
+        }
+        let health = view.health;
+        let clean =
+            health.detector().instance(instance).is_some_and(|l| l.clean_streak >= RECONSIDER_CLEAN_BEATS);
+        let unresponsive = health.monitor().status(instance) == Some(HealthStatus::Unresponsive);
+        if !(clean && unresponsive) {
+            return;
+        }
+        self.judged_lossy[i] = false;
+        let Some(service) = view.roster.service(instance) else { return };
+        tracing::info!(
+            instance = instance.0,
+            "heartbeats clean again while probes still fail: hung, not unreachable"
+        );
+        if let Some(id) = self.reroute_action.get_mut(i).and_then(Option::take) {
+            self.coordinator.report_outcome(now, id, Outcome::Failed);
+        }
+        self.coordinator.handle(
+            now,
+            RecoveryInput::Failure(FailureReport { instance, service, failure: FailureType::Unresponsive }),
+        );
+    }
+
+    /// Tell the storm guard how much of each touched scope looks down.
+    /// Suspicion counts: when this observer is cut off, every instance
+    /// turns suspect seconds before the first is declared dead, so the
+    /// guard holds from the first failure report rather than after a few
+    /// restarts of a healthy fleet.
+    fn observe_storm(&mut self, now: Instant, view: &View<'_>, events: &[Event]) {
+        let mut changed: Vec<ServiceId> = Vec::new();
+        for instance in events.iter().filter_map(Event::routing_relevant) {
+            let i = instance.index();
+            let Some(service) = view.roster.service(instance) else { continue };
+            let down = looks_down_now(view, instance);
+            if self.looks_down[i] == down {
+                continue;
+            }
+            self.looks_down[i] = down;
+            let counts = &mut self.down_by_service[service.index()];
+            if down {
+                counts.0 += 1;
+                self.down_total.0 += 1;
+            } else {
+                counts.0 -= 1;
+                self.down_total.0 -= 1;
+            }
+            if !changed.contains(&service) {
+                changed.push(service);
+            }
+        }
+        if changed.is_empty() {
+            return;
+        }
+        for service in changed {
+            let (down, total) = self.down_by_service[service.index()];
+            self.coordinator.observe_unhealthy_share(now, StormScope::Service(service), down, total);
+        }
+        self.coordinator.observe_unhealthy_share(
+            now,
+            StormScope::Global,
+            self.down_total.0,
+            self.down_total.1,
+        );
+    }
+}
+
+/// Whether `instance` looks down to this observer because it went
+/// silent: the detector holds it suspect or dead, or its monitor
+/// unresponsive. An instance that answers, even with errors or refusals
+/// (`failed`), proves the observer can reach it, so it says nothing
+/// about the observer being cut off.
+fn looks_down_now(view: &View<'_>, instance: InstanceId) -> bool {
+    let silent = view
+        .health
+        .detector()
+        .instance(instance)
+        .is_some_and(|s| matches!(s.status, Liveness::Suspect | Liveness::Dead));
+    silent
+        || (view.roster.monitored(instance)
+            && view.health.monitor().status(instance) == Some(HealthStatus::Unresponsive))
+}
