@@ -11,9 +11,11 @@ use vigil_core::health::{HealthStatus, Liveness};
 use vigil_core::recovery::{Action, ActionKind, RecoveryOutput};
 use vigil_core::{Duration, InstanceId, Instant, NodeId};
 
-use crate::report::{fmt_duration, fmt_instant};
 use crate::scenario::{ActionClass, Scenario};
+use crate::text::{fmt_duration, fmt_instant};
 use crate::world::{Halt, HostState, MonitorChange, Observations, Outage, OutageKind, Simulation};
+
+pub use crate::text::fmt_share;
 
 /// Extra time allowed after a verdict is due: the detector batches deadlines
 /// to 10 ms (`vigil_core::health::detector` resolution).
@@ -658,11 +660,6 @@ fn availability(sim: &Simulation<'_>, least: f64) -> ExpectationOutcome {
         ),
     };
     ExpectationOutcome { name: "availability".into(), passed, required, observed }
-}
-
-/// A share as a percentage with as many decimals as a "nines" target needs.
-pub fn fmt_share(share: f64) -> String {
-    format!("{:.3}%", share * 100.0)
 }
 
 fn completed(sim: &Simulation<'_>) -> ExpectationOutcome {

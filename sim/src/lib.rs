@@ -22,6 +22,7 @@ pub mod report;
 pub mod run;
 pub mod shrink;
 pub mod sweep;
+pub mod text;
 pub mod trace;
 pub mod world;
 

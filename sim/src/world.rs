@@ -1073,7 +1073,7 @@ impl<'a> Simulation<'a> {
                         _ => {}
                     }
                     if let Some(out) = timeline.as_mut() {
-                        let line = crate::replay::recovery_line(&out_copy, names, services);
+                        let line = crate::text::recovery_line(&out_copy, names, services);
                         let _ = writeln!(out, "{now} {:<14} {line}", names[node.index()]);
                     }
                 }
@@ -1816,11 +1816,7 @@ impl<'a> Simulation<'a> {
             Event::Timer { node } => format!("{now} {:<14} timer", name(node)),
             Event::FaultStart { fault } => {
                 let f = &self.plan[fault as usize];
-                format!(
-                    "{now} {:<14} fault#{fault} begins: {}",
-                    "-",
-                    crate::report::describe(self.scenario, f)
-                )
+                format!("{now} {:<14} fault#{fault} begins: {}", "-", crate::text::describe(self.scenario, f))
             }
             Event::FaultEnd { fault } => format!("{now} {:<14} fault#{fault} ends", "-"),
             Event::Heal { partition } => format!("{now} {:<14} partition fault#{partition} heals", "-"),
