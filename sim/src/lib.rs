@@ -17,7 +17,6 @@ pub mod check;
 pub mod host;
 pub mod net;
 pub mod queue;
-pub mod replay;
 pub mod report;
 pub mod run;
 pub mod shrink;
@@ -27,6 +26,7 @@ pub mod trace;
 pub mod world;
 
 pub use report::Report;
+pub use report::replay;
 pub use run::{Divergence, check_determinism, run};
 pub use scenario::{Scenario, ScenarioError, load_file, parse};
 pub use world::Simulation;

@@ -4,6 +4,10 @@
 //! Everything in the text form is a function of `(scenario, seed)`, so it can
 //! be snapshot-tested; the wall-clock figure (`wall_ms`) exists only in the
 //! JSON form and in the CLI's separate timing line.
+//!
+//! [`replay`] is the same run as a readable timeline. Both read what the
+//! world observed and what the checkers made of it; nothing below them
+//! (world, check) reads a report.
 
 use std::fmt::Write as _;
 
@@ -14,6 +18,8 @@ use vigil_core::{Duration, Instant};
 use crate::check::{self, Detection, ExpectationOutcome};
 use crate::net::NetworkStats;
 use crate::world::Simulation;
+
+pub mod replay;
 
 pub use crate::text::{describe, fmt_duration, fmt_instant, names};
 
