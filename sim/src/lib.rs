@@ -14,19 +14,17 @@
 pub mod scenario;
 
 pub mod check;
-pub mod host;
-pub mod net;
-pub mod queue;
+pub mod kernel;
 pub mod report;
 pub mod run;
 pub mod shrink;
 pub mod sweep;
 pub mod text;
-pub mod trace;
 pub mod world;
 
+pub use kernel::{queue, trace};
 pub use report::Report;
 pub use report::replay;
 pub use run::{Divergence, check_determinism, run};
 pub use scenario::{Scenario, ScenarioError, load_file, parse};
-pub use world::Simulation;
+pub use world::{Simulation, host, net};

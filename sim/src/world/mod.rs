@@ -40,60 +40,16 @@ use vigil_core::rng::Rng;
 use vigil_core::rng::Seed;
 use vigil_core::{Duration, InstanceId, Instant, NodeId, ServiceId};
 
-use crate::host::HostClock;
-use crate::net::{Network, sample};
-use crate::queue::EventQueue;
+use crate::kernel::trace::TraceHash;
+use crate::kernel::{Event, Kernel};
 use crate::scenario::{Fault, FaultAction, LoadShape, Pick, Scenario};
-use crate::trace::{StableHasher, TraceHash};
+use host::HostClock;
+use net::{Network, sample};
 
-/// Something scheduled on the event queue.
-#[derive(Clone, Copy, Debug)]
-enum Event {
-    Deliver {
-        from: NodeId,
-        to: NodeId,
-        message: Message,
-    },
-    Timer {
-        node: NodeId,
-    },
-    FaultStart {
-        fault: u32,
-    },
-    FaultEnd {
-        fault: u32,
-    },
-    Heal {
-        partition: u32,
-    },
-    /// The load generator makes its next call.
-    Arrival,
-    /// A process dies by itself (out of memory, or its crash loop), if
-    /// `incarnation` is still the one running.
-    ProcessExit {
-        node: NodeId,
-        incarnation: u64,
-    },
-    /// A step of platform action `slot` is due (a boot after its delay).
-    Platform {
-        slot: u32,
-    },
-}
+pub mod host;
+pub mod net;
 
-impl Event {
-    fn kind(&self) -> u8 {
-        match self {
-            Event::Deliver { .. } => 1,
-            Event::Timer { .. } => 2,
-            Event::FaultStart { .. } => 3,
-            Event::FaultEnd { .. } => 4,
-            Event::Heal { .. } => 5,
-            Event::Arrival => 6,
-            Event::ProcessExit { .. } => 7,
-            Event::Platform { .. } => 8,
-        }
-    }
-}
+pub use crate::kernel::Halt;
 
 /// A host's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -524,18 +480,6 @@ struct Job {
     boots: Vec<InstanceId>,
 }
 
-/// Why a run stopped before its end.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Halt {
-    /// More events than the step budget allowed.
-    StepBudget {
-        /// Events processed.
-        events: u64,
-        /// Simulated time reached.
-        at: Instant,
-    },
-}
-
 /// The scenario's faults as concrete occurrences, in start order (stable:
 /// file order among equal times): each repeat of an `every` fault, each
 /// start drawn in its `within` window, each target set picked by `pick`.
@@ -600,19 +544,14 @@ pub fn expand_faults(scenario: &Scenario, seed: Seed) -> (Vec<Fault>, Vec<u32>) 
 pub struct Simulation<'a> {
     scenario: &'a Scenario,
     seed: Seed,
-    queue: EventQueue<Event>,
+    /// Time, pending events, the trace hash and the step budget.
+    kernel: Kernel,
     nodes: Vec<NodeSlot>,
     network: Network,
-    now: Instant,
-    end: Instant,
-    trace: TraceHash,
-    events: u64,
     observed: Observations,
     names: Vec<String>,
     timeline: Option<Box<dyn Write + 'a>>,
     timeline_error: Option<std::io::Error>,
-    history: Option<Vec<(Instant, u64)>>,
-    halted: Option<Halt>,
     apps: Vec<App>,
     load_rng: Rng,
     next_call: u64,
@@ -647,13 +586,13 @@ impl<'a> Simulation<'a> {
         let mut sim = Simulation {
             scenario,
             seed,
-            queue: EventQueue::with_capacity(node_count * 2 + scenario.faults.len() + 16),
+            kernel: Kernel::new(
+                node_count * 2 + scenario.faults.len() + 16,
+                Instant::ZERO + scenario.duration,
+                scenario.max_events,
+            ),
             nodes: Vec::with_capacity(node_count),
             network: Network::new(scenario.network.clone(), node_count, seed.child_named("network")),
-            now: Instant::ZERO,
-            end: Instant::ZERO + scenario.duration,
-            trace: TraceHash::default(),
-            events: 0,
             observed: Observations {
                 verdicts: Vec::new(),
                 faults: Vec::new(),
@@ -670,8 +609,6 @@ impl<'a> Simulation<'a> {
             names: scenario.node_names(),
             timeline: None,
             timeline_error: None,
-            history: None,
-            halted: None,
             apps: vec![App::default(); scenario.instance_count() as usize],
             load_rng: seed.child_named("load").rng(),
             next_call: 0,
@@ -709,11 +646,11 @@ impl<'a> Simulation<'a> {
             }
         }
         for (i, fault) in sim.plan.iter().enumerate() {
-            sim.queue.push(Instant::ZERO + fault.at, Event::FaultStart { fault: i as u32 });
+            sim.kernel.schedule(Instant::ZERO + fault.at, Event::FaultStart { fault: i as u32 });
         }
         if let Some(load) = scenario.load {
             let first = sim.next_arrival_gap();
-            sim.queue.push(Instant::ZERO + load.start + first, Event::Arrival);
+            sim.kernel.schedule(Instant::ZERO + load.start + first, Event::Arrival);
         }
         sim
     }
@@ -741,7 +678,7 @@ impl<'a> Simulation<'a> {
 
     /// Record the trace hash after every event, to locate a divergence.
     pub fn with_history(mut self) -> Self {
-        self.history = Some(Vec::new());
+        self.kernel.record_history();
         self
     }
 
@@ -758,35 +695,7 @@ impl<'a> Simulation<'a> {
 
     /// Process one event. Returns `false` when the run is over.
     pub fn step(&mut self) -> bool {
-        if self.halted.is_some() {
-            return false;
-        }
-        let Some(next) = self.queue.peek_time() else { return false };
-        if next > self.end {
-            self.now = self.end;
-            return false;
-        }
-        if self.events >= self.scenario.max_events {
-            self.halted = Some(Halt::StepBudget { events: self.events, at: self.now });
-            return false;
-        }
-        let Some((time, event)) = self.queue.pop() else { return false };
-        debug_assert!(time >= self.now, "event queue went back in time");
-        self.now = time;
-        self.events += 1;
-        let (node, digest) = match event {
-            Event::Deliver { from, to, message } => (to.0, StableHasher::digest(&(from.0, message))),
-            Event::Timer { node } => (node.0, 0),
-            Event::FaultStart { fault } | Event::FaultEnd { fault } => (u32::MAX, u64::from(fault)),
-            Event::Heal { partition } => (u32::MAX, u64::from(partition)),
-            Event::Arrival => (u32::MAX - 1, self.next_call),
-            Event::ProcessExit { node, incarnation } => (node.0, incarnation),
-            Event::Platform { slot } => (u32::MAX - 2, u64::from(slot)),
-        };
-        self.trace.fold(time, node, event.kind(), digest);
-        if let Some(h) = self.history.as_mut() {
-            h.push((time, self.trace.value()));
-        }
+        let Some(event) = self.kernel.next(self.next_call) else { return false };
         if self.timeline.is_some() {
             self.log_event(&event);
         }
@@ -809,14 +718,14 @@ impl<'a> Simulation<'a> {
         self.next_call += 1;
         let slot = &mut self.nodes[client.index()];
         if slot.state == HostState::Up {
-            let local = slot.clock.local(self.now);
+            let local = slot.clock.local(self.kernel.now());
             if let Some(m) = slot.machine.as_mut() {
                 m.handle(local, Input::Call { id });
             }
             self.drain(client);
         }
         let gap = self.next_arrival_gap();
-        self.queue.push(self.now + gap, Event::Arrival);
+        self.kernel.schedule(self.kernel.now() + gap, Event::Arrival);
     }
 
     /// The application on instance node `node` answers a request or probe.
@@ -831,7 +740,7 @@ impl<'a> Simulation<'a> {
         let dependency_down =
             spec.depends_on.iter().any(|&d| !self.open_circuits.contains(&(service, d)) && !self.serving(d));
         let seed = self.seed;
-        let now = self.now;
+        let now = self.kernel.now();
         let app = &mut self.apps[instance.index()];
         if app.hung > 0 {
             return; // accepts nothing, answers nothing
@@ -891,7 +800,7 @@ impl<'a> Simulation<'a> {
     fn transmit(&mut self, from: NodeId, to: NodeId, message: Message, after: Duration) {
         let fate = self.network.send(from, to);
         for delay in fate.copies.into_iter().flatten() {
-            self.queue.push(self.now + after + delay, Event::Deliver { from, to, message });
+            self.kernel.schedule(self.kernel.now() + after + delay, Event::Deliver { from, to, message });
         }
     }
 
@@ -926,7 +835,7 @@ impl<'a> Simulation<'a> {
             }
             HostState::Up => {
                 self.network.stats_mut().delivered += 1;
-                let local = slot.clock.local(self.now);
+                let local = slot.clock.local(self.kernel.now());
                 if let Some(m) = slot.machine.as_mut() {
                     m.handle(local, Input::Message { from, message });
                 }
@@ -937,13 +846,13 @@ impl<'a> Simulation<'a> {
 
     fn fire_timer(&mut self, node: NodeId) {
         let slot = &mut self.nodes[node.index()];
-        if slot.timer_at != Some(self.now) {
+        if slot.timer_at != Some(self.kernel.now()) {
             return; // superseded by an earlier timer, or the host went down
         }
         slot.timer_at = None;
         match slot.state {
             HostState::Up => {
-                let local = slot.clock.local(self.now);
+                let local = slot.clock.local(self.kernel.now());
                 if let Some(m) = slot.machine.as_mut() {
                     m.handle_timeout(local);
                 }
@@ -969,9 +878,8 @@ impl<'a> Simulation<'a> {
         let Simulation {
             nodes,
             network,
-            queue,
+            kernel,
             observed,
-            now,
             timeline,
             names,
             asked,
@@ -979,7 +887,7 @@ impl<'a> Simulation<'a> {
             service_names: services,
             ..
         } = self;
-        let now = *now;
+        let now = kernel.now();
         let slot = &mut nodes[node.index()];
         let Some(machine) = slot.machine.as_mut() else { return };
         while let Some(output) = machine.poll_output() {
@@ -990,7 +898,7 @@ impl<'a> Simulation<'a> {
                     }
                     let fate = network.send(node, to);
                     for delay in fate.copies.into_iter().flatten() {
-                        queue.push(now + delay, Event::Deliver { from: node, to, message });
+                        kernel.schedule(now + delay, Event::Deliver { from: node, to, message });
                     }
                 }
                 Output::Health(HealthEvent::LivenessChanged { instance, from, to, .. }) => {
@@ -1090,7 +998,7 @@ impl<'a> Simulation<'a> {
             let at = slot.clock.true_time_of(local_deadline, now);
             if slot.timer_at.is_none_or(|queued| at < queued) {
                 slot.timer_at = Some(at);
-                queue.push(at, Event::Timer { node });
+                kernel.schedule(at, Event::Timer { node });
             }
         }
     }
@@ -1099,7 +1007,7 @@ impl<'a> Simulation<'a> {
         let scenario = self.scenario;
         let slot = &mut self.nodes[node.index()];
         slot.incarnation += 1;
-        let local = slot.clock.local(self.now);
+        let local = slot.clock.local(self.kernel.now());
         let machine = match scenario.instance_on(node) {
             None if Some(node) == scenario.client_node() => {
                 let load = scenario.load.expect("a client node exists only with load");
@@ -1180,7 +1088,7 @@ impl<'a> Simulation<'a> {
             // A fresh process: not hung, no memory used yet.
             let app = &mut self.apps[i.index()];
             app.hung = 0;
-            app.started = self.now;
+            app.started = self.kernel.now();
             self.schedule_exit(node);
         }
         self.drain(node);
@@ -1219,12 +1127,12 @@ impl<'a> Simulation<'a> {
     /// An outage of `kind` begins on `node`: it is disturbed until the
     /// outage ends.
     fn open_outage(&mut self, node: NodeId, kind: OutageKind, fault: Option<u32>) {
-        self.observed.disturb(node, self.now);
+        self.observed.disturb(node, self.kernel.now());
         self.open_kinds[node.index()].push(kind);
         if let Some(instance) = self.scenario.instance_on(node) {
             self.observed.outages[instance.index()].push(Outage {
                 kind,
-                began: self.now,
+                began: self.kernel.now(),
                 ended: None,
                 fault,
             });
@@ -1250,7 +1158,7 @@ impl<'a> Simulation<'a> {
     /// One outage of `kind` on `node` ends now: its disturbance is
     /// restored and its record (the newest open one of that kind) closed.
     fn end_outage(&mut self, node: NodeId, kind: OutageKind) {
-        let now = self.now;
+        let now = self.kernel.now();
         self.observed.restore(node, now);
         if let Some(instance) = self.scenario.instance_on(node)
             && let Some(o) = self.observed.outages[instance.index()]
@@ -1306,7 +1214,7 @@ impl<'a> Simulation<'a> {
         let held = std::mem::take(&mut slot.held);
         self.close_outages(node, |k| k == OutageKind::Pause);
         for (from, message) in held {
-            self.queue.push(self.now, Event::Deliver { from, to: node, message });
+            self.kernel.schedule(self.kernel.now(), Event::Deliver { from, to: node, message });
         }
         self.drain(node); // reschedules the timer from the machine's deadline
     }
@@ -1314,7 +1222,7 @@ impl<'a> Simulation<'a> {
     fn fault_start(&mut self, index: usize) {
         let fault = self.plan[index].clone();
         let id = Some(index as u32);
-        let now = self.now;
+        let now = self.kernel.now();
         self.observed.faults[index].began = Some(now);
         match &fault.action {
             FaultAction::Crash(targets) => targets.iter().for_each(|&n| self.crash(n, OutageKind::Crash, id)),
@@ -1394,7 +1302,7 @@ impl<'a> Simulation<'a> {
             }
         }
         if let Some(duration) = fault.duration {
-            self.queue.push(now + duration, Event::FaultEnd { fault: index as u32 });
+            self.kernel.schedule(now + duration, Event::FaultEnd { fault: index as u32 });
         } else if matches!(
             fault.action,
             FaultAction::Crash(_)
@@ -1410,7 +1318,7 @@ impl<'a> Simulation<'a> {
 
     fn fault_end(&mut self, index: usize) {
         let fault = self.plan[index].clone();
-        let now = self.now;
+        let now = self.kernel.now();
         match &fault.action {
             FaultAction::Crash(targets) => targets.iter().for_each(|&n| {
                 self.start_process(n);
@@ -1499,7 +1407,7 @@ impl<'a> Simulation<'a> {
     /// closes.
     fn app_fault(&mut self, index: usize, action: &FaultAction, begin: bool) {
         let Some(targets) = action.node_lists().first().map(|l| l.to_vec()) else { return };
-        let now = self.now;
+        let now = self.kernel.now();
         for n in targets {
             let Some(i) = self.scenario.instance_on(n) else { continue };
             let app = &mut self.apps[i.index()];
@@ -1541,7 +1449,8 @@ impl<'a> Simulation<'a> {
         let app = &self.apps[i.index()];
         let after = [app.looping(), app.leak()].into_iter().flatten().min();
         if let Some(after) = after {
-            self.queue.push(app.started + after, Event::ProcessExit { node, incarnation: slot.incarnation });
+            self.kernel
+                .schedule(app.started + after, Event::ProcessExit { node, incarnation: slot.incarnation });
         }
     }
 
@@ -1553,7 +1462,7 @@ impl<'a> Simulation<'a> {
         }
         let Some(i) = self.scenario.instance_on(node) else { return };
         let app = &self.apps[i.index()];
-        let age = self.now - app.started;
+        let age = self.kernel.now() - app.started;
         if app.looping().is_some_and(|after| age >= after) {
             if self.has_open(node, OutageKind::CrashLoop) {
                 // Still the same loop: the process dies, the outage goes on.
@@ -1600,7 +1509,7 @@ impl<'a> Simulation<'a> {
         };
         while !self.asked.is_empty() {
             let action = self.asked.remove(0);
-            let now = self.now;
+            let now = self.kernel.now();
             match action.kind {
                 ActionKind::Restart | ActionKind::Replace => {
                     let Some(i) = action.instance.filter(|i| i.index() < self.provisioned.len()) else {
@@ -1664,7 +1573,7 @@ impl<'a> Simulation<'a> {
     fn job(&mut self, action: Action, boots: Vec<InstanceId>, at: Instant) {
         let slot = self.jobs.len() as u32;
         self.jobs.push(Some(Job { action, boots }));
-        self.queue.push(at, Event::Platform { slot });
+        self.kernel.schedule(at, Event::Platform { slot });
     }
 
     /// A job's boots are due.
@@ -1716,7 +1625,7 @@ impl<'a> Simulation<'a> {
                     };
                     let control = &mut self.nodes[Scenario::CONTROL.index()];
                     if control.state == HostState::Up {
-                        let local = control.clock.local(self.now);
+                        let local = control.clock.local(self.kernel.now());
                         if let Some(Node::Control(c)) = control.machine.as_mut().map(Checked::get_mut) {
                             // Ids and classes come from the scenario: valid.
                             let _ = c.register(local, request);
@@ -1746,12 +1655,17 @@ impl<'a> Simulation<'a> {
     }
 
     fn platform_event(&mut self, action: ActionId, instance: Option<InstanceId>, step: PlatformStep) {
-        let event =
-            PlatformEvent { at: self.now, action, instance, step, after: self.observed.recovery.len() };
+        let event = PlatformEvent {
+            at: self.kernel.now(),
+            action,
+            instance,
+            step,
+            after: self.observed.recovery.len(),
+        };
         if let Some(out) = self.timeline.as_mut() {
             let who = instance
                 .map_or_else(|| "-".to_string(), |i| self.names[Scenario::node_of(i).index()].clone());
-            let _ = writeln!(out, "{} {:<14} platform {action}: {step}", self.now, who);
+            let _ = writeln!(out, "{} {:<14} platform {action}: {step}", self.kernel.now(), who);
         }
         self.observed.platform.push(event);
     }
@@ -1768,7 +1682,7 @@ impl<'a> Simulation<'a> {
         if control.state != HostState::Up {
             return; // the coordinator's timeout will count it
         }
-        let local = control.clock.local(self.now);
+        let local = control.clock.local(self.kernel.now());
         if let Some(Node::Control(c)) = control.machine.as_mut().map(Checked::get_mut) {
             c.recovery_outcome(local, id, outcome);
         }
@@ -1778,7 +1692,7 @@ impl<'a> Simulation<'a> {
     /// Heal partition `id` now, or when its stability time allows.
     fn request_heal(&mut self, id: u32) {
         match self.network.heal_allowed_at(id) {
-            Some(at) if at > self.now => self.queue.push(at, Event::Heal { partition: id }),
+            Some(at) if at > self.kernel.now() => self.kernel.schedule(at, Event::Heal { partition: id }),
             Some(_) => self.heal(id),
             None => {}
         }
@@ -1786,11 +1700,11 @@ impl<'a> Simulation<'a> {
 
     fn heal(&mut self, id: u32) {
         if self.network.heal(id) {
-            self.observed.faults[id as usize].ended = Some(self.now);
+            self.observed.faults[id as usize].ended = Some(self.kernel.now());
             let action = &self.plan[id as usize].action;
             if matches!(action, FaultAction::Partition(_)) {
                 for n in action.nodes() {
-                    self.observed.restore(n, self.now);
+                    self.observed.restore(n, self.kernel.now());
                 }
             }
         }
@@ -1807,7 +1721,7 @@ impl<'a> Simulation<'a> {
     }
 
     fn log_event(&mut self, event: &Event) {
-        let now = self.now;
+        let now = self.kernel.now();
         let name = |n: NodeId| self.names.get(n.index()).map_or("?", String::as_str);
         let line = match *event {
             Event::Deliver { from, to, message } => {
@@ -1834,27 +1748,27 @@ impl<'a> Simulation<'a> {
 
     /// Simulated time now.
     pub fn now(&self) -> Instant {
-        self.now
+        self.kernel.now()
     }
 
     /// Events processed so far.
     pub fn events_processed(&self) -> u64 {
-        self.events
+        self.kernel.events()
     }
 
     /// The trace hash so far.
     pub fn trace_hash(&self) -> TraceHash {
-        self.trace
+        self.kernel.trace()
     }
 
     /// The hash after each event, if recording was asked for.
     pub fn history(&self) -> Option<&[(Instant, u64)]> {
-        self.history.as_deref()
+        self.kernel.history()
     }
 
     /// Why the run stopped early, if it did.
     pub fn halted(&self) -> Option<Halt> {
-        self.halted
+        self.kernel.halted()
     }
 
     /// What the run observed.
