@@ -1,7 +1,7 @@
 //! The discrete-event kernel: simulated time, the event queue, the trace
 //! hash and the step budget, apart from what the events mean.
 //!
-//! [`Kernel::next`] is the top of every step: it pops the earliest event
+//! `Kernel::next` is the top of every step: it pops the earliest event
 //! (ordered by `(time, seq)`, [`queue`]), moves time to it, counts it
 //! against the scenario's step budget and folds it into the
 //! [trace hash](trace::TraceHash). The world (`crate::world`) owns the

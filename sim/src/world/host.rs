@@ -1,13 +1,31 @@
-//! Hosts' clocks: each machine sees `now` through its own host.
+//! Hosts: their state (up, down, paused, vacant), their clocks, and the
+//! process each runs: booting it (building the node's machine), stopping
+//! it, crashing, pausing and resuming it.
 //!
-//! A host clock is piecewise linear in simulated time: from an anchor it runs
-//! at `1 + drift_ppm / 10⁶` of true rate. A skew fault moves the anchor: the
+//! # Clocks
+//!
+//! Each machine sees `now` through its own host's clock. A host clock is
+//! piecewise linear in simulated time: from an anchor it runs at
+//! `1 + drift_ppm / 10⁶` of true rate. A skew fault moves the anchor: the
 //! clock steps by an offset and takes a new rate. Clocks machines read are
 //! monotonic (like `CLOCK_MONOTONIC`), so a backward step does not turn time
 //! back: the clock stands still until the stepped line catches up with the
 //! last value it showed.
 
-use vigil_core::Instant;
+use vigil_core::balance::BalancerConfig;
+use vigil_core::client::{ClientConfig, ClientNode};
+use vigil_core::health::{AgentConfig, LivenessTimeouts};
+use vigil_core::machine::Checked;
+use vigil_core::message::Message;
+use vigil_core::node::{ControlConfig, ControlPlane, InstanceNode, Node, WatchedInstance};
+use vigil_core::registry::RegistryConfig;
+use vigil_core::{InstanceId, Instant, NodeId, ServiceId};
+
+use crate::kernel::Event;
+use crate::scenario::Scenario;
+
+use super::Simulation;
+use super::observe::OutageKind;
 
 const PPM: i128 = 1_000_000;
 
@@ -81,6 +99,201 @@ impl HostClock {
     /// behind), in nanoseconds.
     pub fn offset_ns(&self, true_now: Instant) -> i128 {
         i128::from(self.local(true_now).as_nanos()) - i128::from(true_now.as_nanos())
+    }
+}
+
+/// A host's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostState {
+    /// Running.
+    Up,
+    /// Crashed: no machine, messages dropped.
+    Down,
+    /// Paused: time passes, nothing runs, messages wait.
+    Paused,
+    /// A standby slot not provisioned yet: no host at all.
+    Vacant,
+}
+
+pub(super) struct NodeSlot {
+    pub(super) machine: Option<Checked<Node>>,
+    pub(super) state: HostState,
+    pub(super) clock: HostClock,
+    /// Simulated time of the earliest timer event queued for this node.
+    pub(super) timer_at: Option<Instant>,
+    /// Messages that arrived while paused, in arrival order.
+    pub(super) held: Vec<(NodeId, Message)>,
+    pub(super) incarnation: u64,
+    /// Host-crash faults in force (they nest): the host has no power, so
+    /// nothing answers, not even a refusal, and nothing boots on it.
+    pub(super) power_off: u32,
+}
+
+impl Simulation<'_> {
+    pub(super) fn boot(&mut self, node: NodeId) {
+        let scenario = self.scenario;
+        let slot = &mut self.nodes[node.index()];
+        slot.incarnation += 1;
+        let local = slot.clock.local(self.kernel.now());
+        let machine = match scenario.instance_on(node) {
+            None if Some(node) == scenario.client_node() => {
+                let load = scenario.load.expect("a client node exists only with load");
+                let defaults = ClientConfig::default();
+                let config = ClientConfig {
+                    control: Scenario::CONTROL,
+                    call_timeout: load.timeout,
+                    balancer: BalancerConfig {
+                        panic_threshold_percent: load.panic_threshold_percent,
+                        ..defaults.balancer.clone()
+                    },
+                    ..defaults
+                };
+                let seed = self.seed.child_named("client").child(slot.incarnation);
+                Node::Client(Box::new(
+                    ClientNode::new(config, local, seed).expect("the default balancer settings are valid"),
+                ))
+            }
+            None => {
+                let config = ControlConfig {
+                    recovery: scenario.recovery.as_ref().map(|r| r.config.clone()),
+                    seed: self.seed.child_named("control").child(slot.incarnation),
+                    health_classes: scenario.services.iter().map(|s| s.health.clone()).collect(),
+                    // A simulated instance re-registers only by booting with
+                    // the fleet, so the catalog never lets one go; and it is
+                    // sized to the fleet, which may pass the default limit.
+                    registry: RegistryConfig {
+                        deregister_critical_after: None,
+                        max_instances: (scenario.instance_count() as usize).max(1),
+                        max_services: scenario.services.len().max(1),
+                        ..RegistryConfig::default()
+                    },
+                    service_names: scenario.services.iter().map(|s| s.name.clone()).collect(),
+                    liveness_classes: scenario
+                        .services
+                        .iter()
+                        .map(|s| LivenessTimeouts {
+                            suspect_after: s.heartbeat.suspect_after,
+                            dead_after: s.heartbeat.dead_after,
+                        })
+                        .collect(),
+                    instances: (0..scenario.instance_count())
+                        .filter(|&i| self.provisioned[i as usize])
+                        .map(|i| {
+                            let class = scenario.locate(InstanceId(i)).map_or(0, |(s, _)| s);
+                            WatchedInstance {
+                                instance: InstanceId(i),
+                                node: Scenario::node_of(InstanceId(i)),
+                                service: ServiceId(class as u32),
+                                class,
+                            }
+                        })
+                        .collect(),
+                };
+                Node::Control(Box::new(
+                    ControlPlane::new(&config, local).expect("the scenario loader validated these timeouts"),
+                ))
+            }
+            Some(instance) => {
+                let (service, _) = scenario.locate(instance).expect("node ids come from the scenario");
+                let config = AgentConfig {
+                    instance,
+                    control: Scenario::CONTROL,
+                    interval: scenario.services[service].heartbeat.interval,
+                    incarnation: slot.incarnation,
+                };
+                let seed = self.seed.child_named(&self.names[node.index()]).child(slot.incarnation);
+                Node::Instance(
+                    InstanceNode::new(config, local, seed)
+                        .expect("the scenario loader validated the interval"),
+                )
+            }
+        };
+        slot.machine = Some(Checked::new(machine));
+        slot.state = HostState::Up;
+        slot.timer_at = None;
+        if let Some(i) = scenario.instance_on(node) {
+            // A fresh process: not hung, no memory used yet.
+            let app = &mut self.apps[i.index()];
+            app.hung = 0;
+            app.started = self.kernel.now();
+            self.schedule_exit(node);
+        }
+        self.drain(node);
+    }
+
+    /// Stop the process on `node`: its machine and volatile state are
+    /// lost. Returns the state the host was in.
+    pub(super) fn stop(&mut self, node: NodeId) -> HostState {
+        let slot = &mut self.nodes[node.index()];
+        let was = slot.state;
+        if matches!(was, HostState::Up | HostState::Paused) {
+            slot.state = HostState::Down;
+            slot.machine = None;
+            slot.timer_at = None;
+            slot.held.clear();
+            if let Some(i) = self.scenario.instance_on(node) {
+                // Requests in service die with the process.
+                self.apps[i.index()].busy_until.clear();
+            }
+        }
+        was
+    }
+
+    /// The process on `node` crashes: an outage of `kind` begins.
+    pub(super) fn crash(&mut self, node: NodeId, kind: OutageKind, fault: Option<u32>) {
+        match self.stop(node) {
+            HostState::Down | HostState::Vacant => return,
+            // The pause ends in a crash: one outage becomes the other.
+            HostState::Paused => self.close_outages(node, |k| k == OutageKind::Pause),
+            HostState::Up => {}
+        }
+        self.open_outage(node, kind, fault);
+        self.died(node);
+    }
+
+    /// Boot the process on `node` if it is down and its host has power.
+    /// Outages a fresh process ends (a crash, a hang, running out of
+    /// memory) end. Returns whether it booted.
+    pub(super) fn start_process(&mut self, node: NodeId) -> bool {
+        let slot = &self.nodes[node.index()];
+        if slot.state != HostState::Down || slot.power_off > 0 {
+            return false;
+        }
+        self.close_outages(node, OutageKind::ends_on_restart);
+        self.boot(node);
+        true
+    }
+
+    pub(super) fn pause(&mut self, node: NodeId, fault: Option<u32>) {
+        if self.nodes[node.index()].state == HostState::Up {
+            self.nodes[node.index()].state = HostState::Paused;
+            self.open_outage(node, OutageKind::Pause, fault);
+        }
+    }
+
+    pub(super) fn resume(&mut self, node: NodeId) {
+        let slot = &mut self.nodes[node.index()];
+        if slot.state != HostState::Paused {
+            return;
+        }
+        slot.state = HostState::Up;
+        slot.timer_at = None;
+        let held = std::mem::take(&mut slot.held);
+        self.close_outages(node, |k| k == OutageKind::Pause);
+        for (from, message) in held {
+            self.kernel.schedule(self.kernel.now(), Event::Deliver { from, to: node, message });
+        }
+        self.drain(node); // reschedules the timer from the machine's deadline
+    }
+
+    /// The host's clock moved: the machine's deadline moves in true time.
+    pub(super) fn reschedule(&mut self, node: NodeId) {
+        let slot = &mut self.nodes[node.index()];
+        if slot.state != HostState::Up {
+            return;
+        }
+        slot.timer_at = None;
+        self.drain(node);
     }
 }
 
