@@ -16,8 +16,8 @@ use vigil_core::health::Liveness;
 use vigil_core::{Duration, Instant};
 
 use crate::check::{self, Detection, ExpectationOutcome};
-use crate::net::NetworkStats;
 use crate::world::Simulation;
+use crate::world::net::NetworkStats;
 
 pub mod replay;
 
