@@ -368,7 +368,7 @@ fn sweep(paths: &[PathBuf], seeds: Range<u64>, jobs: Option<usize>, json: bool) 
         let ms = |v: Option<u64>| {
             v.map_or_else(
                 || "-".to_string(),
-                |ms| vigil_sim::report::fmt_duration(vigil_core::Duration::from_millis(ms)),
+                |ms| vigil_sim::text::fmt_duration(vigil_core::Duration::from_millis(ms)),
             )
         };
         outln!(
@@ -390,7 +390,7 @@ fn sweep(paths: &[PathBuf], seeds: Range<u64>, jobs: Option<usize>, json: bool) 
                 s.seeds,
                 s.passed,
                 s.failures.len(),
-                s.worst_availability.map_or_else(|| "-".to_string(), vigil_sim::check::fmt_share),
+                s.worst_availability.map_or_else(|| "-".to_string(), vigil_sim::text::fmt_share),
                 ms(s.worst_detection_ms),
                 ms(s.worst_recovery_start_ms),
                 ms(s.worst_restore_ms),

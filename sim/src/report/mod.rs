@@ -4,17 +4,24 @@
 //! Everything in the text form is a function of `(scenario, seed)`, so it can
 //! be snapshot-tested; the wall-clock figure (`wall_ms`) exists only in the
 //! JSON form and in the CLI's separate timing line.
+//!
+//! [`replay`] is the same run as a readable timeline. Both read what the
+//! world observed and what the checkers made of it; nothing below them
+//! (world, check) reads a report.
 
 use std::fmt::Write as _;
 
 use vigil_core::balance::BalanceEvent;
 use vigil_core::health::Liveness;
-use vigil_core::{Duration, Instant, NodeId};
+use vigil_core::{Duration, Instant};
 
 use crate::check::{self, Detection, ExpectationOutcome};
-use crate::net::NetworkStats;
-use crate::scenario::{Fault, FaultAction, Partition, Scenario};
 use crate::world::Simulation;
+use crate::world::net::NetworkStats;
+
+pub mod replay;
+
+pub use crate::text::{describe, fmt_duration, fmt_instant, names};
 
 /// The outcome of one seeded run.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -236,7 +243,7 @@ impl RecoveryReport {
                 // A scale-out serves every outage of its service: once.
                 if !seen.contains(&(index, action.id)) {
                     seen.push((index, action.id));
-                    entry.actions.push(crate::replay::action_words(action.kind, &services));
+                    entry.actions.push(crate::text::action_words(action.kind, &services));
                 }
             }
         }
@@ -297,7 +304,7 @@ recovery  {}",
             .services
             .iter()
             .map(|(name, share)| {
-                format!("{name} {}", share.map_or_else(|| "-".to_string(), crate::check::fmt_share))
+                format!("{name} {}", share.map_or_else(|| "-".to_string(), crate::text::fmt_share))
             })
             .collect();
         let _ = writeln!(s, "  in rotation      {}", services.join(", "));
@@ -516,7 +523,7 @@ impl Report {
             }
         }
         if let Some(c) = &self.calls {
-            let share = c.availability.map_or_else(|| "-".to_string(), crate::check::fmt_share);
+            let share = c.availability.map_or_else(|| "-".to_string(), crate::text::fmt_share);
             let _ = writeln!(
                 s,
                 "\ncalls     {} ended, {share} ok; {} error, {} refused, {} timeout, {} no endpoint",
@@ -552,111 +559,4 @@ fn fmt_micros(us: u64) -> String {
 
 fn opt_ms(ms: Option<u64>) -> String {
     ms.map_or_else(|| "-".to_string(), |ms| fmt_instant(Instant::from_millis(ms)))
-}
-
-/// Simulated time as `12.345s` (milliseconds).
-pub fn fmt_instant(t: Instant) -> String {
-    fmt_duration(t.since_epoch())
-}
-
-/// A duration as `4.120s`, or `250ms` below a second.
-pub fn fmt_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 { format!("{ms}ms") } else { format!("{}.{:03}s", ms / 1000, ms % 1000) }
-}
-
-/// A fault in words, e.g. `crash checkout/0` or
-/// `partition [control] | [checkout/*] for 30.000s`.
-pub fn describe(scenario: &Scenario, fault: &Fault) -> String {
-    let mut s = match &fault.action {
-        FaultAction::Crash(t) => format!("crash {}", names(scenario, t)),
-        FaultAction::Restart(t) => format!("restart {}", names(scenario, t)),
-        FaultAction::Pause(t) => format!("pause {}", names(scenario, t)),
-        FaultAction::Resume(t) => format!("resume {}", names(scenario, t)),
-        FaultAction::Heal => "heal all partitions".to_string(),
-        FaultAction::Partition(Partition::Groups(groups)) => {
-            let groups: Vec<String> = groups.iter().map(|g| format!("[{}]", names(scenario, g))).collect();
-            format!("partition {}", groups.join(" | "))
-        }
-        FaultAction::Partition(Partition::OneWay { from, to }) => {
-            format!("one-way partition [{}] -> [{}]", names(scenario, from), names(scenario, to))
-        }
-        FaultAction::Partition(Partition::Isolate(t)) => format!("isolate {}", names(scenario, t)),
-        FaultAction::Hang(t) => format!("hang {}", names(scenario, t)),
-        FaultAction::Slow { targets, extra } => {
-            format!("slow {} by +{}", names(scenario, targets), fmt_duration(*extra))
-        }
-        FaultAction::Errors { targets, rate } => {
-            format!("errors {} at {:.1}%", names(scenario, targets), rate * 100.0)
-        }
-        FaultAction::Flap { targets, period } => {
-            format!("flap {} every {}", names(scenario, targets), fmt_duration(*period))
-        }
-        FaultAction::HostCrash(t) => format!("host crash {}", names(scenario, t)),
-        FaultAction::MemoryLeak { targets, exhausts_after } => {
-            format!(
-                "memory leak {} exhausting in {}",
-                names(scenario, targets),
-                fmt_duration(*exhausts_after)
-            )
-        }
-        FaultAction::Cpu { targets, factor } => format!("cpu x{factor} {}", names(scenario, targets)),
-        FaultAction::DiskFull(t) => format!("disk full {}", names(scenario, t)),
-        FaultAction::CrashLoop { targets, after, survives_replace } => format!(
-            "crash loop {} after {}{}",
-            names(scenario, targets),
-            fmt_duration(*after),
-            if *survives_replace { ", surviving replacement" } else { "" }
-        ),
-        FaultAction::Network { targets, latency, loss, duplicate } => {
-            let mut parts = Vec::new();
-            if !latency.is_zero() {
-                parts.push(format!("+{}", fmt_duration(*latency)));
-            }
-            if *loss > 0.0 {
-                parts.push(format!("loss {:.1}%", loss * 100.0));
-            }
-            if *duplicate > 0.0 {
-                parts.push(format!("duplicate {:.1}%", duplicate * 100.0));
-            }
-            format!("network {} {}", names(scenario, targets), parts.join(" "))
-        }
-        FaultAction::ClockSkew { targets, offset_ns, drift_ppm } => {
-            let sign = if *offset_ns < 0 { "-" } else { "+" };
-            let offset = fmt_duration(Duration::from_nanos(offset_ns.unsigned_abs()));
-            format!("clock skew {} {sign}{offset} drift {drift_ppm}ppm", names(scenario, targets))
-        }
-    };
-    if let Some(d) = fault.duration {
-        let _ = write!(s, " for {}", fmt_duration(d));
-    }
-    s
-}
-
-/// Node names, with a whole service shortened to `svc/*` and long lists cut.
-pub fn names(scenario: &Scenario, nodes: &[NodeId]) -> String {
-    let mut parts = Vec::new();
-    let mut first = 1u32;
-    let mut rest: Vec<NodeId> = nodes.to_vec();
-    if rest.contains(&Scenario::CONTROL) {
-        parts.push("control".to_string());
-        rest.retain(|&n| n != Scenario::CONTROL);
-    }
-    for service in &scenario.services {
-        let range = first..first + service.instances;
-        let members: Vec<NodeId> = rest.iter().copied().filter(|n| range.contains(&n.0)).collect();
-        if members.len() == service.instances as usize && service.instances > 1 {
-            parts.push(format!("{}/*", service.name));
-        } else {
-            parts.extend(members.iter().map(|&n| scenario.node_name(n)));
-        }
-        first = range.end;
-    }
-    const SHOWN: usize = 8;
-    if parts.len() > SHOWN {
-        let more = parts.len() - SHOWN;
-        parts.truncate(SHOWN);
-        parts.push(format!("… (+{more})"));
-    }
-    parts.join(", ")
 }

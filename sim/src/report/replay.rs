@@ -11,13 +11,15 @@
 use std::fmt::Write as _;
 
 use vigil_core::balance::BalanceEvent;
-use vigil_core::recovery::{ActionKind, DecisionKind, HoldReason, HumanReason, RecoveryOutput, StormScope};
-use vigil_core::{Duration, InstanceId, Instant, ServiceId};
+use vigil_core::recovery::RecoveryOutput;
+use vigil_core::{Duration, InstanceId, Instant};
 
 use crate::check::{self, ExpectationOutcome};
-use crate::report;
 use crate::scenario::Scenario;
+use crate::text;
 use crate::world::{MonitorChange, Simulation};
+
+pub use crate::text::{action_words, decision_words, fmt_time, recovery_line, recovery_words};
 
 /// What an entry is about; `--filter` takes these names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -155,9 +157,9 @@ pub fn entries(sim: &Simulation<'_>) -> Vec<Entry> {
     let mut out = Vec::new();
     for (index, (fault, span)) in sim.plan().iter().zip(&obs.faults).enumerate() {
         let nodes = fault.action.nodes();
-        let who = if nodes.is_empty() { "-".to_string() } else { report::names(scenario, &nodes) };
+        let who = if nodes.is_empty() { "-".to_string() } else { text::names(scenario, &nodes) };
         let names: Vec<String> = nodes.iter().map(|&n| scenario.node_name(n)).collect();
-        let what = report::describe(scenario, fault);
+        let what = text::describe(scenario, fault);
         let mut push = |at: Instant, text: String| {
             out.push(Entry { at, kind: Kind::Fault, nodes: names.clone(), who: who.clone(), text, rank: 0 });
         };
@@ -174,7 +176,7 @@ pub fn entries(sim: &Simulation<'_>) -> Vec<Entry> {
         out.push(one(began, Kind::Outage, d.instance.clone(), format!("{kind} outage begins")));
         match (d.detected_ms, &d.detected_as) {
             (Some(ms), Some(what)) => {
-                let after = report::fmt_duration(Duration::from_millis(ms - d.began_ms));
+                let after = text::fmt_duration(Duration::from_millis(ms - d.began_ms));
                 out.push(Entry {
                     rank: DETECTED,
                     ..one(
@@ -255,109 +257,6 @@ pub fn entries(sim: &Simulation<'_>) -> Vec<Entry> {
     out
 }
 
-/// A recovery action in words: `restart`, `scale out by 2`, `open circuit
-/// to db`.
-pub fn action_words(kind: ActionKind, services: &[String]) -> String {
-    let svc = |s: ServiceId| services.get(s.index()).cloned().unwrap_or_else(|| format!("service-{}", s.0));
-    match kind {
-        ActionKind::Restart => "restart".to_string(),
-        ActionKind::Replace => "replace".to_string(),
-        ActionKind::Reroute => "reroute (out of rotation until healthy)".to_string(),
-        ActionKind::ScaleOut { by } => format!("scale out by {by}"),
-        ActionKind::OpenCircuit { to } => format!("open circuit to {}", svc(to)),
-        ActionKind::HalfOpen { to } => format!("half-open circuit to {} (trial call)", svc(to)),
-        ActionKind::CloseCircuit { to } => format!("close circuit to {}", svc(to)),
-        ActionKind::AskHuman { reason: HumanReason::LadderExhausted { failure } } => {
-            format!("ASK A HUMAN: every rung for {failure} was tried")
-        }
-        other => format!("{other:?}"),
-    }
-}
-
-/// A recovery decision in words.
-pub fn decision_words(kind: DecisionKind, services: &[String]) -> String {
-    let svc = |s: ServiceId| services.get(s.index()).cloned().unwrap_or_else(|| format!("service-{}", s.0));
-    let scope = |s: StormScope| match s {
-        StormScope::Global => "the fleet".to_string(),
-        StormScope::Service(id) => svc(id),
-    };
-    match kind {
-        DecisionKind::Detected { failure } => format!("episode opens: {failure}"),
-        DecisionKind::Reclassified { from, to } => format!("reclassified {from} -> {to}"),
-        DecisionKind::IntensityExceeded { scope } => format!("restart intensity exceeded ({scope:?})"),
-        DecisionKind::Acting { kind, attempt, rung } => {
-            format!("acting: {} (attempt {attempt}, rung {rung})", action_words(kind, services))
-        }
-        DecisionKind::Withheld { reason } => format!("withheld: {}", hold_words(reason, services)),
-        DecisionKind::AttemptFailed { attempt, timed_out } => {
-            format!("attempt {attempt} failed{}", if timed_out { " (timed out)" } else { "" })
-        }
-        DecisionKind::Escalated { from_rung, to_rung } => format!("escalated: rung {from_rung} -> {to_rung}"),
-        DecisionKind::AskedHuman => "holding: a human is asked".to_string(),
-        DecisionKind::Resolved { by_action } => {
-            format!("resolved ({})", if by_action { "by its action" } else { "healed by itself" })
-        }
-        DecisionKind::Abandoned => "abandoned: deregistered".to_string(),
-        DecisionKind::StormSuspected { scope: s, unhealthy, total } => {
-            format!("STORM suspected in {}: {unhealthy} of {total} look down; holding", scope(s))
-        }
-        DecisionKind::StormCleared { scope: s } => format!("storm over in {}", scope(s)),
-        DecisionKind::CircuitProbeFailed => "circuit trial call failed: open again".to_string(),
-        DecisionKind::Isolating { circuit, to } => format!("isolating {} ({circuit})", svc(to)),
-        other => format!("{other:?}"),
-    }
-}
-
-fn hold_words(reason: HoldReason, services: &[String]) -> String {
-    match reason {
-        HoldReason::GlobalLimit { max } => format!("global limit ({max} in flight)"),
-        HoldReason::ServiceLimit { max } => format!("service limit ({max} in flight)"),
-        HoldReason::Backoff { until } => format!("backing off until {}", fmt_time(until)),
-        HoldReason::Storm { .. } => "storm suspected".to_string(),
-        HoldReason::Dependency { root } => format!(
-            "dependency {} is impaired: root cause first",
-            services.get(root.index()).map_or("?", String::as_str)
-        ),
-        HoldReason::Settling { until } => format!("settling until {}", fmt_time(until)),
-        HoldReason::ScaleOutInFlight => "a scale-out is in flight".to_string(),
-        other => format!("{other:?}"),
-    }
-}
-
-/// One recovery output as a line of text (for the event timeline, whose
-/// node column is the control node's: the instance is named).
-pub fn recovery_line(out: &RecoveryOutput, names: &[String], services: &[String]) -> String {
-    let who = |i: Option<InstanceId>| {
-        i.and_then(|i| names.get(Scenario::node_of(i).index())).map_or("-", String::as_str).to_string()
-    };
-    let instance = match *out {
-        RecoveryOutput::Action(a) => a.instance,
-        RecoveryOutput::Decision(d) => d.instance,
-        _ => None,
-    };
-    format!("recovery {} ({})", recovery_words(out, services), who(instance))
-}
-
-/// One recovery output in words, without the instance it concerns (the
-/// replay names it in its own column): `rec#1.2 action: replace`.
-pub fn recovery_words(out: &RecoveryOutput, services: &[String]) -> String {
-    match *out {
-        RecoveryOutput::Action(a) => format!("{} action: {}", a.id, action_words(a.kind, services)),
-        RecoveryOutput::Decision(d) => {
-            let id = d.correlation.map_or_else(|| "-".to_string(), |c| c.to_string());
-            format!("{id}: {}", decision_words(d.kind, services))
-        }
-        _ => format!("{out:?}"),
-    }
-}
-
-/// Simulated time as `12.345s`, always in seconds with milliseconds, so a
-/// column of them lines up.
-pub fn fmt_time(t: Instant) -> String {
-    let ms = t.as_millis();
-    format!("{}.{:03}s", ms / 1000, ms % 1000)
-}
-
 /// The replay as text: a header, the entries `filter` passes, and the
 /// expectations' outcomes.
 pub fn render(sim: &Simulation<'_>, seed: u64, filter: &Filter) -> (String, Vec<ExpectationOutcome>) {
@@ -370,7 +269,7 @@ pub fn render(sim: &Simulation<'_>, seed: u64, filter: &Filter) -> (String, Vec<
         "replay    {} seed {}: {} simulated, {} events",
         scenario.name,
         seed,
-        report::fmt_duration(sim.now().since_epoch()),
+        text::fmt_duration(sim.now().since_epoch()),
         sim.events_processed()
     );
     let _ = writeln!(s, "showing   {} of {} entries\n", shown.len(), all.len());

@@ -1,0 +1,63 @@
+//! The kernel's vocabulary: everything that can be scheduled on the event
+//! queue, and how each event is folded into the trace hash.
+//!
+//! What an event *does* is the world's business (`crate::world` dispatches
+//! it); what it *is*, its kind and its payload digest, is fixed here, so the
+//! trace hash of a run depends only on the sequence of events.
+
+use vigil_core::NodeId;
+use vigil_core::message::Message;
+
+use super::trace::StableHasher;
+
+/// Something scheduled on the event queue.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Event {
+    /// A message arrives at `to`.
+    Deliver { from: NodeId, to: NodeId, message: Message },
+    /// The timer queued for `node` fires (if it is still the one wanted).
+    Timer { node: NodeId },
+    /// Fault occurrence `fault` begins.
+    FaultStart { fault: u32 },
+    /// Fault occurrence `fault` ends.
+    FaultEnd { fault: u32 },
+    /// Partition `partition` heals (deferred until its stability time).
+    Heal { partition: u32 },
+    /// The load generator makes its next call.
+    Arrival,
+    /// A process dies by itself (out of memory, or its crash loop), if
+    /// `incarnation` is still the one running.
+    ProcessExit { node: NodeId, incarnation: u64 },
+    /// A step of platform action `slot` is due (a boot after its delay).
+    Platform { slot: u32 },
+}
+
+impl Event {
+    /// The event's kind, as folded into the trace hash.
+    pub(crate) fn kind(&self) -> u8 {
+        match self {
+            Event::Deliver { .. } => 1,
+            Event::Timer { .. } => 2,
+            Event::FaultStart { .. } => 3,
+            Event::FaultEnd { .. } => 4,
+            Event::Heal { .. } => 5,
+            Event::Arrival => 6,
+            Event::ProcessExit { .. } => 7,
+            Event::Platform { .. } => 8,
+        }
+    }
+
+    /// The node and payload digest folded into the trace hash. An arrival's
+    /// payload is the id its call will take, `next_call`.
+    pub(crate) fn trace_key(&self, next_call: u64) -> (u32, u64) {
+        match *self {
+            Event::Deliver { from, to, message } => (to.0, StableHasher::digest(&(from.0, message))),
+            Event::Timer { node } => (node.0, 0),
+            Event::FaultStart { fault } | Event::FaultEnd { fault } => (u32::MAX, u64::from(fault)),
+            Event::Heal { partition } => (u32::MAX, u64::from(partition)),
+            Event::Arrival => (u32::MAX - 1, next_call),
+            Event::ProcessExit { node, incarnation } => (node.0, incarnation),
+            Event::Platform { slot } => (u32::MAX - 2, u64::from(slot)),
+        }
+    }
+}
