@@ -21,11 +21,15 @@ pub struct CatalogController {
     registry: Registry,
     /// Registry index up to which changes have been acted on.
     seen: u64,
+    /// Whether the catalog may have let instances go since the last turn:
+    /// only its own timeouts do (a clean deregistration leaves at once),
+    /// so other rounds skip the change log.
+    may_have_departures: bool,
 }
 
 impl CatalogController {
     pub(super) fn new(config: RegistryConfig) -> Result<Self, RegistryConfigError> {
-        Ok(CatalogController { registry: Registry::new(config)?, seen: 0 })
+        Ok(CatalogController { registry: Registry::new(config)?, seen: 0, may_have_departures: false })
     }
 
     /// The service catalog, for queries.
@@ -48,6 +52,7 @@ impl CatalogController {
 
     pub(super) fn handle_timeout(&mut self, now: Instant) {
         self.registry.handle_timeout(now);
+        self.may_have_departures = true;
         // Watches are answered by queries; nothing to carry out.
         while self.registry.poll_event().is_some() {}
     }
@@ -58,7 +63,10 @@ impl CatalogController {
 
     /// Instances the catalog let go since the last turn (critical too
     /// long, lease expired) that the fleet still holds: they leave.
-    pub(super) fn departures(&self, roster: &Roster) -> Vec<InstanceId> {
+    pub(super) fn departures(&mut self, roster: &Roster) -> Vec<InstanceId> {
+        if !std::mem::take(&mut self.may_have_departures) {
+            return Vec::new();
+        }
         match self.registry.changes_since(self.seen) {
             Some(changes) => changes
                 .filter(|c| matches!(c.kind, ChangeKind::Deregistered { .. }))

@@ -114,6 +114,8 @@ pub struct ControlPlane {
     routing: RoutingController,
     /// The round's events, in publication order; reused across rounds.
     events: Vec<Event>,
+    /// Routing's changes during its turn, appended to `events` after it.
+    changes: Vec<Event>,
     outputs: VecDeque<Output>,
 }
 
@@ -131,6 +133,7 @@ impl ControlPlane {
             },
             routing: RoutingController::default(),
             events: Vec::new(),
+            changes: Vec::new(),
             outputs: VecDeque::new(),
         };
         for w in &config.instances {
@@ -282,31 +285,26 @@ impl ControlPlane {
     /// One round: every controller takes its turn, in the documented
     /// order. See the [module docs](self).
     fn round(&mut self, now: Instant) {
-        let mut events = std::mem::take(&mut self.events);
         // 1. Health publishes.
-        self.health.publish(now, &self.roster, &mut events, &mut self.outputs);
+        self.health.publish(now, &self.roster, &mut self.events, &mut self.outputs);
         // 2. Catalog: its departures leave, then it hears.
         for instance in self.catalog.departures(&self.roster) {
             if self.roster.node(instance).is_some() {
-                self.events = events;
                 self.leave(now, instance);
-                events = std::mem::take(&mut self.events);
             }
         }
-        self.catalog.hear(now, &self.roster, &self.health, &events);
+        self.catalog.hear(now, &self.roster, &self.health, &self.events);
         let view = View { roster: &self.roster, catalog: self.catalog.registry(), health: &self.health };
         // 3. Recovery hears, then publishes.
         if let Some(r) = self.recovery.as_mut() {
-            r.hear(now, &view, &events);
-            r.publish(&mut events, &mut self.outputs);
+            r.hear(now, &view, &self.events);
+            r.publish(&mut self.events, &mut self.outputs);
         }
         // 4. Routing hears (and publishes what changed).
-        let mut changes = Vec::new();
-        self.routing.hear(now, &view, &events, &mut changes, &mut self.outputs);
-        events.append(&mut changes);
-        // The round's events are said; the buffer is kept for the next.
-        events.clear();
-        self.events = events;
+        self.routing.hear(now, &view, &self.events, &mut self.changes, &mut self.outputs);
+        self.events.append(&mut self.changes);
+        // The round's events are said; the buffers are kept for the next.
+        self.events.clear();
     }
 }
 

@@ -114,13 +114,14 @@ impl RoutingController {
         published: &mut Vec<Event>,
         outputs: &mut VecDeque<Output>,
     ) {
+        // Health's verdicts precede recovery's outputs in `events`, so one
+        // pass in order hears them in that order.
         for event in events {
             if let Some(instance) = event.routing_relevant() {
                 let is = self.should_route(view, instance);
                 self.set_routable(now, view.roster, instance, is, published, outputs);
+                continue;
             }
-        }
-        for event in events {
             let (instance, out) = match *event {
                 Event::Recovery(RecoveryOutput::Action(Action {
                     kind: ActionKind::Reroute,
