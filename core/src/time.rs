@@ -124,3 +124,14 @@ mod tests {
         assert_eq!(Instant::ZERO.to_string(), "0.000000s");
     }
 }
+
+/// The earlier of two optional deadlines (`None` is no deadline). On the
+/// hot path of every timer: plainer than an iterator chain, and cheaper.
+#[inline(always)]
+pub fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}

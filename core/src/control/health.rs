@@ -174,7 +174,10 @@ impl HealthController {
 
     pub(super) fn poll_timeout(&self) -> Option<Instant> {
         let probe = self.probes.first_key_value().map(|(_, f)| f.deadline);
-        [self.detector.poll_timeout(), self.monitor.poll_timeout(), probe].into_iter().flatten().min()
+        crate::time::earliest(
+            crate::time::earliest(self.detector.poll_timeout(), self.monitor.poll_timeout()),
+            probe,
+        )
     }
 
     /// The turn: publish the heartbeats that were news, then the

@@ -344,14 +344,8 @@ impl Machine for ControlPlane {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        [
-            self.health.poll_timeout(),
-            self.catalog.poll_timeout(),
-            self.recovery.as_ref().and_then(RecoveryController::poll_timeout),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        let checks = crate::time::earliest(self.health.poll_timeout(), self.catalog.poll_timeout());
+        crate::time::earliest(checks, self.recovery.as_ref().and_then(RecoveryController::poll_timeout))
     }
 
     fn poll_output(&mut self) -> Option<Output> {
