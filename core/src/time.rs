@@ -107,6 +107,17 @@ impl fmt::Display for Instant {
     }
 }
 
+/// The earlier of two optional deadlines (`None` is no deadline). On the
+/// hot path of every timer: plainer than an iterator chain, and cheaper.
+#[inline(always)]
+pub fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,16 +133,5 @@ mod tests {
     fn display_is_seconds_with_micros() {
         assert_eq!(Instant::from_nanos(12_345_678_901).to_string(), "12.345678s");
         assert_eq!(Instant::ZERO.to_string(), "0.000000s");
-    }
-}
-
-/// The earlier of two optional deadlines (`None` is no deadline). On the
-/// hot path of every timer: plainer than an iterator chain, and cheaper.
-#[inline(always)]
-pub fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, None) => a,
-        (None, b) => b,
     }
 }
