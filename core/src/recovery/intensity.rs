@@ -29,7 +29,8 @@ pub const MAX_INTENSITY_RESTARTS: u32 = 64;
 pub struct Intensity {
     /// Restarts allowed within `period` (1..=[`MAX_INTENSITY_RESTARTS`]).
     pub max_restarts: u32,
-    /// The sliding period.
+    /// The sliding period, closed: a restart exactly `period` after an
+    /// earlier one still counts it (as Erlang/OTP's `now - t =< period`).
     pub period: Duration,
 }
 
