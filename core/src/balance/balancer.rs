@@ -404,7 +404,7 @@ impl Balancer {
             for i in 0..self.slots.len() {
                 let s = &mut self.slots[i];
                 if s.outlier.ejected_until.is_some_and(|t| t <= now) {
-                    s.outlier.ejected_until = None;
+                    s.outlier.end_ejection();
                     self.ejected -= 1;
                     let id = s.id;
                     tracing::debug!(instance = id.0, %now, "endpoint returned from ejection");
@@ -525,17 +525,14 @@ impl Balancer {
         let Some(config) = self.config.outlier else {
             return false;
         };
-        if self.ejected >= outlier::max_ejected(self.slots.len(), config.max_ejection_percent) {
+        let cap =
+            outlier::max_ejected(self.slots.len(), config.max_ejection_percent, config.always_eject_one_host);
+        if self.ejected >= cap {
             self.stats.ejections_skipped += 1;
             return false;
         }
         let s = &mut self.slots[i];
-        s.outlier.ejections = s.outlier.ejections.saturating_add(1);
-        let time = config
-            .base_ejection_time
-            .checked_mul(s.outlier.ejections)
-            .unwrap_or(config.max_ejection_time)
-            .min(config.max_ejection_time);
+        let time = s.outlier.start_ejection(config.base_ejection_time, config.max_ejection_time);
         let until = now + time;
         s.outlier.ejected_until = Some(until);
         s.outlier.ejected_this_interval = true;

@@ -76,22 +76,41 @@ impl Default for SuccessRateConfig {
 /// Outlier ejection (Envoy's outlier detection).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct OutlierConfig {
-    /// Eject after this many consecutive failures; `None`: never.
+    /// Eject after this many consecutive failures; `None`: never. The count
+    /// restarts at each success, at each ejection it triggers, and when the
+    /// endpoint returns from an ejection (as Envoy resets its consecutive
+    /// 5xx and gateway-failure counters on un-ejection, so that failures
+    /// seen while ejected do not re-eject it after very few new ones).
     pub consecutive_errors: Option<u32>,
     /// Success-rate evaluation; `None`: never.
     pub success_rate: Option<SuccessRateConfig>,
     /// How often success rates are evaluated and ejection multipliers decay.
     pub interval: Duration,
-    /// Ejection time = `base_ejection_time` × times ejected, …
+    /// Ejection time = `base_ejection_time` × the endpoint's ejection
+    /// multiplier, capped at `max_ejection_time`. The multiplier goes up by
+    /// one at each ejection while `multiplier × base < max + base` (Envoy's
+    /// rule: it stops at `max / base + 1`, rounded up, rather than growing
+    /// without bound while the time is capped), and down by one at the end
+    /// of each interval during which the endpoint stayed in rotation.
     pub base_ejection_time: Duration,
-    /// … capped at `max_ejection_time`.
+    /// The longest ejection (Envoy's `max_ejection_time`, default 300 s);
+    /// at least `base_ejection_time`.
     pub max_ejection_time: Duration,
     /// At most this share of the endpoints ejected at once, in percent
-    /// (0..=100). When above 0, at least one endpoint may always be ejected,
-    /// however small the set (Envoy's behaviour): with 3 endpoints and 10 %,
-    /// one may be ejected. The cap is checked when ejecting: endpoints
-    /// already ejected stay so when the set shrinks under them.
+    /// (0..=100): an ejection is allowed while `100 × (ejected + 1) ≤
+    /// max_ejection_percent × endpoints`, so the cap is
+    /// `⌊endpoints × max_ejection_percent / 100⌋` and rounds down, to zero
+    /// for small sets (Envoy's rule: 3 endpoints at 10 % eject none, 10 at
+    /// 10 % eject one). The cap is checked when ejecting: endpoints already
+    /// ejected stay so when the set shrinks under them.
     pub max_ejection_percent: u32,
+    /// Allow one ejection whatever `max_ejection_percent` says (Envoy's
+    /// `always_eject_one_host`, default `false`): when no endpoint is
+    /// ejected, one may be, even when the percentage rounds to zero
+    /// endpoints or is 0; further ejections obey the percentage. With it, 3
+    /// endpoints at 10 % eject one.
+    #[serde(default)]
+    pub always_eject_one_host: bool,
 }
 
 impl Default for OutlierConfig {
@@ -103,6 +122,7 @@ impl Default for OutlierConfig {
             base_ejection_time: Duration::from_secs(30),
             max_ejection_time: Duration::from_secs(300),
             max_ejection_percent: 10,
+            always_eject_one_host: false,
         }
     }
 }

@@ -198,7 +198,8 @@ pub struct BalancerStats {
     pub no_endpoint: u64,
     /// Ejections.
     pub ejections: u64,
-    /// Ejections skipped because `max_ejection_percent` were already out.
+    /// Ejections skipped because the cap (`max_ejection_percent`, or one
+    /// with `always_eject_one_host`) was already reached.
     pub ejections_skipped: u64,
     /// Results for endpoints no longer in the set.
     pub unknown_results: u64,

@@ -306,6 +306,123 @@ fn ejection_multiplier_decays_while_healthy() {
     );
 }
 
+/// Round robin over `n` endpoints with only consecutive-error ejection (5
+/// in a row), a cap of 50 % unless `outlier` says otherwise.
+fn consecutive_only(n: u32, outlier: OutlierConfig) -> Balancer {
+    let config = BalancerConfig { outlier: Some(outlier), ..plain(Strategy::RoundRobin) };
+    balancer(config, &healthy(n))
+}
+
+fn consecutive_outlier() -> OutlierConfig {
+    OutlierConfig { success_rate: None, max_ejection_percent: 50, ..Default::default() }
+}
+
+/// Fail `times` requests to endpoint 0 at `now` (the others succeed).
+fn fail_endpoint_0(b: &mut Balancer, now: Instant, times: usize) {
+    let mut n = 0;
+    while n < times {
+        let p = b.pick(now, None).expect("some");
+        let bad = p.id().0 == 0;
+        b.on_result(now, p, Duration::from_millis(1), !bad);
+        n += usize::from(bad);
+    }
+}
+
+/// Envoy's `checkHostForUneject` resets the consecutive 5xx and gateway
+/// failure counters of a host it returns to service, so that failures
+/// counted while it was out (requests still in flight at the ejection,
+/// panic-mode picks) do not re-eject it after very few new ones.
+#[test]
+fn envoy_resets_consecutive_errors_when_a_host_returns_from_ejection() {
+    let mut b = consecutive_only(4, consecutive_outlier());
+    // Nine requests go to endpoint 0 before any comes back.
+    let mut to_0 = Vec::new();
+    while to_0.len() < 9 {
+        let p = b.pick(secs(1), None).expect("some");
+        if p.id().0 == 0 {
+            to_0.push(p);
+        } else {
+            b.on_result(secs(1), p, Duration::from_millis(1), true);
+        }
+    }
+    // Five fail: ejected until 31 s. The other four fail while it is out.
+    for p in to_0 {
+        b.on_result(secs(1), p, Duration::from_millis(1), false);
+    }
+    assert_eq!(b.ejected_len(), 1);
+    b.handle_timeout(secs(31));
+    assert_eq!(b.ejected_len(), 0, "back at 31 s");
+    // Back: four new failures are not enough (without the reset, the four
+    // counted while out plus one would eject it again at once).
+    fail_endpoint_0(&mut b, secs(32), 4);
+    assert_eq!(b.ejected_len(), 0, "the count restarted at the return");
+    fail_endpoint_0(&mut b, secs(32), 1);
+    assert_eq!(b.ejected_len(), 1, "the fifth new one ejects");
+}
+
+/// Envoy's `ejectHost` raises the ejection multiplier only while
+/// `backoff × base < max + base`, i.e. up to `max / base + 1` (11 with 30 s
+/// and 300 s), so an endpoint ejected many times is back to the base time
+/// after 11 clean intervals, not after as many intervals as it was ejected.
+#[test]
+fn envoy_caps_the_ejection_multiplier_so_an_often_ejected_host_recovers() {
+    let mut b = consecutive_only(4, consecutive_outlier());
+    let mut now = secs(1);
+    let mut last = Duration::ZERO;
+    for _ in 0..20 {
+        fail_endpoint_0(&mut b, now, 5);
+        let until = b.endpoint(now, InstanceId(0)).and_then(|e| e.ejected_until).expect("ejected");
+        last = until - now;
+        assert!(last <= Duration::from_secs(300), "never longer than max_ejection_time: {last:?}");
+        now = until;
+        b.handle_timeout(now);
+        assert_eq!(b.ejected_len(), 0);
+    }
+    assert_eq!(last, Duration::from_secs(300));
+    assert_eq!(b.endpoint(now, InstanceId(0)).map(|e| e.ejections), Some(11), "capped at 300 / 30 + 1");
+    // It came back at an interval end (the intervals follow the calls of
+    // `handle_timeout`), which did not decay it: in Envoy a host comes back
+    // at an interval tick, and that tick does not decrement its multiplier.
+    // Then each of 11 clean intervals takes one off.
+    assert_eq!(b.poll_timeout(), Some(now + Duration::from_secs(10)), "an interval ended at the return");
+    let mut tick = now;
+    let mut clean = 0;
+    while b.endpoint(tick, InstanceId(0)).map(|e| e.ejections) != Some(0) {
+        tick = b.poll_timeout().expect("the outlier interval");
+        b.handle_timeout(tick);
+        clean += 1;
+        assert!(clean <= 11, "decays within 11 clean intervals");
+    }
+    assert_eq!(clean, 11, "one per clean interval, from the cap");
+    fail_endpoint_0(&mut b, tick, 5);
+    let until = b.endpoint(tick, InstanceId(0)).and_then(|e| e.ejected_until).expect("ejected");
+    assert_eq!(until - tick, Duration::from_secs(30), "back to the base time");
+}
+
+/// Envoy's `max_ejection_percent` rounds down: 3 hosts at the default 10 %
+/// eject none unless `always_eject_one_host` (default false), which allows
+/// one, and only one.
+#[test]
+fn envoy_ejects_no_host_of_a_small_set_unless_always_eject_one_host() {
+    let outlier = OutlierConfig { success_rate: None, ..Default::default() };
+    assert!(!outlier.always_eject_one_host, "Envoy's default");
+    let mut b = consecutive_only(3, outlier);
+    fail_endpoint_0(&mut b, secs(1), 5);
+    assert_eq!(b.ejected_len(), 0, "10 % of 3 is no endpoint");
+    assert_eq!(b.stats().ejections_skipped, 1);
+
+    let mut b = consecutive_only(3, OutlierConfig { always_eject_one_host: true, ..outlier });
+    fail_endpoint_0(&mut b, secs(1), 5);
+    assert_eq!(b.ejected_len(), 1, "always_eject_one_host: one may go");
+    // A second failing endpoint stays: the one is used up.
+    for _ in 0..10 {
+        let p = b.pick(secs(2), None).expect("some");
+        b.on_result(secs(2), p, Duration::from_millis(1), p.id().0 != 1);
+    }
+    assert_eq!(b.ejected_len(), 1);
+    assert_eq!(b.stats().ejections_skipped, 1);
+}
+
 #[test]
 fn success_rate_outliers_are_ejected_worst_first_within_the_cap() {
     let outlier = OutlierConfig { max_ejection_percent: 5, ..Default::default() };
@@ -529,6 +646,7 @@ proptest! {
     fn never_picks_unhealthy_or_ejected_outside_panic_mode(
         strategy in any_strategy(),
         threshold in prop_oneof![Just(0u32), Just(50u32), 0..=100u32],
+        always_eject_one_host in any::<bool>(),
         seed in any::<u64>(),
         ops in ops(),
     ) {
@@ -537,6 +655,7 @@ proptest! {
             success_rate: Some(SuccessRateConfig { minimum_hosts: 2, request_volume: 3, ..Default::default() }),
             interval: Duration::from_secs(5),
             max_ejection_percent: 50,
+            always_eject_one_host,
             ..Default::default()
         };
         let config = BalancerConfig {
@@ -591,7 +710,8 @@ proptest! {
             // The cap binds when ejecting; a set that shrinks afterwards
             // keeps its ejections (see `OutlierConfig::max_ejection_percent`).
             if b.ejected_len() > ejected_before {
-                prop_assert!(b.ejected_len() <= (b.len() / 2).max(1));
+                let cap = if always_eject_one_host { (b.len() / 2).max(1) } else { b.len() / 2 };
+                prop_assert!(b.ejected_len() <= cap, "{} ejected of {}", b.ejected_len(), b.len());
             }
             let healthy_now = (0..12u32)
                 .filter_map(|id| b.endpoint(now, InstanceId(id)))

@@ -293,7 +293,7 @@ impl Machine for ClientNode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::balance::BalanceEvent;
+    use crate::balance::{BalanceEvent, OutlierConfig};
     use crate::message::{Refused, Response};
 
     fn client_with(config: ClientConfig) -> ClientNode {
@@ -422,7 +422,12 @@ mod tests {
 
     #[test]
     fn an_instance_that_keeps_failing_is_ejected_by_the_client_itself() {
-        let mut c = client_with(ClientConfig { max_attempts: 1, ..ClientConfig::default() });
+        // Three instances: at the default 10 % cap (Envoy's, rounding down)
+        // none may be ejected; `always_eject_one_host` allows one.
+        let defaults = ClientConfig::default();
+        let outlier = defaults.balancer.outlier.map(|o| OutlierConfig { always_eject_one_host: true, ..o });
+        let balancer = BalancerConfig { outlier, ..defaults.balancer.clone() };
+        let mut c = client_with(ClientConfig { max_attempts: 1, balancer, ..defaults });
         update(&mut c, 0, true, 1);
         update(&mut c, 1, true, 1);
         update(&mut c, 2, true, 1);

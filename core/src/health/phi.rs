@@ -50,7 +50,23 @@ pub const MAX_INTERVAL: Duration = Duration::from_secs(3600);
 /// The largest `max_sample_size` accepted.
 pub const MAX_SAMPLE_SIZE: u16 = 10_000;
 
-/// The largest threshold accepted: beyond it `10^-threshold` underflows.
+/// The largest threshold accepted.
+///
+/// Not an underflow limit (an `f64` holds `10^-threshold` down to about
+/// `10^-308`, subnormals to `5·10^-324`). The arithmetic that does bound
+/// the threshold is [`PhiAccrual::suspect_at`]'s closed form, which takes
+/// `p = 10^-threshold` and `ln((1 - p) / p)`: past `threshold ≈ 308.25`,
+/// `1 / p` overflows to infinity, the cubic's root is NaN and the closed
+/// form no longer finds the crossing; and [`PhiAccrual::phi`]'s
+/// `exp(-u)` turns subnormal (losing precision) once phi passes ≈ 307.65,
+/// and zero (phi = ∞) past ≈ 323.3. Up to about 307 both agree, which
+/// `threshold_bound_leaves_a_margin_below_where_the_arithmetic_fails`
+/// checks. 100 is kept well inside that: no useful threshold comes near it
+/// (Akka suggests 8 to 12; at 100 a detector of steady 1 s heartbeats with
+/// the 100 ms deviation floor already waits mean + 14 σ, about 2.4 s, and
+/// `10^-100` is no longer a probability the logistic approximation of the
+/// normal tail models), and a value in the hundreds is a typo for a small
+/// one far more often than an intent.
 pub const MAX_PHI_THRESHOLD: f64 = 100.0;
 
 /// Settings of a [`PhiAccrual`] detector. Defaults are Akka's.
@@ -179,16 +195,7 @@ impl PhiAccrual {
     pub fn suspect_at(&self) -> Option<Instant> {
         let last = self.last?;
         let (mean_ms, std_ms) = self.mean_std_ms();
-        // phi >= T  <=>  e/(1+e) <= p, p = 10^-T, e = exp(-u)
-        //           <=>  u >= ln((1-p)/p), u = y(a + b y²): strictly increasing in y.
-        let p = libm::pow(10.0, -self.config.threshold);
-        let u_min = libm::log((1.0 - p) / p);
-        // Depressed cubic y³ + c y - d = 0, one real root (c > 0): Cardano.
-        let c = 1.5976 / 0.070566;
-        let d = u_min / 0.070566;
-        let disc = libm::sqrt(d * d / 4.0 + c * c * c / 27.0);
-        let y = libm::cbrt(d / 2.0 + disc) + libm::cbrt(d / 2.0 - disc);
-        let elapsed_ms = mean_ms + y * std_ms;
+        let elapsed_ms = mean_ms + crossing_y(self.config.threshold) * std_ms;
         let mut at = last + Duration::from_nanos(ms_to_nanos_ceil(elapsed_ms));
         // The closed form and `phi` round differently; step forward until
         // `phi` agrees, so "suspected at `suspect_at`" always holds. Bounded:
@@ -232,6 +239,21 @@ impl PhiAccrual {
         self.sum_ns += u128::from(interval_ns);
         self.sum_sq_ns2 += u128::from(interval_ns) * u128::from(interval_ns);
     }
+}
+
+/// The `y` (deviations past the mean) at which phi reaches `threshold`, in
+/// closed form. Finite for thresholds up to about 308 (see
+/// [`MAX_PHI_THRESHOLD`]).
+fn crossing_y(threshold: f64) -> f64 {
+    // phi >= T  <=>  e/(1+e) <= p, p = 10^-T, e = exp(-u)
+    //           <=>  u >= ln((1-p)/p), u = y(a + b y²): strictly increasing in y.
+    let p = libm::pow(10.0, -threshold);
+    let u_min = libm::log((1.0 - p) / p);
+    // Depressed cubic y³ + c y - d = 0, one real root (c > 0): Cardano.
+    let c = 1.5976 / 0.070566;
+    let d = u_min / 0.070566;
+    let disc = libm::sqrt(d * d / 4.0 + c * c * c / 27.0);
+    libm::cbrt(d / 2.0 + disc) + libm::cbrt(d / 2.0 - disc)
 }
 
 /// Akka's formula, branch for branch (the two branches are equal in exact
@@ -354,6 +376,33 @@ mod tests {
         }
         let after = d.suspect_at().expect("heard") - Instant::from_secs(19);
         assert!(after > Duration::from_secs(4), "{after:?}");
+    }
+
+    /// Hayashibara et al.'s phi is `-log10` of a tail probability; what
+    /// bounds the threshold is where `f64` stops representing the pieces of
+    /// the computation, not where `10^-threshold` underflows: the closed
+    /// form of `suspect_at` finds the crossing `phi` computes up to about
+    /// 307, and fails (NaN) past 308.25, where `1 / 10^-threshold`
+    /// overflows. The accepted bound, 100, is well inside.
+    #[test]
+    fn threshold_bound_leaves_a_margin_below_where_the_arithmetic_fails() {
+        let base = steady(1000, 20);
+        let last = base.last_heartbeat().expect("heard");
+        for threshold in [8.0, MAX_PHI_THRESHOLD, 200.0, 300.0, 307.0] {
+            let mut d = base.clone();
+            d.config.threshold = threshold;
+            assert!(crossing_y(threshold).is_finite(), "{threshold}");
+            let at = d.suspect_at().expect("heard");
+            assert!(at - last < Duration::from_secs(10), "{threshold}: {:?}", at - last);
+            assert!(d.phi(at) >= threshold, "{threshold}: suspected at suspect_at");
+            let before = Instant::from_nanos(at.as_nanos() - 2_000);
+            assert!(d.phi(before) < threshold, "{threshold}: not 2 µs before: suspect_at is the crossing");
+        }
+        assert!(crossing_y(308.0).is_finite());
+        assert!(crossing_y(309.0).is_nan(), "1 / 10^-309 overflows: no closed form past 308.25");
+        // phi itself still rises, finite up to about 323, then infinite.
+        assert!(base.phi(last + Duration::from_secs(10)).is_infinite());
+        assert!(PhiConfig { threshold: MAX_PHI_THRESHOLD, ..PhiConfig::default() }.validate().is_ok());
     }
 
     #[test]

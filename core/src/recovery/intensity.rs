@@ -6,6 +6,13 @@
 //! (a ring, at most [`MAX_INTENSITY_RESTARTS`] entries): a new restart is
 //! allowed iff fewer than `max_restarts` of them lie within `period` before
 //! now.
+//!
+//! The window is closed, as OTP's: `supervisor:add_restart/3` keeps the
+//! restarts `R` with `R >= Now - Period`, so a restart exactly `period`
+//! after an earlier one still counts that one, and only a restart strictly
+//! more than `period` later has left it behind. OTP compares whole seconds
+//! (`erlang:monotonic_time(second)`), so its window reaches up to a second
+//! further in real time; vigil compares exact instants.
 
 use std::collections::VecDeque;
 
@@ -22,7 +29,8 @@ pub const MAX_INTENSITY_RESTARTS: u32 = 64;
 pub struct Intensity {
     /// Restarts allowed within `period` (1..=[`MAX_INTENSITY_RESTARTS`]).
     pub max_restarts: u32,
-    /// The sliding period.
+    /// The sliding period, closed: a restart exactly `period` after an
+    /// earlier one still counts it (as Erlang/OTP's `now - t =< period`).
     pub period: Duration,
 }
 
@@ -62,9 +70,9 @@ impl IntensityWindow {
             return true;
         }
         // The window is full: the oldest of the last `max` restarts must have
-        // left the period.
+        // left the period, which is closed (OTP keeps `now - t =< period`).
         let oldest = self.restarts[self.restarts.len() - max];
-        now.saturating_duration_since(oldest) >= limit.period
+        now.saturating_duration_since(oldest) > limit.period
     }
 
     /// Record a restart at `now`.
@@ -93,9 +101,33 @@ mod tests {
         }
         assert!(!w.allows(limit, Instant::from_secs(30)));
         assert!(!w.allows(limit, Instant::from_secs(59)));
-        assert!(w.allows(limit, Instant::from_secs(60)));
-        w.record(limit, Instant::from_secs(60));
-        assert!(!w.allows(limit, Instant::from_secs(61)));
-        assert!(w.allows(limit, Instant::from_secs(70)));
+        assert!(!w.allows(limit, Instant::from_secs(60)), "the period is closed");
+        assert!(w.allows(limit, Instant::from_secs(61)));
+        w.record(limit, Instant::from_secs(61));
+        assert!(!w.allows(limit, Instant::from_secs(70)), "10 s, 20 s and 61 s are within 60 s of 70 s");
+        assert!(w.allows(limit, Instant::from_nanos(Instant::from_secs(70).as_nanos() + 1)));
+    }
+
+    /// OTP's `supervisor:add_restart/3` keeps the restarts `R` with
+    /// `R >= Now - Period` and terminates when more than `MaxR` remain
+    /// (counting the new one): a restart exactly `Period` after the first
+    /// still counts it; one nanosecond later it does not.
+    #[test]
+    fn otp_counts_a_restart_exactly_period_after_the_first() {
+        let limit = Intensity { max_restarts: 1, period: Duration::from_secs(5) };
+        let mut w = IntensityWindow::default();
+        w.record(limit, Instant::from_secs(100));
+        let exactly = Instant::from_secs(105);
+        assert!(!w.allows(limit, exactly), "105 - 100 =< 5: two restarts in the period, one too many");
+        let just_after = Instant::from_nanos(exactly.as_nanos() + 1);
+        assert!(w.allows(limit, just_after), "the first has left the period");
+        // The same with several: restarts at 0, 1, 2 s, limit 3 in 10 s.
+        let limit = Intensity { max_restarts: 3, period: Duration::from_secs(10) };
+        let mut w = IntensityWindow::default();
+        for t in [0, 1, 2] {
+            w.record(limit, Instant::from_secs(t));
+        }
+        assert!(!w.allows(limit, Instant::from_secs(10)), "0 s is still in [0, 10]");
+        assert!(w.allows(limit, Instant::from_nanos(Instant::from_secs(10).as_nanos() + 1)));
     }
 }

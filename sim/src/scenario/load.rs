@@ -130,6 +130,7 @@ struct RawLoad {
     timeout: Option<Spanned<Dur>>,
     start: Option<Spanned<Dur>>,
     panic_threshold: Option<Spanned<i64>>,
+    always_eject_one_host: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -1253,7 +1254,15 @@ fn validate_load(raw: &RawLoad, fleet: &Fleet) -> Checked<Load> {
             ));
         }
     };
-    Ok(Load { service, rate_per_sec: rate, shape, timeout, start, panic_threshold_percent })
+    Ok(Load {
+        service,
+        rate_per_sec: rate,
+        shape,
+        timeout,
+        start,
+        panic_threshold_percent,
+        always_eject_one_host: raw.always_eject_one_host.unwrap_or(false),
+    })
 }
 
 fn probability(what: &str, value: &Option<Spanned<Number>>, default: f64) -> Checked<f64> {

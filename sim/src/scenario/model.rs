@@ -116,6 +116,10 @@ pub struct Load {
     /// The client balancer's panic threshold in percent (default 50; 0
     /// disables panic mode).
     pub panic_threshold_percent: u32,
+    /// The client balancer's `always_eject_one_host` (default false, as
+    /// Envoy's): let outlier ejection take one instance out even when its
+    /// 10 % cap rounds down to none, as it does for fewer than 10.
+    pub always_eject_one_host: bool,
 }
 
 /// Arrival process of calls.

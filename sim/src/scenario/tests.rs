@@ -1829,3 +1829,16 @@ fn scenario_writer_rejects_what_no_file_holds() {
     s.recovery.as_mut().unwrap().config.services.clear();
     assert!(matches!(to_toml(&s), Err(WriteError::Recovery(_))));
 }
+
+/// `[load] always_eject_one_host` reaches the model, defaults to false
+/// (Envoy's default), and a value of the wrong type is an error at its
+/// position.
+#[test]
+fn scenario_load_always_eject_one_host() {
+    let load = "\n[load]\ntarget = \"checkout\"\nrate = 10\n";
+    let s = parse(&with(load), "t.toml").expect("valid");
+    assert_eq!(s.load.map(|l| l.always_eject_one_host), Some(false), "Envoy's default");
+    let s = parse(&with(&format!("{load}always_eject_one_host = true\n")), "t.toml").expect("valid");
+    assert_eq!(s.load.map(|l| l.always_eject_one_host), Some(true));
+    assert_error(&with(&format!("{load}always_eject_one_host = 1\n")), 11, 25, &["bool"]);
+}

@@ -542,7 +542,8 @@ fn health_table(health: &InstanceHealthConfig) -> Result<String, &'static str> {
 }
 
 fn write_load(s: &mut String, scenario: &Scenario, load: &Load) -> Result<(), WriteError> {
-    let Load { service, rate_per_sec, shape, timeout, start, panic_threshold_percent } = *load;
+    let Load { service, rate_per_sec, shape, timeout, start, panic_threshold_percent, always_eject_one_host } =
+        *load;
     let target = scenario.services.get(service).ok_or(WriteError::Load(service))?;
     let _ = writeln!(s, "\n[load]");
     let _ = writeln!(s, "target = {}", quote(&target.name));
@@ -558,6 +559,9 @@ fn write_load(s: &mut String, scenario: &Scenario, load: &Load) -> Result<(), Wr
     }
     if panic_threshold_percent != 50 {
         let _ = writeln!(s, "panic_threshold = {panic_threshold_percent}");
+    }
+    if always_eject_one_host {
+        let _ = writeln!(s, "always_eject_one_host = true");
     }
     Ok(())
 }
@@ -898,6 +902,7 @@ shape = "constant"
 timeout = "300ms"
 start = "8s"
 panic_threshold = 0
+always_eject_one_host = true
 [[fault]]
 at = "1m"
 duration = "30s"

@@ -12,7 +12,7 @@
 //! back: the clock stands still until the stepped line catches up with the
 //! last value it showed.
 
-use vigil_core::balance::BalancerConfig;
+use vigil_core::balance::{BalancerConfig, OutlierConfig};
 use vigil_core::client::{ClientConfig, ClientNode};
 use vigil_core::control::{ControlConfig, ControlPlane, WatchedInstance};
 use vigil_core::fleet::{InstanceNode, Node};
@@ -145,6 +145,10 @@ impl Simulation<'_> {
                     call_timeout: load.timeout,
                     balancer: BalancerConfig {
                         panic_threshold_percent: load.panic_threshold_percent,
+                        outlier: defaults.balancer.outlier.map(|o| OutlierConfig {
+                            always_eject_one_host: load.always_eject_one_host,
+                            ..o
+                        }),
                         ..defaults.balancer.clone()
                     },
                     ..defaults
