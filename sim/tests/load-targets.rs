@@ -2,6 +2,7 @@
 //! service, arrivals split by share, availability is judged per targeted
 //! service, and a service nobody targets gets no call at all.
 
+use vigil_core::ServiceId;
 use vigil_sim::{Simulation, parse};
 
 /// checkout takes 95% of the calls, search 5%; search hangs whole from
@@ -80,6 +81,10 @@ fn arrivals_split_by_share_and_availability_is_judged_per_service() {
     let scenario = parse(SCENARIO, "two-targets.toml").expect("valid");
     let mut sim = Simulation::new(&scenario, 5);
     sim.run();
+    let catalog = sim.control().expect("control running").registry();
+    let ids = (catalog.service_id("checkout"), catalog.service_id("search"), catalog.service_id("payments"));
+    let expected = (Some(ServiceId(0)), Some(ServiceId(1)), Some(ServiceId(2)));
+    assert_eq!(ids, expected, "the catalog's service ids are the file's indexes, as the clients assume");
     let obs = sim.observations();
     let [checkout, search] = &obs.calls_by_target[..] else { panic!("two targets") };
     assert_eq!(checkout.total + search.total, obs.calls.total, "every call went to a target");

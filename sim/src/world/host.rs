@@ -143,8 +143,10 @@ impl Simulation<'_> {
                 let defaults = ClientConfig::default();
                 let config = ClientConfig {
                     control: Scenario::CONTROL,
-                    // The control plane's service ids are the services'
-                    // indexes in file order.
+                    // The control plane's catalog numbers services in the
+                    // order their first instance registers: file order
+                    // (the fleet registers in instance order, and every
+                    // service's first slot runs), so an id is an index.
                     service: Some(ServiceId(load.targets[target].service as u32)),
                     call_timeout: load.timeout,
                     balancer: BalancerConfig {
