@@ -6,7 +6,7 @@
 //! allocate for each. The tokio driver encodes them with `postcard`.
 
 use crate::health::ProbeKind;
-use crate::id::{InstanceId, NodeId};
+use crate::id::{InstanceId, NodeId, ServiceId};
 
 /// A protocol message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -93,10 +93,16 @@ pub struct ProbeReply {
 }
 
 /// How one endpoint stands, from the control node's point of view.
+///
+/// The control node tells every subscriber about every instance; the
+/// update names the instance's service so that a client of one service
+/// ignores the others' instances rather than calling them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct EndpointUpdate {
     /// The instance.
     pub instance: InstanceId,
+    /// The instance's service.
+    pub service: ServiceId,
     /// Where to reach it.
     pub node: NodeId,
     /// Whether clients should send it traffic.

@@ -17,6 +17,16 @@
 //! answers every call, at the latest at its call timeout, so `call` always
 //! resolves.
 //!
+//! # Which service
+//!
+//! The control node tells every subscriber about every instance of every
+//! service. The client discovers the one its machine was built for,
+//! [`ClientConfig::service`](vigil_core::client::ClientConfig::service):
+//! updates about other services' instances are ignored, so it never
+//! calls them ([`service`](DiscoveryClient::service) says which). With
+//! `service: None` it calls every instance it hears of, which is right
+//! only for a fleet of one service.
+//!
 //! # What it needs
 //!
 //! The protocol names instances by node id, not address: the client needs
@@ -29,7 +39,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use vigil_core::client::{CallDone, ClientNode};
-use vigil_core::{InstanceId, NodeId};
+use vigil_core::{InstanceId, NodeId, ServiceId};
 
 use crate::clock::Clock;
 use crate::driver::{Driver, DriverHandle};
@@ -75,12 +85,15 @@ impl DiscoveryConfig {
 #[derive(Debug)]
 pub struct DiscoveryClient {
     driver: DriverHandle<ClientNode>,
+    service: Option<ServiceId>,
 }
 
 impl DiscoveryClient {
     /// Run `client` (built with `now = clock.now()`, like any machine given
-    /// to a [`Driver`]) on a driver of its own.
+    /// to a [`Driver`]) on a driver of its own. It discovers the service
+    /// its `ClientConfig::service` names.
     pub async fn start(clock: Clock, client: ClientNode, config: DiscoveryConfig) -> io::Result<Self> {
+        let service = client.service();
         let services = config.services.into_iter().map(|(node, target)| (node, service_peer(target)));
         let driver = Driver::bind(config.node, config.udp_addr, clock, client)
             .await?
@@ -88,7 +101,7 @@ impl DiscoveryClient {
             .with_http_peers(services)
             .with_transport(config.transport)
             .spawn();
-        Ok(DiscoveryClient { driver })
+        Ok(DiscoveryClient { driver, service })
     }
 
     /// Make one call: the machine picks an instance (and maybe retries on
@@ -102,6 +115,11 @@ impl DiscoveryClient {
     /// Call instance node `node` at `target` from now on.
     pub async fn set_service(&self, node: NodeId, target: HttpTarget) -> Result<(), Error> {
         self.driver.set_http_peer(node, service_peer(target)).await
+    }
+
+    /// The service this client discovers and calls (`None`: every one).
+    pub fn service(&self) -> Option<ServiceId> {
+        self.service
     }
 
     /// The instances the client may call now, as its machine sees them.

@@ -28,7 +28,13 @@ use vigil_core::NodeId;
 use vigil_core::message::Message;
 
 /// The version byte this build writes and accepts.
-pub const WIRE_VERSION: u8 = 1;
+///
+/// History: 1, the first layout; 2, [`EndpointUpdate`] names the
+/// instance's service (a field inserted after `instance`, which a version-1
+/// decoder would misread as the node).
+///
+/// [`EndpointUpdate`]: vigil_core::message::EndpointUpdate
+pub const WIRE_VERSION: u8 = 2;
 
 /// The largest datagram this crate sends or accepts, in bytes.
 ///
@@ -175,6 +181,32 @@ mod tests {
         let mut unknown_variant = vec![WIRE_VERSION, 7, 0x7f];
         unknown_variant.extend_from_slice(&good[3..]);
         assert!(matches!(Envelope::decode(&unknown_variant), Err(WireError::Decode(_))));
+    }
+
+    #[test]
+    fn an_endpoint_update_carries_its_service_and_a_version_1_datagram_is_refused() {
+        use vigil_core::ServiceId;
+        use vigil_core::message::EndpointUpdate;
+        let update = Envelope {
+            from: NodeId(0),
+            message: Message::EndpointUpdate(EndpointUpdate {
+                instance: InstanceId(4),
+                service: ServiceId(2),
+                node: NodeId(5),
+                routable: true,
+                index: 9,
+            }),
+        };
+        let mut buf = [0u8; MAX_DATAGRAM];
+        let len = update.encode(&mut buf).expect("fits");
+        assert_eq!(Envelope::decode(&buf[..len]), Ok(update));
+        // The same bytes from a build before the service field: refused by
+        // the version byte, not misread.
+        buf[0] = 1;
+        assert_eq!(
+            Envelope::decode(&buf[..len]),
+            Err(WireError::UnsupportedVersion { found: 1, expected: WIRE_VERSION })
+        );
     }
 
     #[test]

@@ -1,18 +1,23 @@
 //! Discovery, health monitoring and client-side balancing end to end, on
-//! loopback, with real HTTP: one control node probing three instances
-//! (axum servers with the health endpoints and a `/work` route, plus their
-//! heartbeat agents), and one discovery client calling them.
+//! loopback, with real HTTP: one control node probing three instances of
+//! service `work` and one of service `other` (axum servers with the health
+//! endpoints and a `/work` route, plus their heartbeat agents), and one
+//! discovery client of `work` calling them.
 //!
 //! The story (the "for real" test): all three become routable and
 //! serve calls; instance 1 is drained (`/readyz` answers 503) and the
 //! monitor fails it; instance 2's HTTP server stops (probes refused) and the
 //! monitor fails it; calls keep succeeding on instance 0 and never reach the
 //! sick two once the client has heard; instance 1 is restored and takes
-//! calls again. Every wait has a deadline: the deadline is the feature.
+//! calls again. Throughout, the `other` instance is healthy and routable
+//! at the control node, and the client (which discovers `work` only)
+//! never counts it routable nor calls it. Every wait has a deadline: the
+//! deadline is the feature.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
 use axum::routing::get;
@@ -39,6 +44,12 @@ const INSTANCES: u32 = 3;
 const DRAINED: u32 = 1;
 const STOPPED: u32 = 2;
 const SURVIVOR: u32 = 0;
+/// The instance of another service: healthy all along, never the client's.
+const OTHER: u32 = 3;
+/// `/work` requests the `other` instance served (the test's one fleet).
+static OTHER_SERVED: AtomicU64 = AtomicU64::new(0);
+/// The service the client discovers.
+const WORK: ServiceId = ServiceId(0);
 
 /// Heartbeats: every 50 ms, suspect after 300 ms, dead after 600 ms.
 const BEAT: Duration = Duration::from_millis(50);
@@ -173,7 +184,15 @@ fn health_config() -> InstanceHealthConfig {
 async fn start_instance(instance: u32, control_addr: SocketAddr) -> Instance {
     let checks = HealthChecks::new();
     checks.mark_started();
-    let app = Router::new().route("/work", get(move || async move { format!("served by {instance}") }));
+    let app = Router::new().route(
+        "/work",
+        get(move || async move {
+            if instance == OTHER {
+                OTHER_SERVED.fetch_add(1, Ordering::Relaxed);
+            }
+            format!("served by {instance}")
+        }),
+    );
     let agent = AgentConfig {
         instance: InstanceId(instance),
         control: CONTROL,
@@ -193,17 +212,17 @@ async fn fleet() -> Fleet {
         recovery: None,
         seed: vigil_core::rng::Seed(0),
         registry: Default::default(),
-        service_names: Vec::new(),
+        service_names: vec!["work".into(), "other".into()],
         liveness_classes: vec![LivenessTimeouts {
             suspect_after: Duration::from_millis(300),
             dead_after: Duration::from_millis(600),
         }],
         health_classes: vec![Some(health_config())],
-        instances: (0..INSTANCES)
+        instances: (0..=OTHER)
             .map(|i| WatchedInstance {
                 instance: InstanceId(i),
                 node: node_of(i),
-                service: ServiceId(0),
+                service: if i == OTHER { ServiceId(1) } else { WORK },
                 class: 0,
             })
             .collect(),
@@ -216,7 +235,7 @@ async fn fleet() -> Fleet {
         .with_learned_peers(true)
         .with_transport(TransportConfig { probe_timeout: PROBE_TIMEOUT, ..TransportConfig::default() });
     let mut instances = Vec::new();
-    for i in 0..INSTANCES {
+    for i in 0..=OTHER {
         instances.push(start_instance(i, control.local_addr()).await);
     }
     let peers: Vec<_> =
@@ -225,6 +244,8 @@ async fn fleet() -> Fleet {
 
     let client_config = ClientConfig {
         control: CONTROL,
+        // The control node announces `other`'s instance too: ignored.
+        service: Some(WORK),
         call_timeout: Duration::from_millis(500),
         resubscribe_interval: Duration::from_millis(500),
         balancer: BalancerConfig {
@@ -245,6 +266,7 @@ async fn fleet() -> Fleet {
     let mut discovery = DiscoveryConfig::new(CLIENT, CONTROL, control.local_addr());
     discovery.services = instances
         .iter()
+        // `other`'s URL too: only the filter keeps the client from it.
         .map(|inst| (inst.node(), HttpTarget::new(inst.http_addr(), "/work").expect("valid path")))
         .collect();
     discovery.transport.request_timeout = Duration::from_millis(500);
@@ -260,7 +282,8 @@ async fn unhealthy_and_stopped_instances_leave_rotation_and_a_restored_one_retur
     let mut timeline = Vec::new();
 
     // 1. Everyone routable; calls succeed on all three.
-    fleet.wait_control("all three routable", |c| (0..INSTANCES).all(|i| c.is_routable(InstanceId(i)))).await;
+    fleet.wait_control("all four routable", |c| (0..=OTHER).all(|i| c.is_routable(InstanceId(i)))).await;
+    assert_eq!(fleet.client.service(), Some(WORK));
     fleet.wait_client_routable(&[0, 1, 2]).await;
     timeline.push(("start to all routable at the client", fleet.elapsed()));
     for i in 0..INSTANCES {
@@ -328,8 +351,14 @@ async fn unhealthy_and_stopped_instances_leave_rotation_and_a_restored_one_retur
     assert!(control.http_probes > 0, "probes went over HTTP: {control:?}");
     assert_eq!(control.http_dropped, 0, "{control:?}");
     assert_eq!(control.unknown_destinations, 0, "every update reached the client: {control:?}");
-    let learned = u64::from(INSTANCES) + 1;
+    let learned = u64::from(OTHER) + 2;
     assert_eq!(control.peers_learned, learned, "the agents' and the client's addresses: {control:?}");
+    let other = InstanceId(OTHER);
+    assert!(
+        fleet.control.with_machine(move |c| c.is_routable(other)).await.unwrap(),
+        "the other service's instance stayed routable at the control node"
+    );
+    assert_eq!(OTHER_SERVED.load(Ordering::Relaxed), 0, "and the client never called it");
     let client = fleet.client.driver().stats();
     assert!(client.http_requests > 0 && client.calls_done > 0, "{client:?}");
     assert_eq!(client.http_dropped, 0, "{client:?}");

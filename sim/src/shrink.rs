@@ -384,7 +384,8 @@ impl Search<'_> {
     fn services(&mut self) {
         let droppable: Vec<usize> = (0..self.best.services.len())
             .filter(|&s| {
-                self.best.load.is_none_or(|l| l.service != s) && !named_by_faults(&self.best).contains(&s)
+                self.best.load.as_ref().is_none_or(|l| !l.calls(s))
+                    && !named_by_faults(&self.best).contains(&s)
             })
             .collect();
         if droppable.is_empty() {
@@ -430,7 +431,7 @@ impl Search<'_> {
         let most = u32::try_from(first.as_secs()).unwrap_or(u32::MAX);
         // Not into the fleet's warm-up: instances register and start to
         // heartbeat in the first seconds, and a fault then is another story.
-        let warmup = self.best.load.map_or(WARMUP, |l| l.start.max(WARMUP));
+        let warmup = self.best.load.as_ref().map_or(WARMUP, |l| l.start.max(WARMUP));
         let least = u32::try_from(warmup.as_secs()).unwrap_or(u32::MAX).min(most);
         // `k`: whole seconds left before the first fault once every fault
         // moved earlier by `most - k` seconds; `most` leaves them be.
@@ -469,7 +470,7 @@ impl Search<'_> {
         let last = s.faults.iter().map(|f| f.at).max().unwrap_or_default();
         let bound = s.expect.detected_within.unwrap_or(Duration::from_secs(1));
         let mut floor = last + bound;
-        if let Some(l) = s.load {
+        if let Some(l) = &s.load {
             floor = floor.max(l.start + Duration::from_secs(1));
         }
         let floor = floor.as_secs() + u64::from(floor.subsec_nanos() > 0);
@@ -628,7 +629,7 @@ fn counts_without(scenario: &Scenario, drop: &[usize]) -> Vec<Option<u32>> {
 /// Fault targets follow: a list that named a whole service names the whole
 /// resized service; a node removed leaves its lists; a fault left with an
 /// empty list (or a partition with fewer than two groups) is dropped.
-/// `None` when the load's service would go, or a count would drop below
+/// `None` when a service the load calls would go, or a count would drop below
 /// the instances faults name one by one.
 pub fn resize(scenario: &Scenario, counts: &[Option<u32>]) -> Option<Scenario> {
     if counts.len() != scenario.services.len() || counts.iter().all(Option::is_none) {
@@ -679,10 +680,13 @@ pub fn resize(scenario: &Scenario, counts: &[Option<u32>]) -> Option<Scenario> {
     for service in &mut services {
         service.depends_on = service.depends_on.iter().filter_map(|&d| service_map[d]).collect();
     }
-    let load = match scenario.load {
+    let load = match &scenario.load {
         None => None,
-        Some(mut l) => {
-            l.service = service_map[l.service]?;
+        Some(l) => {
+            let mut l = l.clone();
+            for t in &mut l.targets {
+                t.service = service_map[t.service]?;
+            }
             Some(l)
         }
     };

@@ -380,7 +380,7 @@ proptest! {
         // Still a valid scenario: the run outlasts every fault's start and
         // the load's.
         let second = vigil_core::Duration::from_secs(1);
-        let floor = s.faults.iter().map(|f| f.at + second).chain(s.load.map(|l| l.start + second)).max();
+        let floor = s.faults.iter().map(|f| f.at + second).chain(s.load.as_ref().map(|l| l.start + second)).max();
         s.duration = (s.duration / scale as u32).max(floor.unwrap_or(second));
         let written = to_toml(&s).expect("every shrunk variant has a file form");
         let again = scenario::parse(&written, "variant").map_err(|e| TestCaseError::fail(format!("{e}\n{written}")))?;

@@ -19,7 +19,7 @@ fn availability(scenario: &Scenario) -> f64 {
 #[test]
 fn panic_mode_keeps_the_survivors_from_being_crushed() {
     let with_panic = load();
-    assert_eq!(with_panic.load.map(|l| l.panic_threshold_percent), Some(50), "default threshold");
+    assert_eq!(with_panic.load.as_ref().map(|l| l.panic_threshold_percent), Some(50), "default threshold");
     let report = vigil_sim::run(&with_panic, with_panic.seed);
     let calls = report.calls.as_ref().expect("the scenario has load");
     assert!(calls.panics >= 1, "the balancer entered panic mode: {}", report.to_text());

@@ -16,7 +16,7 @@ fn erroring_instance() -> Scenario {
 #[test]
 fn envoy_ejects_from_a_small_pool_only_with_always_eject_one_host() {
     let with = erroring_instance();
-    assert_eq!(with.load.map(|l| l.always_eject_one_host), Some(true), "the scenario opts in");
+    assert_eq!(with.load.as_ref().map(|l| l.always_eject_one_host), Some(true), "the scenario opts in");
     let report = vigil_sim::run(&with, with.seed);
     let on = report.calls.as_ref().expect("the scenario has load");
     assert!(on.ejections >= 1, "one of three may be ejected: {}", report.to_text());

@@ -7,6 +7,13 @@
 //! `resubscribe_interval`, so a control node that restarted (and forgot its
 //! subscribers) sends the whole table again.
 //!
+//! The control node tells every subscriber about every instance of every
+//! service; each update names the instance's service, and a client of one
+//! service ([`ClientConfig::service`]) keeps only that service's instances.
+//! Without the filter a caller of `checkout` would spread its calls over
+//! `payments` too, and a fault in a service it never calls would count
+//! against its availability.
+//!
 //! Each call ([`Input::Call`]) goes to the endpoint the client's
 //! [`Balancer`] picks: power of two choices over outstanding requests and
 //! peak-EWMA latency by default, with outlier ejection and panic mode. So
@@ -33,7 +40,7 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::balance::{BalanceConfigError, Balancer, BalancerConfig, Endpoint, Pick};
 pub use crate::envelope::{CallDone, CallOutcome};
 use crate::envelope::{Input, Output};
-use crate::id::{InstanceId, NodeId};
+use crate::id::{InstanceId, NodeId, ServiceId};
 use crate::machine::Machine;
 use crate::message::{EndpointUpdate, Message, Request, ResponseStatus};
 use crate::rng::Seed;
@@ -44,6 +51,11 @@ use crate::time::{Duration, Instant};
 pub struct ClientConfig {
     /// The control node to subscribe to.
     pub control: NodeId,
+    /// The service this client calls: endpoint updates about other
+    /// services' instances are ignored. `None` calls every instance the
+    /// control node announces, whatever its service (a fleet of one
+    /// service, or a client that does not care).
+    pub service: Option<ServiceId>,
     /// How long a call may wait for an answer.
     pub call_timeout: Duration,
     /// How often the subscription is renewed.
@@ -58,13 +70,14 @@ pub struct ClientConfig {
 }
 
 impl Default for ClientConfig {
-    /// Control node 0, 1 s call timeout, resubscribe every 5 s, 100 000
+    /// Control node 0, every service, 1 s call timeout, resubscribe every 5 s, 100 000
     /// calls in flight, two attempts, the default balancer without slow
     /// start (a client learns the fleet one update at a time: slow start
     /// would throttle every instance but the first).
     fn default() -> Self {
         ClientConfig {
             control: NodeId(0),
+            service: None,
             call_timeout: Duration::from_secs(1),
             resubscribe_interval: Duration::from_secs(5),
             max_outstanding: 100_000,
@@ -126,6 +139,11 @@ impl ClientNode {
             outputs: VecDeque::new(),
             endpoints_stale: false,
         })
+    }
+
+    /// The service this client calls (`None`: every service).
+    pub fn service(&self) -> Option<ServiceId> {
+        self.config.service
     }
 
     /// Instances the control node says may take calls, in id order.
@@ -200,6 +218,9 @@ impl ClientNode {
     }
 
     fn update(&mut self, now: Instant, u: EndpointUpdate) {
+        if self.config.service.is_some_and(|s| s != u.service) {
+            return; // another service's instance: not ours to call
+        }
         let entry = self.known.get(&u.instance).copied();
         if entry.is_some_and(|k| u.index < k.index) {
             return; // older news than what we applied
@@ -312,8 +333,17 @@ mod tests {
     }
 
     fn update(c: &mut ClientNode, instance: u32, routable: bool, index: u64) {
-        let u =
-            EndpointUpdate { instance: InstanceId(instance), node: NodeId(instance + 1), routable, index };
+        update_of(c, ServiceId(0), instance, routable, index);
+    }
+
+    fn update_of(c: &mut ClientNode, service: ServiceId, instance: u32, routable: bool, index: u64) {
+        let u = EndpointUpdate {
+            instance: InstanceId(instance),
+            service,
+            node: NodeId(instance + 1),
+            routable,
+            index,
+        };
         c.handle(Instant::ZERO, Input::Message { from: NodeId(0), message: Message::EndpointUpdate(u) });
         let _ = drain(c);
     }
@@ -460,5 +490,50 @@ mod tests {
         assert_eq!(c.routable(), vec![InstanceId(0)]);
         update(&mut c, 0, false, 6);
         assert!(c.routable().is_empty());
+    }
+
+    #[test]
+    fn a_client_of_one_service_calls_only_its_instances() {
+        let checkout = ServiceId(0);
+        let payments = ServiceId(1);
+        let mut c = client_with(ClientConfig { service: Some(checkout), ..ClientConfig::default() });
+        assert_eq!(c.service(), Some(checkout));
+        update_of(&mut c, checkout, 0, true, 1);
+        update_of(&mut c, payments, 1, true, 2);
+        update_of(&mut c, checkout, 2, true, 3);
+        update_of(&mut c, payments, 3, true, 4);
+        assert_eq!(c.routable(), vec![InstanceId(0), InstanceId(2)], "payments' instances are not ours");
+        let mut nodes = Vec::new();
+        for id in 0..40 {
+            c.handle(Instant::from_millis(id), Input::Call { id });
+            nodes.extend(sent(&drain(&mut c)).into_iter().map(|(node, _)| node));
+        }
+        assert_eq!(nodes.len(), 40);
+        assert!(nodes.iter().all(|&n| n == 1 || n == 3), "calls only checkout's nodes 1 and 3: {nodes:?}");
+        // A payments instance leaving says nothing to a checkout client.
+        update_of(&mut c, payments, 1, false, 5);
+        assert_eq!(c.routable(), vec![InstanceId(0), InstanceId(2)]);
+        // Its own instance leaving does.
+        update_of(&mut c, checkout, 2, false, 6);
+        assert_eq!(c.routable(), vec![InstanceId(0)]);
+    }
+
+    #[test]
+    fn a_client_of_no_particular_service_calls_every_instance() {
+        let mut c = client();
+        assert_eq!(c.service(), None);
+        update_of(&mut c, ServiceId(0), 0, true, 1);
+        update_of(&mut c, ServiceId(1), 1, true, 2);
+        assert_eq!(c.routable(), vec![InstanceId(0), InstanceId(1)]);
+    }
+
+    #[test]
+    fn a_client_whose_service_has_no_instance_fails_fast() {
+        let mut c = client_with(ClientConfig { service: Some(ServiceId(2)), ..ClientConfig::default() });
+        update_of(&mut c, ServiceId(0), 0, true, 1);
+        c.handle(Instant::ZERO, Input::Call { id: 1 });
+        let out = drain(&mut c);
+        assert!(sent(&out).is_empty(), "nothing sent to another service's instance");
+        assert_eq!(done(&out)[0].outcome, CallOutcome::NoEndpoint);
     }
 }

@@ -6,7 +6,8 @@
 //! reroute, until its episode ends) and, if it has active checks, the
 //! health monitor holds it ready (started, readiness passing, liveness
 //! not failing, not flapping). Every change goes to every subscriber as an
-//! [`EndpointUpdate`] stamped with a growing index, and is published as
+//! [`EndpointUpdate`] stamped with a growing index and naming the
+//! instance's service (clients of other services ignore it), and is published as
 //! [`Event::RoutabilityChanged`].
 //!
 //! Routing is last in the round: it hears health's verdicts and
@@ -96,8 +97,8 @@ impl RoutingController {
         self.subscribers.insert(client);
         for (i, &routable) in self.routable.iter().enumerate() {
             let instance = InstanceId(i as u32);
-            if let Some(node) = roster.node(instance) {
-                let update = EndpointUpdate { instance, node, routable, index: self.index };
+            if let (Some(node), Some(service)) = (roster.node(instance), roster.service(instance)) {
+                let update = EndpointUpdate { instance, service, node, routable, index: self.index };
                 outputs.push_back(Output::Send { to: client, message: Message::EndpointUpdate(update) });
             }
         }
@@ -173,9 +174,11 @@ impl RoutingController {
         *was = is;
         self.index += 1;
         published.push(Event::RoutabilityChanged { instance, routable: is, index: self.index, at: now });
-        if let Some(node) = roster.node(instance) {
-            let message =
-                Message::EndpointUpdate(EndpointUpdate { instance, node, routable: is, index: self.index });
+        // A leaving instance is announced while the roster still names its
+        // node and service: clients of that service hear it leave.
+        if let (Some(node), Some(service)) = (roster.node(instance), roster.service(instance)) {
+            let update = EndpointUpdate { instance, service, node, routable: is, index: self.index };
+            let message = Message::EndpointUpdate(update);
             for &to in &self.subscribers {
                 outputs.push_back(Output::Send { to, message });
             }

@@ -170,6 +170,43 @@ fn a_clean_deregistration_tells_clients() {
     assert!(updates(&heartbeat(&mut control, Instant::from_secs(2), 3, 1)).is_empty());
 }
 
+#[test]
+fn endpoint_updates_name_the_instance_service_to_the_last() {
+    let mut control = control_with(RegistryConfig::default());
+    control.register(Instant::ZERO, request(0, "web")).expect("valid");
+    control.register(Instant::ZERO, request(1, "search")).expect("valid");
+    let web = control.registry().service_id("web").expect("registered");
+    let search = control.registry().service_id("search").expect("registered");
+    assert_ne!(web, search);
+    let mut out = heartbeat(&mut control, Instant::ZERO, 0, 0);
+    out.extend(heartbeat(&mut control, Instant::ZERO, 1, 0));
+    assert!(control.deregister(Instant::from_secs(1), InstanceId(1)));
+    out.extend(std::iter::from_fn(|| control.poll_output()));
+    let told: Vec<(u32, ServiceId, bool)> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send { to, message: Message::EndpointUpdate(u) } if *to == CLIENT => {
+                Some((u.instance.0, u.service, u.routable))
+            }
+            _ => None,
+        })
+        .collect();
+    // The leave update still names the service: its clients hear it go.
+    assert_eq!(told, vec![(0, web, true), (1, search, true), (1, search, false)]);
+    // A client subscribing now gets the table, each entry with its service.
+    let late = NodeId(10);
+    control.handle(Instant::from_secs(2), Input::Message { from: late, message: Message::Subscribe });
+    let table: Vec<(u32, ServiceId)> = std::iter::from_fn(|| control.poll_output())
+        .filter_map(|o| match o {
+            Output::Send { to, message: Message::EndpointUpdate(u) } if to == late => {
+                Some((u.instance.0, u.service))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(table, vec![(0, web)], "the instance that left is not in the table");
+}
+
 fn recovering_control() -> ControlPlane {
     let recovery = RecoveryConfig {
         services: vec![crate::recovery::ServiceSpec::new(ServiceId(0))],

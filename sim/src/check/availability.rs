@@ -1,32 +1,57 @@
 //! Availability checkers: the clients' view (the share of the load
-//! generator's calls that succeeded, calls lost) and the fleet's (each
-//! service's share of its instances' time in rotation, for the report).
+//! generator's calls that succeeded, per targeted service and over them
+//! all; calls lost) and the fleet's (each service's share of its
+//! instances' time in rotation, for the report). Clients call only the
+//! services the load targets, so a fault in a service nobody calls costs
+//! the clients' view nothing.
 
 use vigil_core::health::Liveness;
 use vigil_core::{InstanceId, Instant};
 
 use super::ExpectationOutcome;
 use crate::text::fmt_share;
-use crate::world::{MonitorChange, Simulation};
+use crate::world::{CallStats, MonitorChange, Simulation};
 
-pub(super) fn availability(sim: &Simulation<'_>, least: f64) -> ExpectationOutcome {
-    let calls = &sim.observations().calls;
-    let required = format!(">= {} of client calls succeed", fmt_share(least));
-    let (passed, observed) = match calls.availability() {
-        None => (false, "no client call ended".to_string()),
-        Some(share) => (
-            share >= least,
-            format!(
-                "{} ({} of {} calls; {} error, {} refused, {} timeout, {} no endpoint)",
-                fmt_share(share),
-                calls.ok,
-                calls.total,
-                calls.error,
-                calls.refused,
-                calls.timeout,
-                calls.no_endpoint
-            ),
+/// `calls` in words: share, counts and how the rest failed.
+fn calls_text(calls: &CallStats) -> String {
+    match calls.availability() {
+        None => "no client call ended".to_string(),
+        Some(share) => format!(
+            "{} ({} of {} calls; {} error, {} refused, {} timeout, {} no endpoint)",
+            fmt_share(share),
+            calls.ok,
+            calls.total,
+            calls.error,
+            calls.refused,
+            calls.timeout,
+            calls.no_endpoint
         ),
+    }
+}
+
+/// At least `least` of the calls to each targeted service succeeded (so
+/// of all calls too). With one target, the figure is that service's.
+pub(super) fn availability(sim: &Simulation<'_>, least: f64) -> ExpectationOutcome {
+    let obs = sim.observations();
+    let scenario = sim.scenario();
+    let holds = |c: &CallStats| c.availability().is_some_and(|share| share >= least);
+    let targets = scenario.load.as_ref().map_or(&[][..], |l| l.targets.as_slice());
+    let (passed, observed) = if targets.len() <= 1 {
+        (holds(&obs.calls), calls_text(&obs.calls))
+    } else {
+        let mut passed = holds(&obs.calls);
+        let mut parts = vec![format!("all targets {}", calls_text(&obs.calls))];
+        for (t, calls) in targets.iter().zip(&obs.calls_by_target) {
+            passed &= holds(calls);
+            let name = scenario.services.get(t.service).map_or("?", |s| s.name.as_str());
+            parts.push(format!("{name} {}", calls_text(calls)));
+        }
+        (passed, parts.join("; "))
+    };
+    let required = if targets.len() <= 1 {
+        format!(">= {} of client calls succeed", fmt_share(least))
+    } else {
+        format!(">= {} of client calls to each targeted service succeed", fmt_share(least))
     };
     ExpectationOutcome { name: "availability".into(), passed, required, observed }
 }
@@ -34,7 +59,7 @@ pub(super) fn availability(sim: &Simulation<'_>, least: f64) -> ExpectationOutco
 /// At most `most` client calls ended other than in success.
 pub(super) fn no_lost_requests(sim: &Simulation<'_>, most: u64) -> ExpectationOutcome {
     let calls = &sim.observations().calls;
-    let lost = calls.total - calls.ok;
+    let lost = calls.lost();
     ExpectationOutcome {
         name: "no_lost_requests".into(),
         passed: lost <= most,

@@ -278,7 +278,7 @@ impl RecoveryReport {
             asked_human,
             services: check::service_availability(
                 sim,
-                Instant::ZERO + scenario.load.map_or(Duration::from_secs(5), |l| l.start),
+                Instant::ZERO + scenario.load.as_ref().map_or(Duration::from_secs(5), |l| l.start),
             ),
         }
     }
@@ -361,6 +361,32 @@ pub struct CallReport {
     pub latency_p99_us: u64,
     /// Largest latency, µs.
     pub latency_max_us: u64,
+    /// Per targeted service, in the load's order (every call above went
+    /// to one of them).
+    pub services: Vec<ServiceCalls>,
+}
+
+/// The calls to one targeted service.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ServiceCalls {
+    /// The service's name.
+    pub service: String,
+    /// Its share of the load, as the scenario asks.
+    pub share: f64,
+    /// Calls that ended.
+    pub total: u64,
+    /// Succeeded.
+    pub ok: u64,
+    /// Answered with an error.
+    pub error: u64,
+    /// Refused: nothing listened.
+    pub refused: u64,
+    /// No answer in time.
+    pub timeout: u64,
+    /// No routable endpoint.
+    pub no_endpoint: u64,
+    /// `ok / total`, or `None` when no call ended.
+    pub availability: Option<f64>,
 }
 
 /// A fault as it happened.
@@ -432,7 +458,7 @@ impl Report {
             detections: check::detections(sim),
             verdicts,
             network: *sim.network().stats(),
-            calls: scenario.load.map(|_| {
+            calls: scenario.load.as_ref().map(|load| {
                 let c = &obs.calls;
                 CallReport {
                     total: c.total,
@@ -454,12 +480,31 @@ impl Report {
                         .iter()
                         .filter(|(at, e)| {
                             matches!(e, BalanceEvent::PanicEntered { .. })
-                                && scenario.load.is_some_and(|l| *at >= Instant::ZERO + l.start)
+                                && *at >= Instant::ZERO + load.start
                         })
                         .count() as u64,
                     latency_p50_us: c.latency_us.value_at_quantile(0.5),
                     latency_p99_us: c.latency_us.value_at_quantile(0.99),
                     latency_max_us: c.latency_us.max(),
+                    services: load
+                        .targets
+                        .iter()
+                        .zip(&obs.calls_by_target)
+                        .map(|(t, c)| ServiceCalls {
+                            service: scenario
+                                .services
+                                .get(t.service)
+                                .map_or_else(String::new, |s| s.name.clone()),
+                            share: t.share,
+                            total: c.total,
+                            ok: c.ok,
+                            error: c.error,
+                            refused: c.refused,
+                            timeout: c.timeout,
+                            no_endpoint: c.no_endpoint,
+                            availability: c.availability(),
+                        })
+                        .collect(),
                 }
             }),
         }
@@ -523,12 +568,27 @@ impl Report {
             }
         }
         if let Some(c) = &self.calls {
-            let share = c.availability.map_or_else(|| "-".to_string(), crate::text::fmt_share);
+            let to = match c.services.as_slice() {
+                [only] => only.service.clone(),
+                several => format!("{} services", several.len()),
+            };
             let _ = writeln!(
                 s,
-                "\ncalls     {} ended, {share} ok; {} error, {} refused, {} timeout, {} no endpoint",
-                c.total, c.error, c.refused, c.timeout, c.no_endpoint
+                "\ncalls     {} (to {to})",
+                calls_text(c.total, c.availability, [c.error, c.refused, c.timeout, c.no_endpoint])
             );
+            if c.services.len() > 1 {
+                let width = c.services.iter().map(|t| t.service.len()).max().unwrap_or(0);
+                for t in &c.services {
+                    let _ = writeln!(
+                        s,
+                        "  {:<width$}  {} (share {})",
+                        t.service,
+                        calls_text(t.total, t.availability, [t.error, t.refused, t.timeout, t.no_endpoint]),
+                        crate::text::fmt_share(t.share),
+                    );
+                }
+            }
             let _ = writeln!(s, "balancer  {} ejection(s), {} panic(s)", c.ejections, c.panics);
             let _ = writeln!(
                 s,
@@ -551,6 +611,14 @@ impl Report {
         );
         s
     }
+}
+
+/// `N ended, S ok; E error, R refused, T timeout, X no endpoint`.
+fn calls_text(total: u64, availability: Option<f64>, [error, refused, timeout, none]: [u64; 4]) -> String {
+    let share = availability.map_or_else(|| "-".to_string(), crate::text::fmt_share);
+    format!(
+        "{total} ended, {share} ok; {error} error, {refused} refused, {timeout} timeout, {none} no endpoint"
+    )
 }
 
 fn fmt_micros(us: u64) -> String {

@@ -39,7 +39,7 @@ use vigil_core::health::{
 use super::error::{Location, ScenarioError};
 use super::model::{
     ActionClass, DEFAULT_SERVICE_TIME, Expectations, Fault, FaultAction, HeartbeatConfig, LatencyModel, Load,
-    LoadShape, NetworkConfig, Partition, Pick, Recovery, Scenario, Service,
+    LoadShape, LoadTarget, NetworkConfig, Partition, Pick, Recovery, Scenario, Service,
 };
 
 /// Longest duration anywhere in a file: 30 days. It bounds the run, and keeps
@@ -116,21 +116,29 @@ struct RawScenario {
     network: Option<RawNetwork>,
     service: Option<Spanned<Vec<RawService>>>,
     fault: Option<Vec<RawFault>>,
-    load: Option<RawLoad>,
+    load: Option<Spanned<RawLoad>>,
     recovery: Option<Spanned<RawRecovery>>,
     expect: Option<RawExpect>,
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a `[load]` table with `target` and `rate`")]
+#[serde(deny_unknown_fields, expecting = "a `[load]` table with `target` (or `targets`) and `rate`")]
 struct RawLoad {
-    target: Spanned<String>,
+    target: Option<Spanned<String>>,
+    targets: Option<Spanned<Vec<Spanned<RawLoadTarget>>>>,
     rate: Spanned<Number>,
     shape: Option<Spanned<String>>,
     timeout: Option<Spanned<Dur>>,
     start: Option<Spanned<Dur>>,
     panic_threshold: Option<Spanned<i64>>,
     always_eject_one_host: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a load target like { service = \"checkout\", share = 0.8 }")]
+struct RawLoadTarget {
+    service: Spanned<String>,
+    share: Spanned<Number>,
 }
 
 #[derive(Deserialize)]
@@ -741,9 +749,10 @@ fn validate(source: &str, raw: RawScenario) -> Checked<Scenario> {
     let load = match &raw.load {
         None => None,
         Some(load) => {
-            let load = validate_load(load, &fleet)?;
+            let load = validate_load(source, load, &fleet)?;
             if load.start >= duration {
-                let span = raw.load.as_ref().and_then(|l| l.start.as_ref()).map_or(0..0, Spanned::span);
+                let span =
+                    raw.load.as_ref().and_then(|l| l.get_ref().start.as_ref()).map_or(0..0, Spanned::span);
                 return Err(Diag::new(span, "load `start` must be before the end of the run"));
             }
             Some(load)
@@ -1209,15 +1218,78 @@ fn parse_rung(text: &str) -> Result<Rung, String> {
 /// Most calls per second a `[load]` may ask for.
 const MAX_LOAD_RATE: f64 = 1_000_000.0;
 
-fn validate_load(raw: &RawLoad, fleet: &Fleet) -> Checked<Load> {
-    let name = raw.target.get_ref();
-    let Some(&service) = fleet.by_name.get(name.as_str()) else {
+/// Shares of a `[load]`'s targets must sum to 1 within this.
+const SHARE_SUM_TOLERANCE: f64 = 1e-9;
+
+/// The service index `name` (at `span`) names, for a load target.
+fn load_service(name: &Spanned<String>, fleet: &Fleet) -> Checked<usize> {
+    let text = name.get_ref();
+    fleet.by_name.get(text.as_str()).copied().ok_or_else(|| {
         let known: Vec<&str> = fleet.services.iter().map(|(n, _, _)| n.as_str()).collect();
-        return Err(Diag::new(
-            raw.target.span(),
-            format!("`[load]` target `{name}` is not a service; known services: {}", list(&known)),
-        ));
+        Diag::new(
+            name.span(),
+            format!("`[load]` target `{text}` is not a service; known services: {}", list(&known)),
+        )
+    })
+}
+
+/// The services a `[load]` calls: `target = "name"` (every call), or
+/// `targets = [{ service, share }, …]` (each service once, shares in
+/// `(0, 1]` summing to 1).
+fn load_targets(source: &str, raw: &Spanned<RawLoad>, fleet: &Fleet) -> Checked<Vec<LoadTarget>> {
+    let load = raw.get_ref();
+    let list = match (&load.target, &load.targets) {
+        (Some(target), None) => {
+            return Ok(vec![LoadTarget { service: load_service(target, fleet)?, share: 1.0 }]);
+        }
+        (Some(_), Some(targets)) => {
+            return Err(Diag::new(
+                key_span(source, &targets.span()),
+                "`[load]` takes `target` (one service) or `targets` (several, with shares), not both",
+            ));
+        }
+        (None, None) => {
+            return Err(Diag::new(
+                raw.span(),
+                "`[load]` needs `target = \"service\"` or `targets = [{ service = \"…\", share = … }, …]`",
+            ));
+        }
+        (None, Some(targets)) => targets,
     };
+    if list.get_ref().is_empty() {
+        return Err(Diag::new(list.span(), "`targets` needs at least one `{ service, share }`"));
+    }
+    let mut out: Vec<LoadTarget> = Vec::new();
+    let mut sum = 0.0;
+    for entry in list.get_ref() {
+        let entry = entry.get_ref();
+        let service = load_service(&entry.service, fleet)?;
+        if out.iter().any(|t| t.service == service) {
+            return Err(Diag::new(
+                entry.service.span(),
+                format!("service `{}` is a load target twice", entry.service.get_ref()),
+            ));
+        }
+        let share = entry.share.get_ref().0;
+        // Also rejects NaN.
+        if !(share > 0.0 && share <= 1.0) {
+            return Err(Diag::new(
+                entry.share.span(),
+                format!("a target's `share` must be more than 0 and at most 1, got {share}"),
+            ));
+        }
+        sum += share;
+        out.push(LoadTarget { service, share });
+    }
+    if (sum - 1.0).abs() > SHARE_SUM_TOLERANCE {
+        return Err(Diag::new(list.span(), format!("the targets' shares must sum to 1, got {sum}")));
+    }
+    Ok(out)
+}
+
+fn validate_load(source: &str, spanned: &Spanned<RawLoad>, fleet: &Fleet) -> Checked<Load> {
+    let targets = load_targets(source, spanned, fleet)?;
+    let raw = spanned.get_ref();
     let rate = raw.rate.get_ref().0;
     if !(rate > 0.0 && rate <= MAX_LOAD_RATE) {
         return Err(Diag::new(
@@ -1255,7 +1327,7 @@ fn validate_load(raw: &RawLoad, fleet: &Fleet) -> Checked<Load> {
         }
     };
     Ok(Load {
-        service,
+        targets,
         rate_per_sec: rate,
         shape,
         timeout,

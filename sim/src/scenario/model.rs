@@ -100,11 +100,15 @@ pub const DEFAULT_SERVICE_TIME: LatencyModel =
     LatencyModel::Uniform { min: Duration::from_millis(2), max: Duration::from_millis(10) };
 
 /// Traffic from clients, measured as clients see it.
-#[derive(Clone, Copy, Debug, PartialEq)]
+///
+/// One client node per target service, each calling only its service's
+/// instances; every arrival goes to one of them, drawn by share.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Load {
-    /// Index of the service called.
-    pub service: usize,
-    /// Mean calls per second.
+    /// The services called, in file order: at least one, each service at
+    /// most once, shares summing to 1.
+    pub targets: Vec<LoadTarget>,
+    /// Mean calls per second, over every target together.
     pub rate_per_sec: f64,
     /// How calls are spaced.
     pub shape: LoadShape,
@@ -120,6 +124,35 @@ pub struct Load {
     /// Envoy's): let outlier ejection take one instance out even when its
     /// 10 % cap rounds down to none, as it does for fewer than 10.
     pub always_eject_one_host: bool,
+}
+
+/// One service the load calls, and its share of the calls.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LoadTarget {
+    /// Index of the service called.
+    pub service: usize,
+    /// Share of the calls, in `(0, 1]`.
+    pub share: f64,
+}
+
+impl Load {
+    /// Whether service `service` is one of the targets.
+    pub fn calls(&self, service: usize) -> bool {
+        self.targets.iter().any(|t| t.service == service)
+    }
+
+    /// The target an arrival goes to, given a draw `u` in `[0, 1)`: the
+    /// first whose cumulative share exceeds `u` (the last, for rounding).
+    pub fn pick(&self, u: f64) -> usize {
+        let mut cumulative = 0.0;
+        for (k, t) in self.targets.iter().enumerate() {
+            cumulative += t.share;
+            if u < cumulative {
+                return k;
+            }
+        }
+        self.targets.len().saturating_sub(1)
+    }
 }
 
 /// Arrival process of calls.
@@ -472,7 +505,8 @@ pub struct Expectations {
     /// detector's view (the system converged after the faults).
     pub alive_at_end: bool,
     /// Least share of client calls that succeed, in `[0, 1]` (needs
-    /// `[load]`). Calls still in flight when the run ends are not counted.
+    /// `[load]`), for each targeted service (so over them all too). Calls
+    /// still in flight when the run ends are not counted.
     pub availability: Option<f64>,
     /// Every detected outage is classified as a failure type its kind can
     /// show (a hang as unresponsive, errors as failed or degraded, …).
@@ -618,15 +652,23 @@ impl Scenario {
         self.services.iter().map(|s| s.instances).sum()
     }
 
-    /// Node count: the control node, every instance, and the client node
-    /// when there is load.
+    /// Node count: the control node, every instance, and one client node
+    /// per load target.
     pub fn node_count(&self) -> u32 {
-        1 + self.instance_count() + u32::from(self.load.is_some())
+        1 + self.instance_count() + self.load.as_ref().map_or(0, |l| l.targets.len() as u32)
     }
 
-    /// The client node, when the scenario has load: after every instance.
-    pub fn client_node(&self) -> Option<NodeId> {
-        self.load.map(|_| NodeId(1 + self.instance_count()))
+    /// The client nodes, one per load target in target order, after every
+    /// instance (empty without load).
+    pub fn client_nodes(&self) -> std::ops::Range<u32> {
+        let first = 1 + self.instance_count();
+        first..first + self.load.as_ref().map_or(0, |l| l.targets.len() as u32)
+    }
+
+    /// Which load target the client on `node` calls, if it is a client node.
+    pub fn client_target(&self, node: NodeId) -> Option<usize> {
+        let clients = self.client_nodes();
+        clients.contains(&node.0).then(|| (node.0 - clients.start) as usize)
     }
 
     /// The node of the control plane.
@@ -674,8 +716,15 @@ impl Scenario {
         match self.instance_on(node).and_then(|i| self.locate(i)) {
             Some((s, i)) => format!("{}/{}", self.services[s].name, i),
             None if node == Self::CONTROL => "control".to_string(),
-            None if Some(node) == self.client_node() => "client".to_string(),
-            None => format!("{node}"),
+            None => match (self.client_target(node), &self.load) {
+                // One target: its client is just `client`, as before targets.
+                (Some(_), Some(l)) if l.targets.len() == 1 => "client".to_string(),
+                (Some(k), Some(l)) => {
+                    let service = l.targets.get(k).and_then(|t| self.services.get(t.service));
+                    format!("client:{}", service.map_or("?", |s| s.name.as_str()))
+                }
+                _ => format!("{node}"),
+            },
         }
     }
 

@@ -1054,7 +1054,8 @@ fn scenario_recovery_file_parses_into_the_model() {
     let depends: Vec<_> = s.services.iter().map(|s| s.depends_on.clone()).collect();
     assert_eq!(depends, [vec![1], vec![], vec![1, 0]]);
     assert!(s.is_standby(vigil_core::InstanceId(4)) && !s.is_standby(vigil_core::InstanceId(3)));
-    assert_eq!(s.client_node(), Some(NodeId(10)));
+    assert_eq!(s.client_nodes(), 10..11);
+    assert_eq!(s.client_target(NodeId(10)), Some(0));
 
     let recovery = s.recovery.as_ref().unwrap();
     assert_eq!(recovery.restart_delay, secs(3));
@@ -1837,8 +1838,111 @@ fn scenario_writer_rejects_what_no_file_holds() {
 fn scenario_load_always_eject_one_host() {
     let load = "\n[load]\ntarget = \"checkout\"\nrate = 10\n";
     let s = parse(&with(load), "t.toml").expect("valid");
-    assert_eq!(s.load.map(|l| l.always_eject_one_host), Some(false), "Envoy's default");
+    assert_eq!(s.load.as_ref().map(|l| l.always_eject_one_host), Some(false), "Envoy's default");
     let s = parse(&with(&format!("{load}always_eject_one_host = true\n")), "t.toml").expect("valid");
-    assert_eq!(s.load.map(|l| l.always_eject_one_host), Some(true));
+    assert_eq!(s.load.as_ref().map(|l| l.always_eject_one_host), Some(true));
     assert_error(&with(&format!("{load}always_eject_one_host = 1\n")), 11, 25, &["bool"]);
+}
+
+// ---------------------------------------------------------------------------
+// Load targets: one service, or several with shares.
+
+/// Two services (`checkout`, `search`) and a `[load]` table at line 10
+/// whose first key is `targets_line` (line 11), then `rate = 100`.
+fn two_services_load(targets_line: &str) -> String {
+    with(&format!("[[service]]\nname = \"search\"\ninstances = 2\n[load]\n{targets_line}\nrate = 100\n"))
+}
+
+#[test]
+fn scenario_load_targets_one_service_or_several_with_shares() {
+    let s = parse(&two_services_load("target = \"search\""), "t.toml").unwrap();
+    let load = s.load.as_ref().unwrap();
+    assert_eq!(load.targets, vec![LoadTarget { service: 1, share: 1.0 }]);
+    assert!(load.calls(1) && !load.calls(0));
+    let s = parse(
+        &two_services_load(
+            "targets = [{ service = \"checkout\", share = 0.8 }, { service = \"search\", share = 0.2 }]",
+        ),
+        "t.toml",
+    )
+    .unwrap();
+    let load = s.load.as_ref().unwrap();
+    assert_eq!(
+        load.targets,
+        vec![LoadTarget { service: 0, share: 0.8 }, LoadTarget { service: 1, share: 0.2 }]
+    );
+    // Arrivals split by cumulative share.
+    assert_eq!((load.pick(0.0), load.pick(0.79), load.pick(0.8), load.pick(0.999_999)), (0, 0, 1, 1));
+    // One client node per target, after the instances, named by service.
+    assert_eq!(s.client_nodes(), 6..8);
+    assert_eq!((s.client_target(NodeId(6)), s.client_target(NodeId(8))), (Some(0), None));
+    assert_eq!(s.node_name(NodeId(6)), "client:checkout");
+    assert_eq!(s.node_name(NodeId(7)), "client:search");
+    let one = parse(&two_services_load("targets = [{ service = \"search\", share = 1 }]"), "t.toml").unwrap();
+    assert_eq!(one.node_name(NodeId(6)), "client", "a lone client keeps its name");
+}
+
+#[test]
+fn scenario_load_target_errors_name_their_place() {
+    let t = two_services_load;
+    assert_error(&t("target = \"nope\""), 11, 10, &["`[load]` target `nope` is not a service", "`search`"]);
+    assert_error(
+        &t("targets = [{ service = \"nope\", share = 1 }]"),
+        11,
+        24,
+        &["target `nope` is not a service"],
+    );
+    assert_error(
+        &t("target = \"search\"\ntargets = [{ service = \"search\", share = 1 }]"),
+        12,
+        1,
+        &["`target` (one service) or `targets`", "not both"],
+    );
+    assert_error(&t("shape = \"constant\""), 10, 1, &["`[load]` needs `target"]);
+    assert_error(&t("targets = []"), 11, 11, &["at least one"]);
+    assert_error(
+        &t("targets = [{ service = \"search\", share = 0.5 }, { service = \"search\", share = 0.5 }]"),
+        11,
+        61,
+        &["service `search` is a load target twice"],
+    );
+    for bad in ["0", "-0.5", "1.5", "nan"] {
+        assert_error(
+            &t(&format!("targets = [{{ service = \"search\", share = {bad} }}]")),
+            11,
+            42,
+            &["`share` must be more than 0 and at most 1"],
+        );
+    }
+    assert_error(
+        &t("targets = [{ service = \"checkout\", share = 0.5 }, { service = \"search\", share = 0.4 }]"),
+        11,
+        11,
+        &["shares must sum to 1, got 0.9"],
+    );
+    assert_error(
+        &t("targets = [{ service = \"search\", share = 1, weight = 2 }]"),
+        11,
+        45,
+        &["unknown field `weight`", "`service`", "`share`"],
+    );
+    assert_error(&t("targets = [{ service = \"search\" }]"), 11, 12, &["missing field `share`"]);
+    assert_error(&t("targets = [\"search\"]"), 11, 12, &["a load target like"]);
+}
+
+#[test]
+fn scenario_load_targets_round_trip() {
+    let text = round_trip(&two_services_load(
+        "targets = [{ service = \"search\", share = 0.125 }, { service = \"checkout\", share = 0.875 }]",
+    ));
+    assert!(
+        text.contains(
+            "targets = [{ service = \"search\", share = 0.125 }, { service = \"checkout\", share = 0.875 }]"
+        ),
+        "{text}"
+    );
+    let text = round_trip(&two_services_load("targets = [{ service = \"search\", share = 1 }]"));
+    assert!(text.contains("target = \"search\"\n"), "one target is written the short way: {text}");
+    let text = round_trip(&two_services_load("target = \"search\""));
+    assert!(text.contains("target = \"search\"\n"), "{text}");
 }

@@ -542,11 +542,35 @@ fn health_table(health: &InstanceHealthConfig) -> Result<String, &'static str> {
 }
 
 fn write_load(s: &mut String, scenario: &Scenario, load: &Load) -> Result<(), WriteError> {
-    let Load { service, rate_per_sec, shape, timeout, start, panic_threshold_percent, always_eject_one_host } =
-        *load;
-    let target = scenario.services.get(service).ok_or(WriteError::Load(service))?;
+    let Load {
+        ref targets,
+        rate_per_sec,
+        shape,
+        timeout,
+        start,
+        panic_threshold_percent,
+        always_eject_one_host,
+    } = *load;
+    let name = |service: usize| -> Result<&str, WriteError> {
+        scenario.services.get(service).map(|s| s.name.as_str()).ok_or(WriteError::Load(service))
+    };
     let _ = writeln!(s, "\n[load]");
-    let _ = writeln!(s, "target = {}", quote(&target.name));
+    match targets.as_slice() {
+        [only] if only.share == 1.0 => {
+            let _ = writeln!(s, "target = {}", quote(name(only.service)?));
+        }
+        _ => {
+            let mut parts = Vec::new();
+            for t in targets {
+                parts.push(format!(
+                    "{{ service = {}, share = {} }}",
+                    quote(name(t.service)?),
+                    float(t.share)
+                ));
+            }
+            let _ = writeln!(s, "targets = [{}]", parts.join(", "));
+        }
+    }
     let _ = writeln!(s, "rate = {}", float(rate_per_sec));
     if shape == LoadShape::Constant {
         let _ = writeln!(s, "shape = \"constant\"");

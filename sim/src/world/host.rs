@@ -137,11 +137,17 @@ impl Simulation<'_> {
         slot.incarnation += 1;
         let local = slot.clock.local(self.kernel.now());
         let machine = match scenario.instance_on(node) {
-            None if Some(node) == scenario.client_node() => {
-                let load = scenario.load.expect("a client node exists only with load");
+            None if scenario.client_target(node).is_some() => {
+                let target = scenario.client_target(node).expect("just checked");
+                let load = scenario.load.as_ref().expect("a client node exists only with load");
                 let defaults = ClientConfig::default();
                 let config = ClientConfig {
                     control: Scenario::CONTROL,
+                    // The control plane's catalog numbers services in the
+                    // order their first instance registers: file order
+                    // (the fleet registers in instance order, and every
+                    // service's first slot runs), so an id is an index.
+                    service: Some(ServiceId(load.targets[target].service as u32)),
                     call_timeout: load.timeout,
                     balancer: BalancerConfig {
                         panic_threshold_percent: load.panic_threshold_percent,
@@ -153,7 +159,11 @@ impl Simulation<'_> {
                     },
                     ..defaults
                 };
-                let seed = self.seed.child_named("client").child(slot.incarnation);
+                // The first target's client keeps the seed a lone client
+                // always had; the others' are their own.
+                let base = self.seed.child_named("client");
+                let base = if target == 0 { base } else { base.child_named("target").child(target as u64) };
+                let seed = base.child(slot.incarnation);
                 Node::Client(Box::new(
                     ClientNode::new(config, local, seed).expect("the default balancer settings are valid"),
                 ))

@@ -1,11 +1,14 @@
-//! The load generator: the client's calls arrive at the scenario's rate
-//! (constant, or Poisson from the run's `load` stream), each handed to the
-//! client node's machine, which routes it to an instance.
+//! The load generator: calls arrive at the scenario's rate (constant, or
+//! Poisson from the run's `load` stream). Each goes to one load target,
+//! drawn by share from the same stream (no draw with a single target), and
+//! is handed to that target's client node, whose machine routes it to one
+//! of the target service's instances: no call reaches a service the load
+//! does not name.
 
 use rand::RngExt as _;
-use vigil_core::Duration;
 use vigil_core::envelope::Input;
 use vigil_core::machine::Machine;
+use vigil_core::{Duration, NodeId};
 
 use crate::kernel::Event;
 use crate::scenario::LoadShape;
@@ -16,7 +19,7 @@ use super::host::HostState;
 impl Simulation<'_> {
     /// Time to the next call of the load generator.
     pub(super) fn next_arrival_gap(&mut self) -> Duration {
-        let Some(load) = self.scenario.load else { return Duration::MAX };
+        let Some(load) = &self.scenario.load else { return Duration::MAX };
         let mean_s = 1.0 / load.rate_per_sec;
         let gap_s = match load.shape {
             LoadShape::Constant => mean_s,
@@ -30,7 +33,10 @@ impl Simulation<'_> {
     }
 
     pub(super) fn arrival(&mut self) {
-        let Some(client) = self.scenario.client_node() else { return };
+        let scenario = self.scenario;
+        let Some(load) = &scenario.load else { return };
+        let target = if load.targets.len() > 1 { load.pick(self.load_rng.random()) } else { 0 };
+        let client = NodeId(scenario.client_nodes().start + target as u32);
         let id = self.next_call;
         self.next_call += 1;
         let slot = &mut self.nodes[client.index()];

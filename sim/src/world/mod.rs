@@ -13,7 +13,7 @@
 //! | `app.rs` | the application on each instance: answers to requests and probes, application faults, a process dying by itself |
 //! | `fault.rs` | fault occurrences ([`expand_faults`]) and what each does when it begins and ends |
 //! | `platform.rs` | the simulated platform carrying out recovery actions (`carry_out`, jobs, boots) |
-//! | `load.rs` | the load generator: the client's calls |
+//! | `load.rs` | the load generator: calls, each to one target's client node |
 //! | `observe.rs` | [`Observations`], what the checkers read, and the bookkeeping of outages |
 //!
 //! The world imports from the kernel, the scenario model and the text
@@ -45,7 +45,6 @@
 use std::collections::BTreeSet;
 use std::io::Write;
 
-use vigil_core::client::CallOutcome;
 use vigil_core::control::ControlPlane;
 use vigil_core::envelope::{Input, Output};
 use vigil_core::fleet::Node;
@@ -136,7 +135,11 @@ impl<'a> Simulation<'a> {
             ),
             nodes: Vec::with_capacity(node_count),
             network: Network::new(scenario.network.clone(), node_count, seed.child_named("network")),
-            observed: Observations::new(scenario.instance_count() as usize, node_count),
+            observed: Observations::new(
+                scenario.instance_count() as usize,
+                node_count,
+                scenario.load.as_ref().map_or(0, |l| l.targets.len()),
+            ),
             names: scenario.node_names(),
             timeline: None,
             timeline_error: None,
@@ -179,7 +182,7 @@ impl<'a> Simulation<'a> {
         for (i, fault) in sim.plan.iter().enumerate() {
             sim.kernel.schedule(Instant::ZERO + fault.at, Event::FaultStart { fault: i as u32 });
         }
-        if let Some(load) = scenario.load {
+        if let Some(load) = &scenario.load {
             let first = sim.next_arrival_gap();
             sim.kernel.schedule(Instant::ZERO + load.start + first, Event::Arrival);
         }
@@ -307,6 +310,7 @@ impl<'a> Simulation<'a> {
     /// Carry out every output of `node`, then schedule its next timer.
     /// Recovery actions are queued in `asked`.
     fn drain_outputs(&mut self, node: NodeId) {
+        let scenario = self.scenario;
         let Simulation {
             nodes,
             network,
@@ -380,18 +384,12 @@ impl<'a> Simulation<'a> {
                     }
                 }
                 Output::CallDone(done) => {
-                    let calls = &mut observed.calls;
-                    calls.total += 1;
-                    match done.outcome {
-                        CallOutcome::Ok => calls.ok += 1,
-                        CallOutcome::Error => calls.error += 1,
-                        CallOutcome::Refused => calls.refused += 1,
-                        CallOutcome::Timeout => calls.timeout += 1,
-                        CallOutcome::NoEndpoint => calls.no_endpoint += 1,
+                    observed.calls.record(&done);
+                    if let Some(k) = scenario.client_target(node)
+                        && let Some(by_target) = observed.calls_by_target.get_mut(k)
+                    {
+                        by_target.record(&done);
                     }
-                    let us = u64::try_from(done.latency.as_micros()).unwrap_or(u64::MAX);
-                    // Auto-resizing histogram: recording cannot fail for a u64.
-                    let _ = calls.latency_us.record(us);
                 }
                 Output::Recovery(out) => {
                     let out = *out;

@@ -8,6 +8,7 @@
 
 use hdrhistogram::Histogram;
 use vigil_core::balance::BalanceEvent;
+use vigil_core::client::{CallDone, CallOutcome};
 use vigil_core::health::{HealthStatus, Liveness};
 use vigil_core::recovery::{ActionId, RecoveryOutput};
 use vigil_core::{InstanceId, Instant, NodeId};
@@ -49,6 +50,26 @@ impl Default for CallStats {
 }
 
 impl CallStats {
+    /// Count one ended call.
+    pub(super) fn record(&mut self, done: &CallDone) {
+        self.total += 1;
+        match done.outcome {
+            CallOutcome::Ok => self.ok += 1,
+            CallOutcome::Error => self.error += 1,
+            CallOutcome::Refused => self.refused += 1,
+            CallOutcome::Timeout => self.timeout += 1,
+            CallOutcome::NoEndpoint => self.no_endpoint += 1,
+        }
+        let us = u64::try_from(done.latency.as_micros()).unwrap_or(u64::MAX);
+        // Auto-resizing histogram: recording cannot fail for a u64.
+        let _ = self.latency_us.record(us);
+    }
+
+    /// Calls that ended other than in success.
+    pub fn lost(&self) -> u64 {
+        self.total - self.ok
+    }
+
     /// Share of ended calls that succeeded, if any ended.
     pub fn availability(&self) -> Option<f64> {
         (self.total > 0).then(|| self.ok as f64 / self.total as f64)
@@ -198,8 +219,12 @@ pub struct Observations {
     /// Per instance: each outage: its host went down (crash) or froze
     /// (pause), or its application hung, slowed, erred or flapped.
     pub outages: Vec<Vec<Outage>>,
-    /// Client calls, when the scenario has load.
+    /// Client calls, when the scenario has load: every targeted service's
+    /// together (clients call nothing else).
     pub calls: CallStats,
+    /// Client calls per load target, in the targets' order (a service's
+    /// calls are its client's).
+    pub calls_by_target: Vec<CallStats>,
     /// What the client's balancer reported, in order.
     pub balance: Vec<(Instant, BalanceEvent)>,
     /// Per node: windows `[start, end]` during which some fault touched it
@@ -210,8 +235,9 @@ pub struct Observations {
 }
 
 impl Observations {
-    /// Nothing observed yet, for `instances` instances on `nodes` nodes.
-    pub(super) fn new(instances: usize, nodes: usize) -> Self {
+    /// Nothing observed yet, for `instances` instances on `nodes` nodes
+    /// and `targets` load targets.
+    pub(super) fn new(instances: usize, nodes: usize, targets: usize) -> Self {
         Observations {
             verdicts: Vec::new(),
             faults: Vec::new(),
@@ -221,6 +247,7 @@ impl Observations {
             outages: vec![Vec::new(); instances],
             monitor: Vec::new(),
             calls: CallStats::default(),
+            calls_by_target: vec![CallStats::default(); targets],
             balance: Vec::new(),
             disturbed: vec![Vec::new(); nodes],
             depth: vec![0; nodes],
