@@ -1,7 +1,9 @@
 //! `vigil`: run seeded failure scenarios through the simulator.
 //!
 //! Exit codes: 0 when everything holds, 1 when an expectation fails or a
-//! run is not deterministic, 2 on bad input or usage.
+//! run is not deterministic, 2 on bad input or usage. `vigil --help` and
+//! each command's `--help` say the same ([`EXIT_CODES`] and the commands'
+//! `after_help`).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -38,9 +40,17 @@ macro_rules! outln {
     }};
 }
 
+/// The exit codes, as every `--help` states them. Clap's own usage errors
+/// exit 2 too.
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success: every expectation held (or every file is valid, for `check`)
+  1  a run failed: an expectation failed, a seed of a sweep failed, or a run was not deterministic
+  2  bad input or usage: an invalid scenario file, a bad argument, an unwritable output";
+
 /// Self-healing operations, proven in simulation.
 #[derive(Parser)]
-#[command(name = "vigil", version, about, long_about = None)]
+#[command(name = "vigil", version, about, long_about = None, after_help = EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -49,12 +59,15 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Validate scenario files; print the first error of each bad one.
+    #[command(after_help = "Exit codes: 0 every file is valid, 2 a file is invalid or unreadable.")]
     Check {
-        /// Scenario files (TOML).
+        /// Scenario files, or directories of them (every `*.toml` inside).
         #[arg(required = true)]
-        files: Vec<PathBuf>,
+        paths: Vec<PathBuf>,
     },
     /// Run one scenario with one seed and print its report.
+    #[command(after_help = "Exit codes: 0 every expectation held, 1 an expectation failed or \
+                            --check-determinism found a divergence, 2 bad input or usage.")]
     Run {
         /// Scenario file (TOML).
         file: PathBuf,
@@ -75,6 +88,9 @@ enum Command {
         max_events: Option<u64>,
     },
     /// Run scenarios across a range of seeds, in parallel, and summarise.
+    #[command(after_help = "Exit codes: 0 every seed of every scenario passed, 1 a seed failed, \
+                            2 bad input or usage.\n\
+                            Each failing seed is printed with the `vigil replay` command that shows it.")]
     Sweep {
         /// Scenario files, or directories of them (every `*.toml` inside).
         #[arg(required = true)]
@@ -91,7 +107,9 @@ enum Command {
     },
     /// Run one scenario with one seed and print what mattered, in time
     /// order: faults, outages and their detection, verdicts, health
-    /// changes, balancer events, then the expectations.
+    /// changes, balancer events, recovery, then the expectations.
+    #[command(after_help = "Exit codes: 0 every expectation held, 1 an expectation failed, \
+                            2 bad input or usage.")]
     Replay {
         /// Scenario file (TOML).
         file: PathBuf,
@@ -104,9 +122,8 @@ enum Command {
         /// Show entries at or before this simulated time.
         #[arg(long, value_name = "T", value_parser = parse_time)]
         until: Option<vigil_core::Duration>,
-        /// Show only these kinds: fault, outage, verdict, health, balance
-        /// (comma-separated).
-        #[arg(long, value_name = "KIND,...", value_delimiter = ',', value_parser = parse_kind)]
+        /// Show only these kinds of entry (comma-separated).
+        #[arg(long, value_name = "KIND,...", value_delimiter = ',', value_parser = KindParser)]
         filter: Vec<vigil_sim::replay::Kind>,
         /// Show only entries about this node (`checkout/0`, `control`,
         /// `client`) or any instance of this service (`checkout`).
@@ -115,6 +132,8 @@ enum Command {
     },
     /// Shrink a failing run to the smallest scenario that still fails the
     /// same expectation; write it as a scenario file.
+    #[command(after_help = "Exit codes: 0 a shrunk scenario was written, 1 the run does not fail \
+                            (or not the expectation asked for): nothing to shrink, 2 bad input or usage.")]
     Shrink {
         /// Scenario file (TOML).
         file: PathBuf,
@@ -133,11 +152,40 @@ enum Command {
     },
 }
 
-fn parse_kind(text: &str) -> Result<vigil_sim::replay::Kind, String> {
-    vigil_sim::replay::Filter::parse_kinds(text)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| "`--filter` is empty; name at least one kind".to_string())
+/// `--filter`'s parser: one kind per comma-separated piece. Its possible
+/// values come from [`vigil_sim::replay::Kind::ALL`], so `replay --help`
+/// lists every kind there is.
+#[derive(Clone)]
+struct KindParser;
+
+impl clap::builder::TypedValueParser for KindParser {
+    type Value = vigil_sim::replay::Kind;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Self::Value, clap::Error> {
+        let text = clap::builder::StringValueParser::new().parse_ref(cmd, arg, value)?;
+        vigil_sim::replay::Filter::parse_kinds(&text)
+            .and_then(|kinds| {
+                kinds
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| "`--filter` is empty; name at least one kind".to_string())
+            })
+            .map_err(|e| {
+                clap::Error::raw(clap::error::ErrorKind::InvalidValue, format!("--filter: {e}\n"))
+                    .with_cmd(cmd)
+            })
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            vigil_sim::replay::Kind::ALL.into_iter().map(|k| clap::builder::PossibleValue::new(k.name())),
+        ))
+    }
 }
 
 fn parse_time(text: &str) -> Result<vigil_core::Duration, String> {
@@ -175,7 +223,7 @@ fn parse_seeds(text: &str) -> Result<Range<u64>, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { files } => check(&files),
+        Command::Check { paths } => check(&paths),
         Command::Run { file, seed, json, timeline, check_determinism, max_events } => {
             let mut scenario = match scenario::load_file(&file) {
                 Ok(s) => s,
@@ -403,7 +451,7 @@ fn sweep(paths: &[PathBuf], seeds: Range<u64>, jobs: Option<usize>, json: bool) 
         for ((file, _), s) in scenarios.iter().zip(&summaries) {
             for f in &s.failures {
                 outln!("\nFAILED {} seed {}: {}", s.scenario, f.seed, f.failed.join("; "));
-                outln!("  replay: cargo run --release -- run {} --seed {}", file.display(), f.seed);
+                outln!("  replay: vigil replay {} --seed {}", file.display(), f.seed);
             }
         }
         let events: u64 = summaries.iter().map(|s| s.events).sum();
@@ -418,9 +466,16 @@ fn sweep(paths: &[PathBuf], seeds: Range<u64>, jobs: Option<usize>, json: bool) 
     if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }
 
-fn check(files: &[PathBuf]) -> ExitCode {
+fn check(paths: &[PathBuf]) -> ExitCode {
+    let files = match scenario_files(paths) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let mut bad = 0;
-    for file in files {
+    for file in &files {
         match scenario::load_file(file) {
             Ok(s) => outln!(
                 "ok   {}: `{}`, {} service(s), {} instance(s), {} fault(s)",

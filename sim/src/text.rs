@@ -228,3 +228,60 @@ pub fn fmt_time(t: Instant) -> String {
     let ms = t.as_millis();
     format!("{}.{:03}s", ms / 1000, ms % 1000)
 }
+
+/// A balancer event in words, and the instance it is about (none for
+/// panic mode, which is the client's). One wording for the replay and the
+/// timeline.
+pub fn balance_words(event: &vigil_core::balance::BalanceEvent) -> (Option<vigil_core::InstanceId>, String) {
+    use vigil_core::balance::{BalanceEvent, EjectionReason};
+    match *event {
+        BalanceEvent::Ejected { id, reason, until } => {
+            let reason = match reason {
+                EjectionReason::ConsecutiveErrors => "consecutive errors",
+                EjectionReason::SuccessRate => "low success rate",
+            };
+            (Some(id), format!("balancer: ejected ({reason}) until {}", fmt_time(until)))
+        }
+        BalanceEvent::Returned { id } => (Some(id), "balancer: back from ejection".to_string()),
+        BalanceEvent::PanicEntered { healthy, total } => {
+            (None, format!("balancer: PANIC mode, {healthy} of {total} healthy"))
+        }
+        BalanceEvent::PanicExited { healthy, total } => {
+            (None, format!("balancer: panic over, {healthy} of {total} healthy"))
+        }
+        ref other => (None, format!("balancer: {other:?}")),
+    }
+}
+
+/// A network message in words, instances by name (`payments/0`, through
+/// `instance`), for the timeline.
+pub fn message_words(
+    message: &vigil_core::message::Message,
+    instance: impl Fn(vigil_core::InstanceId) -> String,
+) -> String {
+    use vigil_core::message::{Message, ResponseStatus};
+    match *message {
+        Message::Heartbeat(hb) => {
+            format!("heartbeat {} incarnation {} seq {}", instance(hb.instance), hb.incarnation, hb.seq)
+        }
+        Message::Request(r) => format!("request #{}", r.id),
+        Message::Response(r) => {
+            let status = match r.status {
+                ResponseStatus::Ok => "ok",
+                ResponseStatus::Error => "error",
+            };
+            format!("response #{} {status}", r.id)
+        }
+        Message::Refused(r) => format!("refused #{}{}", r.id, if r.probe { " (probe)" } else { "" }),
+        Message::Probe(p) => format!("probe #{} {} timeout {}ms", p.id, p.kind, p.timeout_ms),
+        Message::ProbeReply(r) => format!("probe reply #{} {}", r.id, if r.ok { "ok" } else { "failing" }),
+        Message::EndpointUpdate(u) => format!(
+            "endpoint update: {} {} (index {})",
+            instance(u.instance),
+            if u.routable { "routable" } else { "not routable" },
+            u.index
+        ),
+        Message::Subscribe => "subscribe".to_string(),
+        ref other => format!("{other:?}"),
+    }
+}

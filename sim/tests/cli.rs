@@ -217,6 +217,22 @@ fn timeline_writes_one_line_per_event_each_starting_with_its_simulated_time() {
 }
 
 #[test]
+fn timeline_lines_name_instances_as_a_user_does_not_as_rust_debug_text() {
+    let timeline = TempFile::path_only("timeline-words.txt");
+    run_json(&scenario("erroring-instance.toml"), &["--timeline", &timeline.path()], 0);
+    let text = std::fs::read_to_string(&timeline.0).expect("the timeline file was written");
+    for debug in ["InstanceId(", "NodeId(", "Heartbeat {", "EndpointUpdate {", "Ejected {"] {
+        assert!(!text.contains(debug), "debug text `{debug}` in the timeline");
+    }
+    assert!(
+        text.lines().any(|l| l.contains("recv from control endpoint update: ")),
+        "no endpoint update line"
+    );
+    assert!(text.lines().any(|l| l.contains(" heartbeat ") && l.contains(" seq ")), "no heartbeat line");
+    assert!(text.lines().any(|l| l.contains("balancer: ejected (")), "no balancer line in words");
+}
+
+#[test]
 fn seed_flag_changes_the_trace_hash_and_a_seed_replays_across_processes() {
     let file = scenario("instance-crash.toml");
     let default = run_json(&file, &[], 0);

@@ -63,6 +63,8 @@ pub struct Report {
 pub struct RecoveryReport {
     /// The overall judgement.
     pub verdict: Resilience,
+    /// Whether every expectation held (the run PASSED).
+    pub expectations_held: bool,
     /// Per fault occurrence that caused an outage.
     pub faults: Vec<FaultRecovery>,
     /// Detection latency over every detected outage.
@@ -124,6 +126,10 @@ pub struct FaultRecovery {
     pub restored_after_ms: Option<u64>,
     /// Outages never restored.
     pub unrestored: u64,
+    /// Detected outages not restored when the run ended, but begun less
+    /// than the restore bound (`restored_within`, else the product's 30 s)
+    /// before the end: still within their time, so no verdict either way.
+    pub recovering_at_end: u64,
     /// Actions taken for its outages, in order, in words.
     pub actions: Vec<String>,
 }
@@ -174,6 +180,10 @@ impl Percentiles {
     }
 }
 
+/// The product's restore bound ("service restored within 30 s"), used for
+/// the verdict when a scenario sets no `restored_within`.
+const RESTORE_BOUND: Duration = Duration::from_secs(30);
+
 /// Whole milliseconds of `d`, saturating.
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
@@ -188,6 +198,11 @@ impl RecoveryReport {
         let mut faults: Vec<FaultRecovery> = Vec::new();
         let (mut detection, mut start, mut restore) = (Vec::new(), Vec::new(), Vec::new());
         let mut unrestored_total = 0;
+        // An outage the run ended on before its restore bound is not
+        // unrestored: it had no time to be (the `restored_within` rule).
+        let bound = scenario.expect.restored_within.unwrap_or(RESTORE_BOUND);
+        let end = Instant::ZERO + sim.duration();
+        let in_time = |r: &check::Recovery| end.saturating_duration_since(r.detection.began_at()) <= bound;
         let mut seen: Vec<(usize, vigil_core::recovery::ActionId)> = Vec::new();
         for r in &all {
             let detected = r.detection.latency();
@@ -201,6 +216,7 @@ impl RecoveryReport {
             if r.detection.detected_at().is_some() {
                 match restored {
                     Some(t) => restore.push(t),
+                    None if in_time(r) => {}
                     None => unrestored_total += 1,
                 }
             }
@@ -219,6 +235,7 @@ impl RecoveryReport {
                         recovery_started_after_ms: None,
                         restored_after_ms: None,
                         unrestored: 0,
+                        recovering_at_end: 0,
                         actions: Vec::new(),
                     });
                     faults.last_mut().expect("just pushed")
@@ -237,6 +254,7 @@ impl RecoveryReport {
                 Some(t) => {
                     entry.restored_after_ms = Some(entry.restored_after_ms.unwrap_or(0).max(millis(t)));
                 }
+                None if in_time(r) => entry.recovering_at_end += 1,
                 None => entry.unrestored += 1,
             }
             for action in &r.actions {
@@ -269,6 +287,7 @@ impl RecoveryReport {
         };
         RecoveryReport {
             verdict,
+            expectations_held: passed,
             faults,
             detection: Percentiles::of(&detection),
             recovery_start: Percentiles::of(&start),
@@ -283,12 +302,33 @@ impl RecoveryReport {
         }
     }
 
+    /// The verdict in words. A run whose expectations all held can still
+    /// be not resilient (an outage never restored that no expectation
+    /// checks): say so plainly, beside the PASSED it would contradict.
+    fn verdict_text(&self) -> String {
+        let unrestored: u64 = self.faults.iter().map(|f| f.unrestored).sum();
+        if self.verdict == Resilience::NotResilient && self.expectations_held {
+            return format!(
+                "NOT RESILIENT: every expectation held, but {unrestored} detected outage(s) were never \
+                 restored (no expectation checks it; add `restored_within` to [expect])"
+            );
+        }
+        let recovering: u64 = self.faults.iter().map(|f| f.recovering_at_end).sum();
+        if self.verdict == Resilience::Resilient && recovering > 0 {
+            return format!(
+                "RESILIENT SO FAR: every expectation held; {recovering} outage(s) still recovering when \
+                 the run ended, within their restore bound"
+            );
+        }
+        self.verdict.text().to_string()
+    }
+
     fn write(&self, s: &mut String) {
         let _ = writeln!(
             s,
             "
 recovery  {}",
-            self.verdict.text()
+            self.verdict_text()
         );
         let _ = writeln!(s, "  detection        {}", self.detection.text());
         let _ = writeln!(s, "  recovery start   {}", self.recovery_start.text());
@@ -314,6 +354,9 @@ recovery  {}",
             };
             let restored = match (f.detected_after_ms, f.unrestored, f.restored_after_ms) {
                 (None, _, _) => "nothing to restore".to_string(),
+                (Some(_), 0, _) if f.recovering_at_end > 0 => {
+                    format!("still recovering when the run ended ({} outage(s))", f.recovering_at_end)
+                }
                 (Some(_), 0, v) => format!("restored {}", ms(v)),
                 (Some(_), n, _) => format!("NOT restored ({n} outage(s))"),
             };

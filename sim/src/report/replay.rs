@@ -10,7 +10,6 @@
 
 use std::fmt::Write as _;
 
-use vigil_core::balance::BalanceEvent;
 use vigil_core::recovery::RecoveryOutput;
 use vigil_core::{Duration, InstanceId, Instant};
 
@@ -210,23 +209,8 @@ pub fn entries(sim: &Simulation<'_>) -> Vec<Entry> {
         out.push(one(m.at, Kind::Health, name(m.instance), text));
     }
     for (at, event) in &obs.balance {
-        let (node, text) = match *event {
-            BalanceEvent::Ejected { id, reason, until } => {
-                let reason = match reason {
-                    vigil_core::balance::EjectionReason::ConsecutiveErrors => "consecutive errors",
-                    vigil_core::balance::EjectionReason::SuccessRate => "low success rate",
-                };
-                (name(id), format!("balancer: ejected ({reason}) until {}", fmt_time(until)))
-            }
-            BalanceEvent::Returned { id } => (name(id), "balancer: back from ejection".to_string()),
-            BalanceEvent::PanicEntered { healthy, total } => {
-                ("client".to_string(), format!("balancer: PANIC mode, {healthy} of {total} healthy"))
-            }
-            BalanceEvent::PanicExited { healthy, total } => {
-                ("client".to_string(), format!("balancer: panic over, {healthy} of {total} healthy"))
-            }
-            ref other => ("client".to_string(), format!("balancer: {other:?}")),
-        };
+        let (about, text) = text::balance_words(event);
+        let node = about.map_or_else(|| "client".to_string(), name);
         out.push(one(*at, Kind::Balance, node, text));
     }
     let services: Vec<String> = scenario.services.iter().map(|s| s.name.clone()).collect();

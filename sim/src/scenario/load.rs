@@ -36,7 +36,7 @@ use vigil_core::health::{
     ProbeKind,
 };
 
-use super::error::{Location, ScenarioError};
+use super::error::{Lines, ScenarioError};
 use super::model::{
     ActionClass, DEFAULT_SERVICE_TIME, Expectations, Fault, FaultAction, HeartbeatConfig, LatencyModel, Load,
     LoadShape, LoadTarget, NetworkConfig, Partition, Pick, Recovery, Scenario, Service,
@@ -87,6 +87,9 @@ pub fn load_file(path: &Path) -> Result<Scenario, ScenarioError> {
 pub fn parse(source: &str, origin: &str) -> Result<Scenario, ScenarioError> {
     // A byte-order mark is not part of the first line's columns.
     let source = source.strip_prefix('\u{feff}').unwrap_or(source);
+    // Built once: every fault records its line, and locating each by
+    // counting from the start would make loading quadratic.
+    let lines = Lines::new(source);
     let raw: RawScenario = toml::from_str(source).map_err(|error| {
         // toml gives a span for every error it raises while reading a
         // document; a missing top-level key has the empty span at 0.
@@ -97,9 +100,10 @@ pub fn parse(source: &str, origin: &str) -> Result<Scenario, ScenarioError> {
         {
             message = format!("duplicate key `{key}`");
         }
-        ScenarioError::invalid(origin, source, span, message)
+        ScenarioError::invalid(origin, &lines, span, message)
     })?;
-    validate(source, raw).map_err(|diag| ScenarioError::invalid(origin, source, diag.span, diag.message))
+    validate(source, &lines, raw)
+        .map_err(|diag| ScenarioError::invalid(origin, &lines, diag.span, diag.message))
 }
 
 // ---------------------------------------------------------------------------
@@ -675,7 +679,7 @@ fn key_span(source: &str, value: &Range<usize>) -> Range<usize> {
     if j == end { value.clone() } else { j..end }
 }
 
-fn validate(source: &str, raw: RawScenario) -> Checked<Scenario> {
+fn validate(source: &str, lines: &Lines<'_>, raw: RawScenario) -> Checked<Scenario> {
     let name = raw.name.get_ref();
     if name.trim().is_empty() {
         return Err(Diag::new(raw.name.span(), "`name` must not be empty"));
@@ -725,7 +729,7 @@ fn validate(source: &str, raw: RawScenario) -> Checked<Scenario> {
         Some(list) if list.get_ref().is_empty() => {
             return Err(Diag::new(list.span(), "a scenario needs at least one service"));
         }
-        Some(list) => validate_services(source, list.get_ref(), policy_names.as_ref())?,
+        Some(list) => validate_services(source, lines, list.get_ref(), policy_names.as_ref())?,
     };
 
     let recovery = match &raw.recovery {
@@ -736,7 +740,7 @@ fn validate(source: &str, raw: RawScenario) -> Checked<Scenario> {
     let mut faults = Vec::new();
     let mut nodes_named = 0usize;
     for raw_fault in raw.fault.iter().flatten() {
-        faults.push(validate_fault(source, raw_fault, duration, &fleet, &mut nodes_named)?);
+        faults.push(validate_fault(source, lines, raw_fault, duration, &fleet, &mut nodes_named)?);
     }
     // Stable: faults at the same time keep file order.
     faults.sort_by_key(|f| f.at);
@@ -1606,6 +1610,7 @@ impl Fleet {
 
 fn validate_services(
     source: &str,
+    lines: &Lines<'_>,
     raw: &[RawService],
     policy_names: Option<&BTreeSet<&str>>,
 ) -> Checked<(Vec<Service>, Fleet)> {
@@ -1634,7 +1639,7 @@ fn validate_services(
             ));
         }
         if let Some(&first) = first_span.get(name) {
-            let line = Location::of(source, first).line;
+            let line = lines.line(first);
             return Err(Diag::new(
                 name_span,
                 format!("duplicate service name `{name}` (first defined on line {line})"),
@@ -2185,6 +2190,7 @@ impl Resolver<'_> {
 
 fn validate_fault(
     source: &str,
+    lines: &Lines<'_>,
     raw: &RawFault,
     run: Duration,
     fleet: &Fleet,
@@ -2556,15 +2562,7 @@ fn validate_fault(
         }
     };
 
-    Ok(Fault {
-        at,
-        duration,
-        action,
-        pick,
-        every,
-        within,
-        line: Location::of(source, raw.kind.span().start).line,
-    })
+    Ok(Fault { at, duration, action, pick, every, within, line: lines.line(raw.kind.span().start) })
 }
 
 fn validate_partition(source: &str, raw: &RawFault, resolver: &mut Resolver<'_>) -> Checked<Partition> {

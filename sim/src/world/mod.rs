@@ -380,7 +380,11 @@ impl<'a> Simulation<'a> {
                 Output::Balance(event) => {
                     observed.balance.push((now, event));
                     if let Some(out) = timeline.as_mut() {
-                        let _ = writeln!(out, "{now} {:<14} balancer {event:?}", names[node.index()]);
+                        let (about, words) = crate::text::balance_words(&event);
+                        let about = about
+                            .and_then(|i| names.get(Scenario::node_of(i).index()))
+                            .map_or(String::new(), |n| format!("{n} "));
+                        let _ = writeln!(out, "{now} {:<14} {about}{words}", names[node.index()]);
                     }
                 }
                 Output::CallDone(done) => {
@@ -438,7 +442,9 @@ impl<'a> Simulation<'a> {
         let name = |n: NodeId| self.names.get(n.index()).map_or("?", String::as_str);
         let line = match *event {
             Event::Deliver { from, to, message } => {
-                format!("{now} {:<14} recv from {} {message:?}", name(to), name(from))
+                let instance = |i: InstanceId| name(Scenario::node_of(i)).to_string();
+                let words = crate::text::message_words(&message, instance);
+                format!("{now} {:<14} recv from {} {words}", name(to), name(from))
             }
             Event::Timer { node } => format!("{now} {:<14} timer", name(node)),
             Event::FaultStart { fault } => {
