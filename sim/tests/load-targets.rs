@@ -41,11 +41,11 @@ availability = "99%"
 "#;
 
 /// Requests delivered, as (sending client, receiving node) from the
-/// timeline's `recv from client:… Request` lines.
+/// timeline's `recv from client:… request #N` lines.
 fn requests(timeline: &str) -> Vec<(String, String)> {
     timeline
         .lines()
-        .filter(|l| l.contains(" Request("))
+        .filter(|l| l.contains(" request #"))
         .filter_map(|l| {
             let mut words = l.split_whitespace();
             let _at = words.next()?;
