@@ -100,6 +100,14 @@ pub struct EpisodeView {
     pub phase: EpisodePhase,
 }
 
+/// The attempt number of the reroute an episode starts with when its first
+/// attempt must wait for backoff (an instance restarted recently): the
+/// first action after a detection starts at once, always, and backoff
+/// delays only the restart. It is not an attempt of the ladder (attempts
+/// count from 1), needs no outcome, and ends with its episode, as every
+/// reroute does.
+pub const INTERIM_REROUTE: u32 = 0;
+
 /// An episode that wants to act.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Pending {
@@ -196,6 +204,9 @@ pub(crate) struct Episode {
     attempts: u32,
     detected_at: Instant,
     phase: Phase,
+    /// Whether the instance was taken out of rotation at once because its
+    /// first attempt waits for backoff (see [`INTERIM_REROUTE`]).
+    rerouted_at_once: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -484,6 +495,7 @@ impl RecoveryCoordinator {
                     attempts: 0,
                     detected_at: now,
                     phase: Phase::Pending(pending),
+                    rerouted_at_once: false,
                 },
             );
             self.by_correlation.insert(id, instance);
@@ -753,6 +765,19 @@ impl RecoveryCoordinator {
             let until = pending.not_before;
             let reason =
                 if pending.settling { HoldReason::Settling { until } } else { HoldReason::Backoff { until } };
+            // The first action starts at once, always: backoff delays the
+            // restart, not taking traffic away.
+            if !pending.settling && episode.attempts == 0 && !episode.rerouted_at_once {
+                mark!("interim_reroute");
+                episode.rerouted_at_once = true;
+                self.act(Action {
+                    id: ActionId { correlation: id, attempt: INTERIM_REROUTE },
+                    service,
+                    instance: Some(instance),
+                    kind: ActionKind::Reroute,
+                    at: now,
+                });
+            }
             self.withhold(now, instance, episode, pending, reason);
             return;
         }

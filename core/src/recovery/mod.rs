@@ -126,7 +126,7 @@ use std::collections::BTreeMap;
 
 pub use backoff::BackoffConfig;
 pub use circuit::CircuitConfig;
-pub use coordinator::{EpisodePhase, EpisodeView, RecoveryCoordinator, RecoveryStats};
+pub use coordinator::{EpisodePhase, EpisodeView, INTERIM_REROUTE, RecoveryCoordinator, RecoveryStats};
 pub use error::{RecoveryConfigError, RecoveryError};
 pub use intensity::{Intensity, MAX_INTENSITY_RESTARTS};
 pub use ladder::{Ladder, Position, Rung};

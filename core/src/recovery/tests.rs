@@ -598,7 +598,9 @@ fn instance_intensity_exceeded_means_crash_looping_and_replace() {
     let mut h = Harness::new(cfg).with(0, [0]);
     for _ in 0..2 {
         let mut out = h.fail(0, FailureType::Crashed);
-        if actions(&out).is_empty() {
+        // Backed off after the first restart: traffic is taken away at
+        // once, the restart waits.
+        if actions(&out).iter().all(|a| a.id.attempt == INTERIM_REROUTE) {
             out = h.next_timer();
         }
         let a = the_action(&out);
@@ -674,9 +676,11 @@ fn backoff_grows_within_its_bounds_and_resets_after_quiet() {
         assert_eq!(a.at, until);
     }
     h.outcome(a.id, Outcome::Succeeded);
-    // A recurrence soon after: backed off.
+    // A recurrence soon after: the restart is backed off; only traffic is
+    // taken away at once.
     let out = h.fail(0, FailureType::Crashed);
-    assert!(actions(&out).is_empty());
+    assert_eq!(kinds(&out), [ActionKind::Reroute]);
+    assert_eq!(actions(&out)[0].id.attempt, INTERIM_REROUTE);
     assert!(matches!(withheld(&out)[..], [HoldReason::Backoff { .. }]));
     let a = the_action(&h.next_timer());
     h.outcome(a.id, Outcome::Succeeded);
@@ -1523,4 +1527,42 @@ proptest! {
     fn same_inputs_and_seed_give_same_outputs(ops in proptest::collection::vec(op(), 0..80), seed: u64) {
         prop_assert_eq!(run(&ops, seed), run(&ops, seed));
     }
+}
+
+/// The user's rule: a recovery action starts within 3 s of detection,
+/// always. A recurrence after a recent restart waits for backoff to
+/// restart, but is rerouted the moment it is detected; once, not on every
+/// reconsideration; and a retry after a failed attempt (the episode has
+/// acted already) is not rerouted again.
+#[test]
+fn a_backed_off_episode_is_rerouted_at_once_and_restarted_after_the_backoff() {
+    marks::take("interim_reroute");
+    let mut cfg = config(&[(0, &[])]);
+    cfg.default_policy.crashed = Ladder::new([Rung::new(Strategy::Restart, 8)]);
+    let mut h = Harness::new(cfg).with(0, [0]);
+    let first = the_action(&h.fail(0, FailureType::Crashed));
+    assert_eq!((first.kind, first.at), (ActionKind::Restart, h.now), "no backoff yet: restarted at once");
+    h.outcome(first.id, Outcome::Succeeded);
+    let detected = h.now;
+    let out = h.fail(0, FailureType::Crashed);
+    let reroute = the_action(&out);
+    assert_eq!(
+        (reroute.kind, reroute.at, reroute.id.attempt),
+        (ActionKind::Reroute, detected, INTERIM_REROUTE)
+    );
+    let [HoldReason::Backoff { until }] = withheld(&out)[..] else { panic!("backoff expected in {out:?}") };
+    assert!(until > detected, "the restart itself is backed off");
+    assert_eq!(marks::take("interim_reroute"), 1);
+    let restart = the_action(&h.next_timer());
+    assert_eq!((restart.kind, restart.at, restart.id.attempt), (ActionKind::Restart, until, 1));
+    // The restart fails: the retry backs off again, with no second reroute
+    // (the instance is out of rotation until its episode ends).
+    let out = h.outcome(restart.id, Outcome::Failed);
+    assert!(actions(&out).is_empty(), "{out:?}");
+    assert!(matches!(withheld(&out)[..], [HoldReason::Backoff { .. }]));
+    assert_eq!(marks::take("interim_reroute"), 0);
+    let again = the_action(&h.next_timer());
+    assert_eq!(again.kind, ActionKind::Restart);
+    let reroutes = actions(&h.log).into_iter().filter(|a| a.kind == ActionKind::Reroute).count();
+    assert_eq!(reroutes, 1);
 }

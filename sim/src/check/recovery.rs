@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use vigil_core::health::{HealthStatus, Liveness};
-use vigil_core::recovery::{Action, ActionKind, RecoveryOutput};
+use vigil_core::recovery::{Action, ActionKind, DecisionKind, RecoveryOutput};
 use vigil_core::{Duration, InstanceId, Instant};
 
 use super::ExpectationOutcome;
@@ -45,7 +45,9 @@ pub struct Recovery {
     /// The fault occurrence behind it, if one.
     pub fault: Option<u32>,
     /// First recovery action on the instance (or a scale-out of its
-    /// service) after the outage began.
+    /// service) after the outage began; the outage's start when a reroute
+    /// of an episode still open kept the instance out of rotation then
+    /// (traffic was already taken away: the action was in force).
     pub started_at: Option<Instant>,
     /// When the instance was seen healthy again after the detection (or
     /// the outage's end, when it ended undetected).
@@ -106,6 +108,33 @@ fn restored_at(
     healthy_since
 }
 
+/// Whether a reroute of `instance` was in force at `at`: issued before it
+/// by an episode that had not yet ended (resolved or abandoned). A reroute
+/// keeps the instance out of rotation until its episode ends.
+fn reroute_in_force(obs: &Observations, instance: InstanceId, at: Instant) -> bool {
+    let mut in_force = None;
+    for (t, out) in &obs.recovery {
+        if *t >= at {
+            break;
+        }
+        match *out {
+            RecoveryOutput::Action(a) if a.kind == ActionKind::Reroute && a.instance == Some(instance) => {
+                in_force = Some(a.id.correlation);
+            }
+            RecoveryOutput::Decision(d)
+                if matches!(d.kind, DecisionKind::Resolved { .. } | DecisionKind::Abandoned)
+                    && d.instance == Some(instance)
+                    && d.correlation.is_some()
+                    && d.correlation == in_force =>
+            {
+                in_force = None;
+            }
+            _ => {}
+        }
+    }
+    in_force.is_some()
+}
+
 /// Every outage with what recovery did about it.
 pub fn recoveries(sim: &Simulation<'_>) -> Vec<Recovery> {
     let scenario = sim.scenario();
@@ -143,7 +172,11 @@ pub fn recoveries(sim: &Simulation<'_>) -> Vec<Recovery> {
                 detection,
                 instance,
                 fault: outage.fault,
-                started_at: mine.first().map(|(at, _)| *at),
+                started_at: if reroute_in_force(obs, instance, outage.began) {
+                    Some(outage.began)
+                } else {
+                    mine.first().map(|(at, _)| *at)
+                },
                 restored_at,
                 actions: mine.iter().map(|(_, a)| *a).collect(),
             });
