@@ -312,3 +312,43 @@ fn a_reader_that_stops_early_does_not_make_vigil_panic() {
     assert!(!stderr.contains("panicked"), "no panic on a closed pipe: {stderr}");
     assert!(out.status.code().is_some_and(|c| c == 0 || c == 1), "an ordinary exit: {:?}", out.status);
 }
+
+#[test]
+fn check_accepts_a_directory_of_scenarios_like_sweep() {
+    let dir = scenarios_dir();
+    let out = vigil(&["check", dir.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let ok = stdout(&out).lines().filter(|l| l.starts_with("ok ")).count();
+    let files = std::fs::read_dir(&dir)
+        .expect("scenarios dir")
+        .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "toml")))
+        .count();
+    assert_eq!(ok, files, "one ok line per scenario file: {}", stdout(&out));
+}
+
+#[test]
+fn help_states_the_exit_codes_and_replay_help_lists_every_filter_kind() {
+    let out = vigil(&["--help"]);
+    let text = stdout(&out);
+    assert!(text.contains("Exit codes:"), "{text}");
+    for code in ["0  success", "1  a run failed", "2  bad input or usage"] {
+        assert!(text.contains(code), "`{code}` missing: {text}");
+    }
+    let replay = stdout(&vigil(&["replay", "--help"]));
+    for kind in vigil_sim::replay::Kind::ALL {
+        assert!(replay.contains(kind.name()), "replay --help omits `{}`: {replay}", kind.name());
+    }
+    assert!(replay.contains("Exit codes:"), "{replay}");
+}
+
+#[test]
+fn a_failing_sweep_prints_replay_commands_for_the_installed_binary() {
+    let text = std::fs::read_to_string(scenario("crash-and-restart.toml"))
+        .expect("scenario")
+        .replace("availability = \"99.9%\"", "availability = \"100%\"");
+    let file = TempFile::new("tight-sweep.toml", &text);
+    let path = file.path();
+    let out = vigil(&["sweep", &path, "--seeds", "0..2"]);
+    assert_eq!(out.status.code(), Some(1), "stdout: {}", stdout(&out));
+    assert!(stdout(&out).contains(&format!("replay: vigil replay {path} --seed ")), "{}", stdout(&out));
+}
