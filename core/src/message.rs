@@ -34,6 +34,11 @@ pub enum Message {
     /// clients renew it periodically, and a control node that does not know
     /// the client (it restarted) answers with its whole table.
     Subscribe,
+    /// A client tells the control node how its calls to one instance went
+    /// lately: a second vantage point, so recovery can tell an instance
+    /// that is cut off from the control node (its clients still reach it)
+    /// from one that failed (its clients fail too).
+    CallReport(CallReport),
 }
 
 /// A call from a client.
@@ -110,6 +115,38 @@ pub struct EndpointUpdate {
     /// The catalog index this state is current as of; a client ignores an
     /// update older than one it has applied.
     pub index: u64,
+}
+
+/// How a client's calls to one instance went since its last report.
+///
+/// Times travel as ages (milliseconds before the report was sent), never
+/// as instants: clocks differ between nodes, durations hardly do. The
+/// receiver dates each event as its own receipt time minus the age, which
+/// errs early by the network delay, the safe side for "reached after the
+/// control node lost it".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct CallReport {
+    /// The instance called.
+    pub instance: InstanceId,
+    /// Attempts answered with success.
+    pub ok: u32,
+    /// Attempts answered with an error.
+    pub errors: u32,
+    /// Attempts refused (the host answered, nothing listened).
+    pub refused: u32,
+    /// Attempts that got no answer in time.
+    pub timed_out: u32,
+    /// Age of the latest success, in milliseconds; [`CallReport::NEVER`]
+    /// if none since the last report.
+    pub since_ok_ms: u32,
+    /// Age of the latest failure to get an answer (a timeout or a
+    /// refusal), in milliseconds; [`CallReport::NEVER`] if none.
+    pub since_failure_ms: u32,
+}
+
+impl CallReport {
+    /// The age that means "none in this report".
+    pub const NEVER: u32 = u32::MAX;
 }
 
 /// A liveness beacon.

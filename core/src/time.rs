@@ -65,6 +65,12 @@ impl Instant {
         self.0.checked_add(nanos).map(Instant)
     }
 
+    /// `self - duration`, clamped to [`Instant::ZERO`].
+    pub fn saturating_sub(self, duration: Duration) -> Instant {
+        let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+        Instant(self.0.saturating_sub(nanos))
+    }
+
     /// `self + duration`, clamped to [`Instant::MAX`].
     pub fn saturating_add(self, duration: Duration) -> Instant {
         self.checked_add(duration).unwrap_or(Instant::MAX)

@@ -224,6 +224,7 @@ async fn fleet() -> Fleet {
                 node: node_of(i),
                 service: if i == OTHER { ServiceId(1) } else { WORK },
                 class: 0,
+                zone: None,
             })
             .collect(),
     };

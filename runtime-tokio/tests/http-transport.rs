@@ -52,6 +52,7 @@ async fn a_hung_instance_is_unresponsive_and_the_in_flight_bound_drops_the_exces
             node: NodeId(1),
             service: ServiceId(0),
             class: 0,
+            zone: None,
         }],
     };
     let control = ControlPlane::new(&config, clock.now()).expect("valid config");

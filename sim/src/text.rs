@@ -191,6 +191,13 @@ fn hold_words(reason: HoldReason, services: &[String]) -> String {
         ),
         HoldReason::Settling { until } => format!("settling until {}", fmt_time(until)),
         HoldReason::ScaleOutInFlight => "a scale-out is in flight".to_string(),
+        HoldReason::Partitioned { until, confirmed: true } => format!(
+            "cut off, not failed: silent to the control node, reached by its clients; restarts held until {}",
+            fmt_time(until)
+        ),
+        HoldReason::Partitioned { until, confirmed: false } => {
+            format!("silent to the control node: waiting for its clients' word until {}", fmt_time(until))
+        }
         other => format!("{other:?}"),
     }
 }
@@ -282,6 +289,14 @@ pub fn message_words(
             u.index
         ),
         Message::Subscribe => "subscribe".to_string(),
+        Message::CallReport(r) => format!(
+            "call report: {} ok {} error {} refused {} timed out {}",
+            instance(r.instance),
+            r.ok,
+            r.errors,
+            r.refused,
+            r.timed_out
+        ),
         ref other => format!("{other:?}"),
     }
 }

@@ -29,6 +29,12 @@
 //! error answer, refused, a timeout, or no routable endpoint at all. Those
 //! outcomes are what "availability as clients see it" is measured on.
 //!
+//! Every `report_interval` (1 s by default) the client tells the control
+//! node how its attempts to each instance went since the last report
+//! ([`CallReport`]): one message per instance it called, none when idle.
+//! That is recovery's second vantage point: an instance the control node
+//! cannot hear but its clients still reach is cut off, not failed.
+//!
 //! Each attempt goes out under its own wire id, so a late answer to a
 //! first attempt cannot be mistaken for the answer to its retry.
 //!
@@ -42,7 +48,7 @@ pub use crate::envelope::{CallDone, CallOutcome};
 use crate::envelope::{Input, Output};
 use crate::id::{InstanceId, NodeId, ServiceId};
 use crate::machine::Machine;
-use crate::message::{EndpointUpdate, Message, Request, ResponseStatus};
+use crate::message::{CallReport, EndpointUpdate, Message, Request, ResponseStatus};
 use crate::rng::Seed;
 use crate::time::{Duration, Instant};
 
@@ -67,11 +73,14 @@ pub struct ClientConfig {
     pub max_attempts: u8,
     /// How the client picks an endpoint.
     pub balancer: BalancerConfig,
+    /// How often the client reports its calls' outcomes per instance to
+    /// the control node ([`CallReport`]); `None` never reports.
+    pub report_interval: Option<Duration>,
 }
 
 impl Default for ClientConfig {
     /// Control node 0, every service, 1 s call timeout, resubscribe every 5 s, 100 000
-    /// calls in flight, two attempts, the default balancer without slow
+    /// calls in flight, two attempts, a call report every second, the default balancer without slow
     /// start (a client learns the fleet one update at a time: slow start
     /// would throttle every instance but the first).
     fn default() -> Self {
@@ -83,6 +92,7 @@ impl Default for ClientConfig {
             max_outstanding: 100_000,
             max_attempts: 2,
             balancer: BalancerConfig { slow_start: None, ..BalancerConfig::default() },
+            report_interval: Some(Duration::from_secs(1)),
         }
     }
 }
@@ -104,6 +114,56 @@ struct Attempt {
     attempt: u8,
 }
 
+/// Outcomes of attempts to one instance since the last report.
+#[derive(Clone, Copy, Debug, Default)]
+struct Tally {
+    ok: u32,
+    errors: u32,
+    refused: u32,
+    timed_out: u32,
+    last_ok: Option<Instant>,
+    last_failure: Option<Instant>,
+}
+
+impl Tally {
+    fn record(&mut self, now: Instant, outcome: CallOutcome) {
+        let bump = |n: &mut u32| *n = n.saturating_add(1);
+        match outcome {
+            CallOutcome::Ok => {
+                bump(&mut self.ok);
+                self.last_ok = Some(now);
+            }
+            CallOutcome::Error => bump(&mut self.errors),
+            CallOutcome::Refused => {
+                bump(&mut self.refused);
+                self.last_failure = Some(now);
+            }
+            CallOutcome::Timeout => {
+                bump(&mut self.timed_out);
+                self.last_failure = Some(now);
+            }
+            CallOutcome::NoEndpoint => {}
+        }
+    }
+
+    fn report(&self, instance: InstanceId, now: Instant) -> CallReport {
+        let age = |t: Option<Instant>| {
+            t.map_or(CallReport::NEVER, |t| {
+                u32::try_from((now - t).as_millis()).unwrap_or(CallReport::NEVER - 1)
+            })
+        };
+        CallReport {
+            instance,
+            ok: self.ok,
+            errors: self.errors,
+            refused: self.refused,
+            timed_out: self.timed_out,
+            since_ok_ms: age(self.last_ok),
+            since_failure_ms: age(self.last_failure),
+        }
+    }
+}
+
 /// A client of one service: discovers its instances and calls them.
 #[derive(Debug, Clone)]
 pub struct ClientNode {
@@ -121,6 +181,10 @@ pub struct ClientNode {
     /// last rebuilt: rebuild once, before the next pick, rather than once
     /// per update (a fleet of n announces itself in n updates).
     endpoints_stale: bool,
+    /// Per instance called since the last report: how it went.
+    tallies: BTreeMap<InstanceId, Tally>,
+    /// When the next report is due (`None`: never).
+    next_report: Option<Instant>,
 }
 
 impl ClientNode {
@@ -128,6 +192,7 @@ impl ClientNode {
     /// balancer's random choices.
     pub fn new(config: ClientConfig, now: Instant, seed: Seed) -> Result<Self, BalanceConfigError> {
         let balancer = Balancer::new(config.balancer.clone(), seed)?;
+        let next_report = config.report_interval.map(|interval| now + interval);
         Ok(ClientNode {
             config,
             known: BTreeMap::new(),
@@ -138,6 +203,8 @@ impl ClientNode {
             next_subscribe: now,
             outputs: VecDeque::new(),
             endpoints_stale: false,
+            tallies: BTreeMap::new(),
+            next_report,
         })
     }
 
@@ -206,6 +273,9 @@ impl ClientNode {
         // Unknown ids are late answers to attempts that already ended.
         let Some(a) = self.outstanding.remove(&wire) else { return };
         self.balancer.on_result(now, a.pick, now - a.sent_at, outcome.is_success());
+        if self.next_report.is_some() {
+            self.tallies.entry(a.pick.id()).or_default().record(now, outcome);
+        }
         let retryable = matches!(outcome, CallOutcome::Refused | CallOutcome::Error);
         if retryable
             && a.attempt < self.config.max_attempts
@@ -296,6 +366,16 @@ impl Machine for ClientNode {
             self.outputs.push_back(Output::Send { to: self.config.control, message: Message::Subscribe });
             self.next_subscribe = now + self.config.resubscribe_interval;
         }
+        if let (Some(due), Some(interval)) = (self.next_report, self.config.report_interval)
+            && now >= due
+        {
+            for (&instance, tally) in &self.tallies {
+                let message = Message::CallReport(tally.report(instance, now));
+                self.outputs.push_back(Output::Send { to: self.config.control, message });
+            }
+            self.tallies.clear();
+            self.next_report = Some(now + interval);
+        }
         self.collect_balancer_events();
     }
 
@@ -303,7 +383,9 @@ impl Machine for ClientNode {
         // The front entry may be an attempt already answered: an early
         // wake-up, which is harmless.
         let call = self.deadlines.front().map(|&(t, _)| t);
-        [call, self.balancer.poll_timeout(), Some(self.next_subscribe)].into_iter().flatten().min()
+        // A report is due only when there is something to report.
+        let report = self.next_report.filter(|_| !self.tallies.is_empty());
+        [call, self.balancer.poll_timeout(), Some(self.next_subscribe), report].into_iter().flatten().min()
     }
 
     fn poll_output(&mut self) -> Option<Output> {

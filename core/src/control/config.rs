@@ -82,7 +82,7 @@ pub struct RegisterRequest {
 }
 
 /// An instance the control node watches from boot.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WatchedInstance {
     /// The instance.
     pub instance: InstanceId,
@@ -92,4 +92,8 @@ pub struct WatchedInstance {
     pub service: ServiceId,
     /// Index of its timeout and health class.
     pub class: usize,
+    /// Its zone (the catalog's `default` if `None`). Instances of one
+    /// zone share a network path: recovery judges their going silent
+    /// together as one event.
+    pub zone: Option<String>,
 }

@@ -65,6 +65,7 @@ mod health;
 mod recovery;
 mod roster;
 mod routing;
+mod vantage;
 
 #[cfg(test)]
 mod tests;
@@ -142,7 +143,10 @@ impl ControlPlane {
                 .get(w.service.index())
                 .cloned()
                 .unwrap_or_else(|| format!("service-{}", w.service.0));
-            let registration = Registration::new(w.instance, name, "unknown");
+            let mut registration = Registration::new(w.instance, name, "unknown");
+            if let Some(zone) = &w.zone {
+                registration = registration.zone(zone.clone());
+            }
             control.admit(now, RegisterRequest { registration, node: w.node, class: w.class })?;
         }
         // Registration may already have asked for probes: keep them for the
@@ -326,6 +330,13 @@ impl Machine for ControlPlane {
             }
             Input::Message { message: Message::Refused(r), .. } if r.probe => {
                 self.health.probe_refused(now, r.id);
+            }
+            Input::Message { message: Message::CallReport(report), .. } => {
+                if let Some(r) = self.recovery.as_mut() {
+                    let view =
+                        View { roster: &self.roster, catalog: self.catalog.registry(), health: &self.health };
+                    r.call_report(now, &view, &report);
+                }
             }
             Input::Message { .. } | Input::Call { .. } => {}
         }

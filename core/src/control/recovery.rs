@@ -11,22 +11,42 @@
 //!   lossy link a restart cannot help, so it is reported degraded: its
 //!   ladder takes it out of rotation instead. The judgment is revisited
 //!   when the heartbeats turn clean while the probes still fail.
-//! - **How much of each scope went silent**, for the storm guard.
+//! - **Cut off, or failed?** An instance whose heartbeats stopped and
+//!   whose probes go unanswered (no refusal, no error: silence) is either
+//!   down or cut off from the control node. Its clients are a second
+//!   vantage point ([`Vantage`], from their [`CallReport`]s): if one got an
+//!   answer from it after the control node lost it, it is alive and cut
+//!   off, a partition; if their calls fail too, it failed. A cut-off
+//!   instance is taken out of rotation and its restarts are held
+//!   ([`RecoveryCoordinator::report_unreachable`]): a restart cannot fix
+//!   a network, and a healthy instance restarted is an outage made by
+//!   recovery. Instances that go silent together in one zone share a
+//!   network path: they are one event, so a zone-mate confirmed cut off
+//!   speaks for the ones its clients did not call. When the clients have
+//!   not said yet (their reports come every second or so), a silent
+//!   instance waits `partition.confirm_within` for their word; a service
+//!   nobody calls has no one to ask, and its silent instances are judged
+//!   failed at once, as before.
+//! - **How much of each scope went silent**, for the storm guard; an
+//!   instance judged cut off does not count (one partition is one event).
 
 use std::collections::VecDeque;
 
 use super::View;
 use super::event::Event;
+use super::vantage::{Evidence, Vantage};
 use crate::envelope::Output;
 use crate::health::{HealthEvent, HealthStatus, Liveness};
 use crate::id::{InstanceId, ServiceId};
 use crate::machine::Machine;
+use crate::message::CallReport;
 use crate::recovery::{
     Action, ActionId, ActionKind, Decision, DecisionKind, FailureReport, FailureType, Outcome,
-    RecoveryConfig, RecoveryConfigError, RecoveryCoordinator, RecoveryInput, RecoveryOutput, StormScope,
+    PartitionConfig, RecoveryConfig, RecoveryConfigError, RecoveryCoordinator, RecoveryInput, RecoveryOutput,
+    StormScope,
 };
 use crate::rng::Seed;
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 
 /// Heartbeat loss (permille of recent beats) from which an alive instance
 /// that stops answering probes is judged unreachable rather than hung: 7.5 %,
@@ -54,6 +74,15 @@ pub struct RecoveryController {
     /// Per service id: `(looking down, watched)`; and the fleet's.
     down_by_service: Vec<(u32, u32)>,
     down_total: (u32, u32),
+    /// What the clients say.
+    vantage: Vantage,
+    /// Per instance: judged cut off from this observer, and whether its
+    /// clients confirmed it (`Some(true)`) or have not said yet.
+    cut_off: Vec<Option<bool>>,
+    partition: PartitionConfig,
+    /// After a cut-off instance is heard again, how long its hold lasts
+    /// (its probes must pass first): the storm guard's settle time.
+    settle: Duration,
 }
 
 impl RecoveryController {
@@ -65,6 +94,10 @@ impl RecoveryController {
             looks_down: Vec::new(),
             down_by_service: Vec::new(),
             down_total: (0, 0),
+            vantage: Vantage::default(),
+            cut_off: Vec::new(),
+            partition: config.partition,
+            settle: config.storm.settle,
         })
     }
 
@@ -86,6 +119,7 @@ impl RecoveryController {
             self.reroute_action.resize(i + 1, None);
             self.judged_lossy.resize(i + 1, false);
             self.looks_down.resize(i + 1, false);
+            self.cut_off.resize(i + 1, None);
         }
         if self.down_by_service.len() <= service.index() {
             self.down_by_service.resize(service.index() + 1, (0, 0));
@@ -101,6 +135,8 @@ impl RecoveryController {
             let down = std::mem::take(&mut self.looks_down[i]);
             self.reroute_action[i] = None;
             self.judged_lossy[i] = false;
+            self.cut_off[i] = None;
+            self.vantage.forget(instance);
             let counts = &mut self.down_by_service[service.index()];
             counts.0 -= u32::from(down);
             counts.1 -= 1;
@@ -131,6 +167,12 @@ impl RecoveryController {
         for event in events {
             if let Event::HeartbeatAccepted { instance, .. } = *event {
                 self.reconsider_lossy(now, view, instance);
+                self.heard_again(now, instance);
+            }
+        }
+        for event in events {
+            if let Event::Health(h) = event {
+                self.judge_silence(now, view, h.instance());
             }
         }
         self.observe_storm(now, view, events);
@@ -172,7 +214,114 @@ impl RecoveryController {
             if let Some(flag) = self.judged_lossy.get_mut(instance.index()) {
                 *flag = false;
             }
+            if let Some(judged) = self.cut_off.get_mut(instance.index()) {
+                *judged = None;
+            }
         }
+    }
+
+    /// A client's report arrived: a judgment awaiting the clients' word
+    /// gets it. Cut off (they reached it): confirmed, and so are its
+    /// zone-mates awaiting theirs. Failed (their calls fail too): the
+    /// judgment is withdrawn, and recovery acts.
+    pub(super) fn call_report(&mut self, now: Instant, view: &View<'_>, report: &CallReport) {
+        let instance = report.instance;
+        self.vantage.record(now, view.roster.service(instance), report);
+        if self.cut_off.get(instance.index()).copied().flatten() != Some(false) {
+            return;
+        }
+        let Some(since) = silent_since(view, now, instance) else { return };
+        match self.vantage.evidence(instance, since) {
+            Evidence::Reached => self.confirm(now, view, instance),
+            Evidence::Failing => self.withdraw(now, instance),
+            Evidence::Silent => {}
+        }
+    }
+
+    /// Judge an instance a health event is about, if it went silent and
+    /// is not judged yet: cut off, or failed?
+    fn judge_silence(&mut self, now: Instant, view: &View<'_>, instance: InstanceId) {
+        let i = instance.index();
+        if self.cut_off.get(i).is_none_or(Option::is_some) || !looks_down_now(view, instance) {
+            return;
+        }
+        let Some(since) = silent_since(view, now, instance) else { return };
+        match self.vantage.evidence(instance, since) {
+            Evidence::Reached => self.confirm(now, view, instance),
+            Evidence::Failing => {}
+            Evidence::Silent => {
+                let zone_confirmed =
+                    self.zone_mates(view, instance).any(|m| self.cut_off[m.index()] == Some(true));
+                let service = view.roster.service(instance);
+                if zone_confirmed {
+                    self.confirm(now, view, instance);
+                } else if !self.partition.confirm_within.is_zero()
+                    && service.is_some_and(|s| self.vantage.watched(now, s))
+                {
+                    tracing::info!(
+                        instance = instance.0,
+                        "silent to the control node; waiting for its clients' word before acting"
+                    );
+                    self.cut_off[i] = Some(false);
+                    let until = now.saturating_add(self.partition.confirm_within);
+                    self.coordinator
+                        .handle(now, RecoveryInput::Unreachable { instance, until, confirmed: false });
+                }
+            }
+        }
+    }
+
+    /// `instance` is alive and cut off from this observer: hold its
+    /// restarts for `partition.hold`; its zone-mates awaiting their
+    /// clients' word are part of the same partition.
+    fn confirm(&mut self, now: Instant, view: &View<'_>, instance: InstanceId) {
+        if self.partition.hold.is_zero() {
+            return;
+        }
+        let mut cut: Vec<InstanceId> = vec![instance];
+        cut.extend(self.zone_mates(view, instance).filter(|m| self.cut_off[m.index()] == Some(false)));
+        let until = now.saturating_add(self.partition.hold);
+        for m in cut {
+            tracing::info!(
+                instance = m.0,
+                vouched_for = instance.0,
+                "silent to the control node but reached by its clients: cut off, not failed; restarts held"
+            );
+            self.cut_off[m.index()] = Some(true);
+            self.coordinator.handle(now, RecoveryInput::Unreachable { instance: m, until, confirmed: true });
+        }
+    }
+
+    /// The judgment of `instance` no longer holds.
+    fn withdraw(&mut self, now: Instant, instance: InstanceId) {
+        if let Some(judged) = self.cut_off.get_mut(instance.index())
+            && judged.take().is_some()
+        {
+            tracing::info!(instance = instance.0, "its clients' calls fail too: failed, not cut off");
+            self.coordinator.handle(now, RecoveryInput::Reachable { instance });
+        }
+    }
+
+    /// A heartbeat from an instance judged cut off: the path is back. Its
+    /// hold shrinks to the settle time, so its probes can pass (and end
+    /// the episode) before anything acts on it.
+    fn heard_again(&mut self, now: Instant, instance: InstanceId) {
+        if self.cut_off.get(instance.index()).copied().flatten().is_none() {
+            return;
+        }
+        self.cut_off[instance.index()] = None;
+        let until = now.saturating_add(self.settle);
+        self.coordinator.handle(now, RecoveryInput::Unreachable { instance, until, confirmed: true });
+    }
+
+    /// The other registered instances of `instance`'s zone.
+    fn zone_mates<'v>(&self, view: &View<'v>, instance: InstanceId) -> impl Iterator<Item = InstanceId> + 'v {
+        let catalog = view.catalog;
+        let zone = catalog.instance(instance).map(|r| r.zone.clone());
+        let len = self.cut_off.len() as u32;
+        (0..len).map(InstanceId).filter(move |&m| {
+            m != instance && zone.as_ref().is_some_and(|z| catalog.instance(m).is_some_and(|r| &r.zone == z))
+        })
     }
 
     /// Feed the coordinator what `event` means for it.
@@ -266,7 +415,7 @@ impl RecoveryController {
         for instance in events.iter().filter_map(Event::routing_relevant) {
             let i = instance.index();
             let Some(service) = view.roster.service(instance) else { continue };
-            let down = looks_down_now(view, instance);
+            let down = looks_down_now(view, instance) && self.cut_off[i].is_none();
             if self.looks_down[i] == down {
                 continue;
             }
@@ -313,4 +462,24 @@ fn looks_down_now(view: &View<'_>, instance: InstanceId) -> bool {
     silent
         || (view.roster.monitored(instance)
             && view.health.monitor().status(instance) == Some(HealthStatus::Unresponsive))
+}
+
+/// If `instance` went silent to this observer (no heartbeat for half its
+/// suspect timeout, and no probe answered with an error or a refusal,
+/// which would prove it reachable), the instant after which an answer to
+/// one of its clients proves it alive: its last heartbeat plus half the
+/// suspect timeout, so that answers it gave just before dying, still in
+/// flight, prove nothing.
+fn silent_since(view: &View<'_>, now: Instant, instance: InstanceId) -> Option<Instant> {
+    let detector = view.health.detector();
+    let liveness = detector.instance(instance)?;
+    let margin = detector.timeouts(liveness.class)?.suspect_after / 2;
+    if now.saturating_duration_since(liveness.last_heard) < margin {
+        return None;
+    }
+    if view.roster.monitored(instance) && view.health.monitor().status(instance) == Some(HealthStatus::Failed)
+    {
+        return None;
+    }
+    Some(liveness.last_heard.saturating_add(margin))
 }

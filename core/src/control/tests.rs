@@ -27,6 +27,7 @@ fn instance_heartbeats_reach_control_and_make_it_alive() {
             node: NodeId(1),
             service: ServiceId(0),
             class: 0,
+            zone: None,
         }],
         ..ControlConfig::default()
     };

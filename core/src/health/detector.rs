@@ -131,6 +131,11 @@ impl FailureDetector {
         })
     }
 
+    /// The timeouts of class `class`, if it exists.
+    pub fn timeouts(&self, class: usize) -> Option<LivenessTimeouts> {
+        self.classes.get(class).map(|c| c.timeouts)
+    }
+
     /// Batch deadlines to multiples of `resolution` (zero: exact deadlines).
     #[must_use]
     pub fn with_resolution(mut self, resolution: Duration) -> Self {

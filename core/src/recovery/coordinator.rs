@@ -103,7 +103,8 @@ pub struct EpisodeView {
 /// The attempt number of the reroute an episode starts with when its first
 /// attempt must wait for backoff (an instance restarted recently): the
 /// first action after a detection starts at once, always, and backoff
-/// delays only the restart. It is not an attempt of the ladder (attempts
+/// delays only the restart (and so does a partition hold, see
+/// [`HoldReason::Partitioned`]). It is not an attempt of the ladder (attempts
 /// count from 1), needs no outcome, and ends with its episode, as every
 /// reroute does.
 pub const INTERIM_REROUTE: u32 = 0;
@@ -125,6 +126,10 @@ pub(crate) struct Acting {
     id: ActionId,
     strategy: Strategy,
     deadline: Instant,
+    /// Whether it counts against the limits. An action on an instance
+    /// later judged cut off stops counting: it cannot be confirmed until
+    /// the partition heals, and must not hold back the others.
+    holds_slot: bool,
 }
 
 /// An episode whose ladder is spent.
@@ -179,7 +184,7 @@ impl Pending {
     }
 
     fn start(self, id: ActionId, strategy: Strategy, deadline: Instant) -> Acting {
-        Acting { id, strategy, deadline }
+        Acting { id, strategy, deadline, holds_slot: true }
     }
 
     fn ask_human(self, now: Instant) -> AskedHuman {
@@ -230,6 +235,9 @@ struct InstanceRecord {
     attempts_since_reset: u32,
     /// When its last episode ended.
     quiet_since: Option<Instant>,
+    /// Judged cut off from the observer rather than failed: `(until,
+    /// confirmed)`; see [`RecoveryCoordinator::report_unreachable`].
+    unreachable: Option<(Instant, bool)>,
 }
 
 /// Decides how to recover failing instances, and when not to.
@@ -409,6 +417,7 @@ impl RecoveryCoordinator {
             intensity: IntensityWindow::default(),
             attempts_since_reset: 0,
             quiet_since: None,
+            unreachable: None,
         });
         self.service_mut(service).instances += 1;
         self.registered += 1;
@@ -515,6 +524,52 @@ impl RecoveryCoordinator {
         }
     }
 
+    /// The observer cannot reach `instance`, but it looks cut off rather
+    /// than failed: its clients still reach it (`confirmed`), or it went
+    /// silent while clients who would know have not said yet. Until
+    /// `until` (or [`report_reachable`](Self::report_reachable)), its
+    /// episode, open or to come, takes it out of rotation at once and
+    /// holds every other action ([`HoldReason::Partitioned`]); it does not
+    /// count for the storm guard (one partition is one event, not many
+    /// failures); and an action already in flight on it stops counting
+    /// against the limits, so it holds back no other recovery.
+    pub fn report_unreachable(
+        &mut self,
+        now: Instant,
+        instance: InstanceId,
+        until: Instant,
+        confirmed: bool,
+    ) -> Result<(), RecoveryError> {
+        self.record(instance)?;
+        self.record_mut(instance).unreachable = Some((until, confirmed));
+        if let Some(episode) = self.episodes.get_mut(&instance)
+            && let Phase::Acting(acting) = &mut episode.phase
+            && acting.holds_slot
+        {
+            mark!("unreachable_action_released");
+            acting.holds_slot = false;
+            let (service, strategy) = (episode.service, acting.strategy);
+            self.release(service, strategy);
+        }
+        self.schedule(now);
+        Ok(())
+    }
+
+    /// The judgment of [`report_unreachable`](Self::report_unreachable) is
+    /// withdrawn: recovery treats `instance` as any other from now on.
+    pub fn report_reachable(&mut self, now: Instant, instance: InstanceId) {
+        if let Some(Some(record)) = self.instances.get_mut(instance.index())
+            && record.unreachable.take().is_some()
+        {
+            self.schedule(now);
+        }
+    }
+
+    /// Whether `instance` is judged cut off from the observer now.
+    pub fn is_unreachable(&self, now: Instant, instance: InstanceId) -> bool {
+        self.record(instance).ok().and_then(|r| r.unreachable).is_some_and(|(until, _)| until > now)
+    }
+
     /// How the action `id` went. An outcome for an action not in flight
     /// (late, duplicate, unknown) is counted and ignored.
     pub fn report_outcome(&mut self, now: Instant, id: ActionId, outcome: Outcome) {
@@ -589,7 +644,9 @@ impl RecoveryCoordinator {
     fn close_episode(&mut self, instance: InstanceId) -> Option<Episode> {
         let episode = self.episodes.remove(&instance)?;
         self.by_correlation.remove(&episode.id);
-        if let Phase::Acting(acting) = episode.phase {
+        if let Phase::Acting(acting) = episode.phase
+            && acting.holds_slot
+        {
             self.release(episode.service, acting.strategy);
         }
         let service = self.service_mut(episode.service);
@@ -628,7 +685,9 @@ impl RecoveryCoordinator {
     fn fail_attempt(&mut self, now: Instant, instance: InstanceId, timed_out: bool) {
         let mut episode = self.episodes.remove(&instance).expect("callers name an open episode");
         let acting = episode.phase.acting().expect("callers name an episode with an action in flight");
-        self.release(episode.service, acting.strategy);
+        if acting.holds_slot {
+            self.release(episode.service, acting.strategy);
+        }
         let (id, service) = (episode.id, episode.service);
         self.decide(
             now,
@@ -675,9 +734,13 @@ impl RecoveryCoordinator {
         // instance answered (it refused, or erred), so the observer reaches
         // it; a degraded one is slow, and a whole slow service calls for
         // scaling out; a crash-looping one was seen to come and go.
+        // An instance judged cut off is part of one partition, not one of
+        // many failures: it does not count.
         let mut down: BTreeMap<ServiceId, u32> = BTreeMap::new();
-        for episode in self.episodes.values().filter(|e| e.failure == FailureType::Unresponsive) {
-            *down.entry(episode.service).or_insert(0) += 1;
+        for (&instance, episode) in &self.episodes {
+            if episode.failure == FailureType::Unresponsive && !self.is_unreachable(now, instance) {
+                *down.entry(episode.service).or_insert(0) += 1;
+            }
         }
         self.update_storm(now, StormScope::Global, (down.values().sum(), self.registered));
         let counts: Vec<(ServiceId, u32, u32)> = self
@@ -734,6 +797,30 @@ impl RecoveryCoordinator {
         let mut episode = self.episodes.remove(&instance).expect("schedule considers open episodes");
         let mut pending = episode.phase.pending().expect("schedule considers pending episodes");
         let (id, service) = (episode.id, episode.service);
+        // Cut off rather than failed: traffic away at once, nothing else
+        // until the judgment lapses or is withdrawn.
+        match self.record(instance).ok().and_then(|r| r.unreachable) {
+            Some((until, confirmed)) if until > now => {
+                mark!("held_unreachable");
+                if episode.attempts == 0 && !episode.rerouted_at_once {
+                    episode.rerouted_at_once = true;
+                    self.act(Action {
+                        id: ActionId { correlation: id, attempt: INTERIM_REROUTE },
+                        service,
+                        instance: Some(instance),
+                        kind: ActionKind::Reroute,
+                        at: now,
+                    });
+                }
+                self.withhold(now, instance, episode, pending, HoldReason::Partitioned { until, confirmed });
+                return;
+            }
+            Some(_) => {
+                mark!("unreachable_lapsed");
+                self.record_mut(instance).unreachable = None;
+            }
+            None => {}
+        }
         let hold = self.hold_reason(service);
         if let Some(reason) = hold {
             // Isolate the root cause when the hold begins (not on every
@@ -1028,7 +1115,8 @@ impl RecoveryCoordinator {
     /// Recount what is kept incrementally, and check the limits hold.
     #[cfg(test)]
     fn check_counts(&self) {
-        let acting = self.episodes.values().filter(|e| matches!(e.phase, Phase::Acting(_))).count();
+        let holds = |e: &Episode| e.phase.acting().is_some_and(|a| a.holds_slot);
+        let acting = self.episodes.values().filter(|e| holds(e)).count();
         assert_eq!(acting, self.acting as usize);
         assert_eq!(self.episodes.len(), self.open as usize);
         assert_eq!(self.by_correlation.len(), self.episodes.len());
@@ -1036,7 +1124,7 @@ impl RecoveryCoordinator {
         for (&id, state) in &self.services {
             let mine = self.episodes.values().filter(|e| e.service == id);
             assert_eq!(mine.clone().count(), state.failing as usize);
-            assert_eq!(mine.filter(|e| matches!(e.phase, Phase::Acting(_))).count(), state.acting as usize);
+            assert_eq!(mine.filter(|e| holds(e)).count(), state.acting as usize);
         }
     }
 }
@@ -1099,6 +1187,13 @@ impl Machine for RecoveryCoordinator {
                 self.report_outcome(now, id, outcome);
                 Ok(())
             }
+            RecoveryInput::Unreachable { instance, until, confirmed } => {
+                self.report_unreachable(now, instance, until, confirmed)
+            }
+            RecoveryInput::Reachable { instance } => {
+                self.report_reachable(now, instance);
+                Ok(())
+            }
             RecoveryInput::ObserveUnhealthy { scope, unhealthy, total } => {
                 self.observe_unhealthy_share(now, scope, unhealthy, total);
                 Ok(())
@@ -1148,6 +1243,7 @@ impl Machine for RecoveryCoordinator {
             Phase::Acting(a) => Some(a.deadline),
             Phase::Pending(p) => match p.held {
                 None | Some(HoldReason::Backoff { .. } | HoldReason::Settling { .. }) => Some(p.not_before),
+                Some(HoldReason::Partitioned { until, .. }) => Some(until),
                 Some(_) => None,
             },
             Phase::AskedHuman(_) => None,

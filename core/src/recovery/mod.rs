@@ -412,6 +412,17 @@ pub enum HoldReason {
     },
     /// A scale-out of the service is already in flight.
     ScaleOutInFlight,
+    /// The observer cannot reach the instance, but it looks cut off rather
+    /// than failed: its clients still reach it (`confirmed`), or it went
+    /// silent while its clients, who would know, have not yet said. Taken
+    /// out of rotation at once; restarts wait until `until`, or until the
+    /// judgment is withdrawn.
+    Partitioned {
+        /// When recovery acts anyway.
+        until: Instant,
+        /// Whether its clients confirmed it is alive.
+        confirmed: bool,
+    },
 }
 
 /// Whose restart intensity was exceeded.
@@ -573,6 +584,24 @@ pub enum RecoveryInput {
         /// Its result.
         outcome: Outcome,
     },
+    /// The observer cannot reach `instance`, but judges it cut off rather
+    /// than failed (see [`RecoveryCoordinator::report_unreachable`]).
+    Unreachable {
+        /// The instance.
+        instance: InstanceId,
+        /// Hold its restarts until then.
+        until: Instant,
+        /// Whether another vantage point confirmed it is alive (its
+        /// clients reach it), or the judgment only awaits their word.
+        confirmed: bool,
+    },
+    /// The judgment of [`Unreachable`](RecoveryInput::Unreachable) no
+    /// longer holds: the observer hears the instance again, or its clients
+    /// fail too. Recovery treats it as any other instance again.
+    Reachable {
+        /// The instance.
+        instance: InstanceId,
+    },
     /// The driver's view of a scope's health, for the storm guard.
     ObserveUnhealthy {
         /// The scope.
@@ -649,6 +678,31 @@ impl Default for DependencyConfig {
     }
 }
 
+/// Telling a partition from failures: how long recovery waits for, and
+/// trusts, a second vantage point (the clients' [`CallReport`]s, judged by
+/// the control plane) about an instance the observer cannot hear.
+///
+/// [`CallReport`]: crate::message::CallReport
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct PartitionConfig {
+    /// How long a silent instance waits for its clients' word before it is
+    /// treated as failed, when its clients report at all (without clients
+    /// there is no one to ask, and it acts at once). May be zero (never
+    /// wait).
+    pub confirm_within: Duration,
+    /// How long an instance its clients still reach, while the observer
+    /// cannot, has its restarts held: a partition heals or is repaired by
+    /// people; past this, recovery acts anyway. May be zero (never hold).
+    pub hold: Duration,
+}
+
+impl Default for PartitionConfig {
+    /// Wait 3 s for the clients' word; hold a confirmed partition 2 min.
+    fn default() -> Self {
+        PartitionConfig { confirm_within: Duration::from_secs(3), hold: Duration::from_secs(120) }
+    }
+}
+
 /// A service as recovery sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ServiceSpec {
@@ -691,6 +745,9 @@ pub struct RecoveryConfig {
     pub dependency: DependencyConfig,
     /// Circuit breakers.
     pub circuit: CircuitConfig,
+    /// Telling a partition from failures.
+    #[serde(default)]
+    pub partition: PartitionConfig,
     /// How long an action may take before its silence counts as failure.
     pub action_timeout: Duration,
 }
@@ -712,6 +769,7 @@ impl Default for RecoveryConfig {
             storm: StormConfig::default(),
             dependency: DependencyConfig::default(),
             circuit: CircuitConfig::default(),
+            partition: PartitionConfig::default(),
             action_timeout: Duration::from_secs(60),
         }
     }

@@ -71,6 +71,7 @@ pub fn control_config(instances: &[u32]) -> ControlConfig {
                 node: NodeId(i + 1),
                 service: ServiceId(0),
                 class: 0,
+                zone: None,
             })
             .collect(),
     }

@@ -25,8 +25,8 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use toml::Spanned;
 use vigil_core::recovery::{
     BackoffConfig, CircuitConfig, DependencyConfig, Intensity, Ladder, Limits, MAX_INSTANCES,
-    MAX_INTENSITY_RESTARTS, MAX_POLICIES, MAX_RUNGS, MAX_SERVICES, Policy, RecoveryConfig, Rung, StormConfig,
-    Strategy,
+    MAX_INTENSITY_RESTARTS, MAX_POLICIES, MAX_RUNGS, MAX_SERVICES, PartitionConfig, Policy, RecoveryConfig,
+    Rung, StormConfig, Strategy,
 };
 use vigil_core::{Duration, NodeId};
 
@@ -276,6 +276,7 @@ struct RawRecovery {
     storm: Option<Spanned<RawStorm>>,
     dependency: Option<Spanned<RawDependency>>,
     circuit: Option<Spanned<RawCircuit>>,
+    partition: Option<Spanned<RawPartition>>,
     default_policy: Option<Spanned<RawPolicy>>,
     policies: Option<Spanned<BTreeMap<Spanned<String>, Spanned<RawPolicy>>>>,
 }
@@ -319,6 +320,13 @@ struct RawDependency {
     impaired: Option<Spanned<Share>>,
     grace: Option<Spanned<Dur>>,
     confirm: Option<Spanned<Dur>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a partition table like { confirm_within = \"3s\", hold = \"2m\" }")]
+struct RawPartition {
+    confirm_within: Option<Spanned<Dur>>,
+    hold: Option<Spanned<Dur>>,
 }
 
 #[derive(Deserialize)]
@@ -1082,6 +1090,17 @@ fn validate_recovery(source: &str, raw: &Spanned<RawRecovery>, services: &[Servi
             CircuitConfig { open_for, open_for_max }
         }
     };
+    let partition = match &r.partition {
+        None => default.partition,
+        Some(partition) => {
+            let d = default.partition;
+            let raw = partition.get_ref();
+            PartitionConfig {
+                confirm_within: raw.confirm_within.as_ref().map_or(d.confirm_within, |c| c.get_ref().0),
+                hold: raw.hold.as_ref().map_or(d.hold, |h| h.get_ref().0),
+            }
+        }
+    };
     let default_policy = match &r.default_policy {
         None => default.default_policy,
         Some(policy) => validate_policy(policy.get_ref())?,
@@ -1110,6 +1129,7 @@ fn validate_recovery(source: &str, raw: &Spanned<RawRecovery>, services: &[Servi
         storm,
         dependency,
         circuit,
+        partition,
         action_timeout,
     };
     // Every rule it checks was checked above with a better position; this

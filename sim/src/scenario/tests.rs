@@ -924,6 +924,7 @@ service_intensity = { max_restarts = 20 }
 storm = { enter = "60%", exit = "30%", min_instances = 3, settle = "20s" }
 dependency = { impaired = 0.4, grace = "5s" }
 circuit = { open_for = "10s", open_for_max = "2m" }
+partition = { confirm_within = "2s", hold = "90s" }
 default_policy = { crashed = ["restart*2", "replace"], isolate_dependencies = true }
 
 [recovery.policies.stateless]
@@ -1040,8 +1041,8 @@ actions_taken = ["restart", "scale_out", "ask_human"]
 fn scenario_recovery_file_parses_into_the_model() {
     use vigil_core::ServiceId;
     use vigil_core::recovery::{
-        BackoffConfig, CircuitConfig, DependencyConfig, Intensity, Ladder, Limits, Policy, RecoveryConfig,
-        Rung, ServiceSpec, StormConfig, Strategy,
+        BackoffConfig, CircuitConfig, DependencyConfig, Intensity, Ladder, Limits, PartitionConfig, Policy,
+        RecoveryConfig, Rung, ServiceSpec, StormConfig, Strategy,
     };
 
     let s = parse(RECOVERY, "recovery.toml").unwrap();
@@ -1105,6 +1106,7 @@ fn scenario_recovery_file_parses_into_the_model() {
         storm: StormConfig { enter_permille: 600, exit_permille: 300, min_instances: 3, settle: secs(20) },
         dependency: DependencyConfig { impaired_permille: 400, grace: secs(5), confirm: secs(3) },
         circuit: CircuitConfig { open_for: secs(10), open_for_max: secs(120) },
+        partition: PartitionConfig { confirm_within: secs(2), hold: secs(90) },
         action_timeout: secs(30),
     };
     assert_eq!(recovery.config, expected);

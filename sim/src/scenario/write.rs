@@ -19,8 +19,8 @@ use vigil_core::health::{
     ErrorRateRule, FlapConfig, InstanceHealthConfig, LatencyRule, ProbeCheck, ProbeKind,
 };
 use vigil_core::recovery::{
-    BackoffConfig, CircuitConfig, DependencyConfig, Intensity, Ladder, Limits, Policy, RecoveryConfig,
-    StormConfig, Strategy,
+    BackoffConfig, CircuitConfig, DependencyConfig, Intensity, Ladder, Limits, PartitionConfig, Policy,
+    RecoveryConfig, StormConfig, Strategy,
 };
 use vigil_core::{Duration, NodeId};
 
@@ -395,6 +395,7 @@ fn write_recovery(s: &mut String, services: &[Service], recovery: &Recovery) -> 
         storm,
         dependency,
         circuit,
+        partition,
         action_timeout,
     } = config;
     // The file has no list of services: the loader builds it from the
@@ -462,6 +463,11 @@ fn write_recovery(s: &mut String, services: &[Service], recovery: &Recovery) -> 
             dur(grace),
             dur(confirm)
         );
+    }
+    if *partition != default.partition {
+        let PartitionConfig { confirm_within, hold } = *partition;
+        let _ =
+            writeln!(s, "partition = {{ confirm_within = {}, hold = {} }}", dur(confirm_within), dur(hold));
     }
     if *circuit != default.circuit {
         let CircuitConfig { open_for, open_for_max } = *circuit;

@@ -200,6 +200,7 @@ impl Simulation<'_> {
                                 node: Scenario::node_of(InstanceId(i)),
                                 service: ServiceId(class as u32),
                                 class,
+                                zone: scenario.zone_of(InstanceId(i)).map(str::to_owned),
                             }
                         })
                         .collect(),

@@ -157,7 +157,8 @@ impl Simulation<'_> {
                             i,
                             self.scenario.services[service].name.clone(),
                             "unknown",
-                        ),
+                        )
+                        .zone(self.scenario.zone_of(i).unwrap_or("default")),
                         node,
                         class: service,
                     };
