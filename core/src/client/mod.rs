@@ -618,4 +618,67 @@ mod tests {
         assert!(sent(&out).is_empty(), "nothing sent to another service's instance");
         assert_eq!(done(&out)[0].outcome, CallOutcome::NoEndpoint);
     }
+
+    fn reports(outputs: &[Output]) -> Vec<CallReport> {
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Send { to, message: Message::CallReport(r) } if *to == NodeId(0) => Some(*r),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn call_outcomes_are_reported_per_instance_every_interval_and_never_when_idle() {
+        let mut c = client_with(ClientConfig { max_attempts: 1, ..ClientConfig::default() });
+        update(&mut c, 0, true, 1);
+        update(&mut c, 1, true, 1);
+        let mut wires = Vec::new();
+        for id in 0..4 {
+            c.handle(Instant::from_millis(100), Input::Call { id });
+            wires.extend(sent(&drain(&mut c)));
+        }
+        // Answer the calls to node 1 (instance 0) at 300 ms; let the others
+        // time out (1 s after 100 ms).
+        for &(node, wire) in &wires {
+            if node == 1 {
+                let ok = Message::Response(Response { id: wire, status: ResponseStatus::Ok });
+                c.handle(Instant::from_millis(300), Input::Message { from: NodeId(node), message: ok });
+                let _ = drain(&mut c);
+            }
+        }
+        let answered = wires.iter().filter(|w| w.0 == 1).count() as u32;
+        assert!((1..4).contains(&answered), "both instances called: {wires:?}");
+        c.handle_timeout(Instant::from_millis(900));
+        assert!(reports(&drain(&mut c)).is_empty(), "not due before the interval (1 s after boot)");
+        // At 1.1 s the unanswered calls time out, then the report goes.
+        c.handle_timeout(Instant::from_millis(1100));
+        let mut got = reports(&drain(&mut c));
+        got.sort_by_key(|r| r.instance);
+        assert_eq!(got.len(), 2, "one report per instance called: {got:?}");
+        let (r0, r1) = (got[0], got[1]);
+        assert_eq!((r0.instance, r0.ok, r0.timed_out), (InstanceId(0), answered, 0));
+        assert_eq!(r0.since_failure_ms, CallReport::NEVER);
+        assert_eq!(r0.since_ok_ms, 800, "the latest answer came 800 ms before the report");
+        assert_eq!((r1.instance, r1.ok, r1.timed_out), (InstanceId(1), 0, 4 - answered));
+        assert_eq!((r1.since_ok_ms, r1.since_failure_ms), (CallReport::NEVER, 0));
+        // Idle: no report, and no wake-up for one.
+        c.handle_timeout(Instant::from_secs(3));
+        assert!(reports(&drain(&mut c)).is_empty());
+        assert!(c.poll_timeout().is_some_and(|t| t >= Instant::from_secs(5)), "only the resubscription");
+    }
+
+    #[test]
+    fn a_client_without_a_report_interval_never_reports() {
+        let mut c = client_with(ClientConfig { report_interval: None, ..ClientConfig::default() });
+        update(&mut c, 0, true, 1);
+        c.handle(Instant::ZERO, Input::Call { id: 1 });
+        let (node, wire) = sent(&drain(&mut c))[0];
+        let ok = Message::Response(Response { id: wire, status: ResponseStatus::Ok });
+        c.handle(Instant::from_millis(5), Input::Message { from: NodeId(node), message: ok });
+        let _ = drain(&mut c);
+        c.handle_timeout(Instant::from_secs(2));
+        assert!(reports(&drain(&mut c)).is_empty());
+    }
 }

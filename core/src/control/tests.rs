@@ -523,3 +523,128 @@ fn events_have_stable_names_and_a_serde_form() {
     let back: Event = serde_json::from_str(&json).expect("round trip");
     assert_eq!(back, health);
 }
+
+// ------------------------------------------------- partitions and failures
+
+/// A client's report about `instance` arriving at `at`: `ok` answers, the
+/// latest `since_ok_ms` before; `timed_out` timeouts, the latest
+/// `since_failure_ms` before.
+fn call_report(
+    control: &mut ControlPlane,
+    at: Instant,
+    instance: u32,
+    (ok, since_ok_ms): (u32, u32),
+    (timed_out, since_failure_ms): (u32, u32),
+) -> Vec<Output> {
+    let report = crate::message::CallReport {
+        instance: InstanceId(instance),
+        ok,
+        errors: 0,
+        refused: 0,
+        timed_out,
+        since_ok_ms,
+        since_failure_ms,
+    };
+    control.handle(at, Input::Message { from: CLIENT, message: Message::CallReport(report) });
+    std::iter::from_fn(|| control.poll_output()).collect()
+}
+
+/// Six heartbeat-only instances of one service over zones a, b, c
+/// (instance `n` in zone `n % 3`), all beating at zero.
+fn zoned_fleet() -> ControlPlane {
+    let recovery = RecoveryConfig {
+        services: vec![crate::recovery::ServiceSpec::new(ServiceId(0))],
+        ..RecoveryConfig::default()
+    };
+    let config = ControlConfig { recovery: Some(recovery), ..ControlConfig::default() };
+    let mut control = ControlPlane::new(&config, Instant::ZERO).expect("valid");
+    for i in 0..6 {
+        let zone = ["a", "b", "c"][i as usize % 3];
+        let registration = Registration::new(InstanceId(i), "web", "v1").zone(zone);
+        control
+            .register(Instant::ZERO, RegisterRequest { registration, ..request(i, "web") })
+            .expect("valid");
+        let _ = std::iter::from_fn(|| control.poll_output()).count();
+        heartbeat(&mut control, Instant::ZERO, i, 1);
+    }
+    control
+}
+
+/// Seconds `from..=to`: every instance in `beating` beats, timers run.
+fn beat(control: &mut ControlPlane, beating: &[u32], from: u64, to: u64) -> Vec<Output> {
+    let mut out = Vec::new();
+    for t in from..=to {
+        for &i in beating {
+            out.extend(heartbeat(control, Instant::from_secs(t), i, t + 1));
+        }
+        out.extend(run_until(control, Instant::from_secs(t)));
+    }
+    out
+}
+
+fn actions_of(outputs: &[Output]) -> Vec<(InstanceId, crate::recovery::ActionKind)> {
+    recovery_outputs(outputs)
+        .into_iter()
+        .filter_map(|r| match r {
+            RecoveryOutput::Action(a) => a.instance.map(|i| (i, a.kind)),
+            RecoveryOutput::Decision(_) => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_zone_its_clients_still_reach_is_cut_off_not_failed_and_is_never_restarted() {
+    use crate::recovery::ActionKind;
+    let mut control = zoned_fleet();
+    // Zone c (instances 2 and 5) falls silent to the control node at
+    // zero; its clients still get answers from 2 (they never call 5).
+    let mut out = beat(&mut control, &[0, 1, 3, 4], 1, 2);
+    out.extend(call_report(&mut control, Instant::from_millis(2_500), 2, (40, 10), (0, CallReport::NEVER)));
+    out.extend(beat(&mut control, &[0, 1, 3, 4], 3, 40));
+    let acted = actions_of(&out);
+    assert!(
+        acted.iter().all(|&(_, kind)| kind == ActionKind::Reroute),
+        "traffic taken away, nothing restarted: {acted:?}"
+    );
+    assert!(acted.contains(&(InstanceId(2), ActionKind::Reroute)));
+    assert!(acted.contains(&(InstanceId(5), ActionKind::Reroute)), "its zone-mate is the same partition");
+    let recovery = control.recovery().expect("configured");
+    assert!(recovery.is_unreachable(Instant::from_secs(40), InstanceId(5)));
+    assert!(!recovery.in_storm(StormScope::Service(ServiceId(0))), "one partition is one event");
+    // The partition heals: both beat again, their episodes end, and
+    // nothing was ever restarted.
+    let healed = beat(&mut control, &[0, 1, 2, 3, 4, 5], 41, 60);
+    assert!(actions_of(&healed).is_empty(), "{:?}", actions_of(&healed));
+    let recovery = control.recovery().expect("configured");
+    assert!(recovery.episode(InstanceId(2)).is_none() && recovery.episode(InstanceId(5)).is_none());
+}
+
+use crate::message::CallReport;
+
+#[test]
+fn a_silent_instance_its_clients_fail_to_reach_is_restarted_at_once() {
+    use crate::recovery::ActionKind;
+    let mut control = zoned_fleet();
+    let mut out = beat(&mut control, &[0, 1, 3, 4, 5], 1, 2);
+    // Its clients' calls time out too: it failed.
+    out.extend(call_report(&mut control, Instant::from_millis(2_500), 2, (0, CallReport::NEVER), (12, 100)));
+    out.extend(beat(&mut control, &[0, 1, 3, 4, 5], 3, 6));
+    // Dead at 5 s (heartbeat only): restarted then, as without clients.
+    assert_eq!(actions_of(&out), [(InstanceId(2), ActionKind::Restart)]);
+}
+
+#[test]
+fn a_silent_instance_waits_for_its_clients_word_then_acts() {
+    use crate::recovery::ActionKind;
+    let mut control = zoned_fleet();
+    // Clients report about instance 0 only: the service is watched, but
+    // nobody says anything about 2.
+    let mut out = beat(&mut control, &[0, 1, 3, 4, 5], 1, 2);
+    out.extend(call_report(&mut control, Instant::from_millis(2_500), 0, (30, 5), (0, CallReport::NEVER)));
+    out.extend(beat(&mut control, &[0, 1, 3, 4, 5], 3, 5));
+    // Suspect at 3 s: waits until 6 s for its clients (confirm_within);
+    // dead at 5 s: traffic away at once, the restart waits.
+    assert_eq!(actions_of(&out), [(InstanceId(2), ActionKind::Reroute)]);
+    let out = beat(&mut control, &[0, 1, 3, 4, 5], 6, 7);
+    assert_eq!(actions_of(&out), [(InstanceId(2), ActionKind::Restart)], "no word came: treated as failed");
+}

@@ -939,6 +939,95 @@ fn a_circuit_closed_by_a_good_probe_stays_closed_until_the_hold_begins_again() {
     );
 }
 
+// ----------------------------------------------------------------- partitions
+
+#[test]
+fn a_cut_off_instance_is_rerouted_at_once_and_never_restarted_while_held() {
+    marks::take("held_unreachable");
+    let mut h = Harness::new(config(&[(0, &[])])).with(0, [0, 1, 2]);
+    let until = h.now + Duration::from_secs(60);
+    h.input(RecoveryInput::Unreachable { instance: i(0), until, confirmed: true });
+    let out = h.fail(0, FailureType::Unresponsive);
+    // Traffic away at once (the 3 s rule), nothing else.
+    assert_eq!(kinds(&out), [ActionKind::Reroute]);
+    assert_eq!(actions(&out)[0].id.attempt, INTERIM_REROUTE);
+    assert_eq!(withheld(&out), [HoldReason::Partitioned { until, confirmed: true }]);
+    assert_eq!(h.c.get().in_flight(), 0, "an interim reroute holds no slot");
+    // The partition heals before the hold lapses: healed by itself.
+    h.at(h.now + Duration::from_secs(20));
+    let out = h.healthy(0);
+    assert!(decisions(&out).contains(&DecisionKind::Resolved { by_action: false }));
+    assert!(
+        !h.log.iter().any(|o| matches!(o, RecoveryOutput::Action(a) if a.kind == ActionKind::Restart)),
+        "no restart of a cut-off instance: {:?}",
+        h.log
+    );
+    assert!(marks::take("held_unreachable") >= 1);
+}
+
+#[test]
+fn a_hold_that_lapses_or_is_withdrawn_lets_recovery_act() {
+    marks::take("unreachable_lapsed");
+    let mut h = Harness::new(config(&[(0, &[])])).with(0, [0, 1]);
+    let until = h.now + Duration::from_secs(3);
+    h.input(RecoveryInput::Unreachable { instance: i(0), until, confirmed: false });
+    h.fail(0, FailureType::Unresponsive);
+    // Nobody said it was alive: at `until`, it is restarted.
+    let out = h.next_timer();
+    assert_eq!(h.now, until);
+    assert_eq!(kinds(&out), [ActionKind::Restart]);
+    assert_eq!(marks::take("unreachable_lapsed"), 1);
+    // Withdrawn before it lapses: acts at once.
+    h.input(RecoveryInput::Unreachable {
+        instance: i(1),
+        until: h.now + Duration::from_secs(60),
+        confirmed: false,
+    });
+    assert_eq!(kinds(&h.fail(1, FailureType::Unresponsive)), [ActionKind::Reroute]);
+    let out = h.input(RecoveryInput::Reachable { instance: i(1) });
+    assert_eq!(kinds(&out), [ActionKind::Restart], "its clients' calls fail too: a failure");
+}
+
+#[test]
+fn an_action_on_an_instance_judged_cut_off_frees_its_slot_for_the_others() {
+    marks::take("unreachable_action_released");
+    let mut cfg = config(&[(0, &[])]);
+    cfg.limits = Limits { max_concurrent: 8, max_service_share_permille: 1 };
+    let mut h = Harness::new(cfg).with(0, [0, 1, 2, 3, 4, 5]);
+    // A restart starts on 2 before the judgment comes.
+    let restart = the_action(&h.fail(2, FailureType::Unresponsive));
+    assert_eq!(restart.kind, ActionKind::Restart);
+    // A real crash elsewhere waits for the service's one slot.
+    let out = h.fail(0, FailureType::Crashed);
+    assert_eq!(withheld(&out), [HoldReason::ServiceLimit { max: 1 }]);
+    // 2 is judged cut off: its restart, which cannot be confirmed until
+    // the partition heals, no longer holds back the crash.
+    let until = h.now + Duration::from_secs(60);
+    let out = h.input(RecoveryInput::Unreachable { instance: i(2), until, confirmed: true });
+    assert_eq!(kinds(&out), [ActionKind::Restart]);
+    assert_eq!(actions(&out)[0].instance, Some(i(0)));
+    assert_eq!(h.c.get().in_flight(), 1);
+    assert_eq!(marks::take("unreachable_action_released"), 1);
+    // The late outcome of 2's restart frees nothing twice.
+    h.outcome(restart.id, Outcome::Failed);
+    assert_eq!(h.c.get().in_flight(), 1);
+}
+
+#[test]
+fn instances_judged_cut_off_do_not_make_a_storm() {
+    let mut cfg = config(&[(0, &[])]);
+    cfg.storm.min_instances = 4;
+    let mut h = Harness::new(cfg).with(0, 0..6);
+    let until = h.now + Duration::from_secs(60);
+    for n in [3, 4, 5] {
+        h.input(RecoveryInput::Unreachable { instance: i(n), until, confirmed: true });
+        h.fail(n, FailureType::Unresponsive);
+    }
+    assert!(!h.c.get().in_storm(StormScope::Service(s(0))), "one partition, not three failures");
+    // A real silence elsewhere is acted on at once.
+    assert_eq!(kinds(&h.fail(0, FailureType::Unresponsive)), [ActionKind::Restart]);
+}
+
 // ---------------------------------------------------------------------- storm
 
 #[test]
@@ -1416,6 +1505,9 @@ enum Op {
     Observe(u32, u32),
     Deregister(u32),
     Register(u32),
+    /// Judged cut off for this many milliseconds.
+    Unreachable(u32, u64, bool),
+    Reachable(u32),
 }
 
 const FLEET: u32 = 24;
@@ -1435,6 +1527,8 @@ fn op() -> impl PropStrategy<Value = Op> {
         1 => (0..=10_u32, 10..=10_u32).prop_map(|(u, t)| Op::Observe(u, t)),
         1 => (0..FLEET).prop_map(Op::Deregister),
         1 => (0..FLEET).prop_map(Op::Register),
+        2 => (0..FLEET, 0..60_000_u64, any::<bool>()).prop_map(|(n, ms, c)| Op::Unreachable(n, ms, c)),
+        1 => (0..FLEET).prop_map(Op::Reachable),
     ]
 }
 
@@ -1494,6 +1588,12 @@ fn run(ops: &[Op], seed: u64) -> Vec<RecoveryOutput> {
             }),
             Op::Deregister(n) => h.input(RecoveryInput::Deregister { instance: i(n) }),
             Op::Register(n) => h.input(RecoveryInput::Register { instance: i(n), service: s(n % 3) }),
+            Op::Unreachable(n, ms, confirmed) => h.input(RecoveryInput::Unreachable {
+                instance: i(n),
+                until: h.now + Duration::from_millis(ms),
+                confirmed,
+            }),
+            Op::Reachable(n) => h.input(RecoveryInput::Reachable { instance: i(n) }),
         };
         for a in actions(&out) {
             if !matches!(a.kind, ActionKind::AskHuman { .. } | ActionKind::CloseCircuit { .. }) {
