@@ -17,7 +17,9 @@
 //! misreading it. Bump [`WIRE_VERSION`] on any change that old decoders would
 //! misread (reordering fields or variants); appending a variant to
 //! [`Message`] does not need a bump, since old decoders reject the unknown
-//! variant index as malformed.
+//! variant index as malformed (`CallReport`, the clients' call outcomes,
+//! was appended so: a control node of an older build counts a newer
+//! client's reports as malformed and drops them; everything else works).
 //!
 //! Decoding is strict: a datagram larger than [`MAX_DATAGRAM`], with another
 //! version, with a body that does not decode, or with bytes left over is an
@@ -151,6 +153,27 @@ mod tests {
         let datagram = encoded();
         assert_eq!(datagram[0], WIRE_VERSION);
         assert_eq!(Envelope::decode(&datagram), Ok(envelope()));
+    }
+
+    #[test]
+    fn a_call_report_round_trips_and_fits_in_a_datagram_many_times_over() {
+        use vigil_core::message::CallReport;
+        let report = Envelope {
+            from: NodeId(3),
+            message: Message::CallReport(CallReport {
+                instance: InstanceId(u32::MAX),
+                ok: u32::MAX,
+                errors: 1,
+                refused: 2,
+                timed_out: 3,
+                since_ok_ms: CallReport::NEVER,
+                since_failure_ms: 250,
+            }),
+        };
+        let mut buf = [0u8; MAX_DATAGRAM];
+        let len = report.encode(&mut buf).expect("fits");
+        assert!(len < 64, "{len} bytes");
+        assert_eq!(Envelope::decode(&buf[..len]), Ok(report));
     }
 
     #[test]

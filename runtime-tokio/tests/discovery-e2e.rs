@@ -290,6 +290,9 @@ async fn unhealthy_and_stopped_instances_leave_rotation_and_a_restored_one_retur
     for i in 0..INSTANCES {
         fleet.wait_served_by(i).await;
     }
+    // The client reports its calls' outcomes to the control node over UDP
+    // (recovery's second vantage point), about once a second.
+    fleet.wait_control("the client's call reports arrive", |c| c.call_reports() > 0).await;
 
     // 2. Drain instance 1: /readyz answers 503, the monitor fails it.
     let cause = TokioInstant::now();

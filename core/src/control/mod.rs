@@ -118,6 +118,9 @@ pub struct ControlPlane {
     /// Routing's changes during its turn, appended to `events` after it.
     changes: Vec<Event>,
     outputs: VecDeque<Output>,
+    /// Clients' call reports received (recovery, if configured, judges by
+    /// them; without it they are counted and dropped).
+    call_reports: u64,
 }
 
 impl ControlPlane {
@@ -136,6 +139,7 @@ impl ControlPlane {
             events: Vec::new(),
             changes: Vec::new(),
             outputs: VecDeque::new(),
+            call_reports: 0,
         };
         for w in &config.instances {
             let name = config
@@ -191,6 +195,11 @@ impl ControlPlane {
     /// `None` once it leaves.
     pub fn node_of(&self, instance: InstanceId) -> Option<NodeId> {
         self.roster.node(instance)
+    }
+
+    /// Clients' call reports received so far.
+    pub fn call_reports(&self) -> u64 {
+        self.call_reports
     }
 
     /// Clients subscribed to endpoint updates.
@@ -332,6 +341,7 @@ impl Machine for ControlPlane {
                 self.health.probe_refused(now, r.id);
             }
             Input::Message { message: Message::CallReport(report), .. } => {
+                self.call_reports += 1;
                 if let Some(r) = self.recovery.as_mut() {
                     let view =
                         View { roster: &self.roster, catalog: self.catalog.registry(), health: &self.health };
