@@ -79,6 +79,9 @@ pub struct RecoveryController {
     /// Per instance: judged cut off from this observer, and whether its
     /// clients confirmed it (`Some(true)`) or have not said yet.
     cut_off: Vec<Option<bool>>,
+    /// Per instance judged cut off: heard again since (its hold shrank to
+    /// the settle time; it stays judged until its episode ends).
+    healing: Vec<bool>,
     partition: PartitionConfig,
     /// After a cut-off instance is heard again, how long its hold lasts
     /// (its probes must pass first): the storm guard's settle time.
@@ -96,6 +99,7 @@ impl RecoveryController {
             down_total: (0, 0),
             vantage: Vantage::default(),
             cut_off: Vec::new(),
+            healing: Vec::new(),
             partition: config.partition,
             settle: config.storm.settle,
         })
@@ -120,6 +124,7 @@ impl RecoveryController {
             self.judged_lossy.resize(i + 1, false);
             self.looks_down.resize(i + 1, false);
             self.cut_off.resize(i + 1, None);
+            self.healing.resize(i + 1, false);
         }
         if self.down_by_service.len() <= service.index() {
             self.down_by_service.resize(service.index() + 1, (0, 0));
@@ -136,6 +141,7 @@ impl RecoveryController {
             self.reroute_action[i] = None;
             self.judged_lossy[i] = false;
             self.cut_off[i] = None;
+            self.healing[i] = false;
             self.vantage.forget(instance);
             let counts = &mut self.down_by_service[service.index()];
             counts.0 -= u32::from(down);
@@ -216,6 +222,7 @@ impl RecoveryController {
             }
             if let Some(judged) = self.cut_off.get_mut(instance.index()) {
                 *judged = None;
+                self.healing[instance.index()] = false;
             }
         }
     }
@@ -230,8 +237,8 @@ impl RecoveryController {
         if self.cut_off.get(instance.index()).copied().flatten() != Some(false) {
             return;
         }
-        let Some(since) = silent_since(view, now, instance) else { return };
-        match self.vantage.evidence(instance, since) {
+        let Some((reached, failed)) = silent_since(view, now, instance) else { return };
+        match self.vantage.evidence(instance, reached, failed) {
             Evidence::Reached => self.confirm(now, view, instance),
             Evidence::Failing => self.withdraw(now, instance),
             Evidence::Silent => {}
@@ -245,8 +252,8 @@ impl RecoveryController {
         if self.cut_off.get(i).is_none_or(Option::is_some) || !looks_down_now(view, instance) {
             return;
         }
-        let Some(since) = silent_since(view, now, instance) else { return };
-        match self.vantage.evidence(instance, since) {
+        let Some((reached, failed)) = silent_since(view, now, instance) else { return };
+        match self.vantage.evidence(instance, reached, failed) {
             Evidence::Reached => self.confirm(now, view, instance),
             Evidence::Failing => {}
             Evidence::Silent => {
@@ -297,6 +304,7 @@ impl RecoveryController {
         if let Some(judged) = self.cut_off.get_mut(instance.index())
             && judged.take().is_some()
         {
+            self.healing[instance.index()] = false;
             tracing::info!(instance = instance.0, "its clients' calls fail too: failed, not cut off");
             self.coordinator.handle(now, RecoveryInput::Reachable { instance });
         }
@@ -304,12 +312,14 @@ impl RecoveryController {
 
     /// A heartbeat from an instance judged cut off: the path is back. Its
     /// hold shrinks to the settle time, so its probes can pass (and end
-    /// the episode) before anything acts on it.
+    /// the episode) before anything acts on it; it stays judged (and out
+    /// of the storm guard's count) until then.
     fn heard_again(&mut self, now: Instant, instance: InstanceId) {
-        if self.cut_off.get(instance.index()).copied().flatten().is_none() {
+        let i = instance.index();
+        if self.cut_off.get(i).copied().flatten().is_none() || self.healing[i] {
             return;
         }
-        self.cut_off[instance.index()] = None;
+        self.healing[i] = true;
         let until = now.saturating_add(self.settle);
         self.coordinator.handle(now, RecoveryInput::Unreachable { instance, until, confirmed: true });
     }
@@ -464,22 +474,28 @@ fn looks_down_now(view: &View<'_>, instance: InstanceId) -> bool {
             && view.health.monitor().status(instance) == Some(HealthStatus::Unresponsive))
 }
 
-/// If `instance` went silent to this observer (no heartbeat for half its
-/// suspect timeout, and no probe answered with an error or a refusal,
-/// which would prove it reachable), the instant after which an answer to
-/// one of its clients proves it alive: its last heartbeat plus half the
-/// suspect timeout, so that answers it gave just before dying, still in
-/// flight, prove nothing.
-fn silent_since(view: &View<'_>, now: Instant, instance: InstanceId) -> Option<Instant> {
+/// If `instance` went silent to this observer, `(reached, failed)`: the
+/// instant after which an answer to one of its clients proves it alive
+/// (its last heartbeat plus half the suspect timeout, so that answers it
+/// gave just before dying, still in flight, prove nothing), and the
+/// instant after which a call its clients could not get answered proves
+/// it failed (its last heartbeat).
+///
+/// Silent means: no heartbeat for half its suspect timeout, and, if it
+/// has active checks, its monitor says unresponsive (probes time out). A
+/// probe answered with an error or refused proves the observer reaches
+/// it: a crashed process, not a partition.
+fn silent_since(view: &View<'_>, now: Instant, instance: InstanceId) -> Option<(Instant, Instant)> {
     let detector = view.health.detector();
     let liveness = detector.instance(instance)?;
     let margin = detector.timeouts(liveness.class)?.suspect_after / 2;
     if now.saturating_duration_since(liveness.last_heard) < margin {
         return None;
     }
-    if view.roster.monitored(instance) && view.health.monitor().status(instance) == Some(HealthStatus::Failed)
+    if view.roster.monitored(instance)
+        && view.health.monitor().status(instance) != Some(HealthStatus::Unresponsive)
     {
         return None;
     }
-    Some(liveness.last_heard.saturating_add(margin))
+    Some((liveness.last_heard.saturating_add(margin), liveness.last_heard))
 }

@@ -90,12 +90,22 @@ impl Vantage {
         self.service_reported_at[s] = Some(now);
     }
 
-    /// What the clients say about `instance` after `since`.
-    pub(super) fn evidence(&self, instance: InstanceId, since: Instant) -> Evidence {
+    /// What the clients say about `instance`: an answer after
+    /// `reached_since` proves it alive; failing that, a call unanswered
+    /// after `failed_since` proves it failed. (The two differ: an answer
+    /// given just before a death may still be in flight, so it must be
+    /// later to count; a failure counts as soon as it follows the last
+    /// sign of life.)
+    pub(super) fn evidence(
+        &self,
+        instance: InstanceId,
+        reached_since: Instant,
+        failed_since: Instant,
+    ) -> Evidence {
         let point = self.points.get(instance.index()).copied().unwrap_or_default();
-        if point.reached_at.is_some_and(|t| t > since) {
+        if point.reached_at.is_some_and(|t| t > reached_since) {
             Evidence::Reached
-        } else if point.failed_at.is_some_and(|t| t > since) {
+        } else if point.failed_at.is_some_and(|t| t > failed_since) {
             Evidence::Failing
         } else {
             Evidence::Silent
@@ -143,14 +153,36 @@ mod tests {
         let s = Some(ServiceId(0));
         // At 10 s: answered 300 ms ago (9.7 s), a timeout 100 ms ago.
         v.record(Instant::from_secs(10), s, &report(1, 300, 100));
-        assert_eq!(v.evidence(InstanceId(1), Instant::from_millis(9_600)), Evidence::Reached);
+        assert_eq!(
+            v.evidence(InstanceId(1), Instant::from_millis(9_600), Instant::from_millis(9_600)),
+            Evidence::Reached
+        );
         // After the answer, only the timeout is news.
-        assert_eq!(v.evidence(InstanceId(1), Instant::from_millis(9_800)), Evidence::Failing);
-        assert_eq!(v.evidence(InstanceId(1), Instant::from_secs(10)), Evidence::Silent);
+        assert_eq!(
+            v.evidence(InstanceId(1), Instant::from_millis(9_800), Instant::from_millis(9_800)),
+            Evidence::Failing
+        );
+        assert_eq!(
+            v.evidence(InstanceId(1), Instant::from_secs(10), Instant::from_secs(10)),
+            Evidence::Silent
+        );
         // An older report does not move the dates back.
         v.record(Instant::from_secs(10), s, &report(1, 5_000, CallReport::NEVER));
-        assert_eq!(v.evidence(InstanceId(1), Instant::from_millis(9_600)), Evidence::Reached);
-        assert_eq!(v.evidence(InstanceId(7), Instant::ZERO), Evidence::Silent, "never reported");
+        assert_eq!(
+            v.evidence(InstanceId(1), Instant::from_millis(9_600), Instant::from_millis(9_600)),
+            Evidence::Reached
+        );
+        assert_eq!(
+            v.evidence(InstanceId(7), Instant::ZERO, Instant::ZERO),
+            Evidence::Silent,
+            "never reported"
+        );
+        // A failure right after the last sign of life counts; an answer
+        // must come later than the margin.
+        assert_eq!(
+            v.evidence(InstanceId(1), Instant::from_millis(9_800), Instant::from_millis(9_850)),
+            Evidence::Failing
+        );
     }
 
     #[test]
@@ -170,6 +202,6 @@ mod tests {
         let mut v = Vantage::default();
         v.record(Instant::from_secs(3), Some(ServiceId(0)), &report(4, 0, CallReport::NEVER));
         v.forget(InstanceId(4));
-        assert_eq!(v.evidence(InstanceId(4), Instant::ZERO), Evidence::Silent);
+        assert_eq!(v.evidence(InstanceId(4), Instant::ZERO, Instant::ZERO), Evidence::Silent);
     }
 }

@@ -40,6 +40,12 @@
 //!
 //! Before an action starts, in this order:
 //!
+//! 0. **Partition hold**: an instance the observer judged cut off rather
+//!    than failed ([`RecoveryInput::Unreachable`]; the control plane judges
+//!    by its clients' call reports) is taken out of rotation at once and
+//!    held ([`HoldReason::Partitioned`]) until the judgment lapses or is
+//!    withdrawn. It does not count for the storm guard, and an action in
+//!    flight on it stops counting against the limits.
 //! 1. **Storm guard** (`storm.rs`): if a large share of the fleet, or of the
 //!    instance's service, is unhealthy at once, suspect the observer and
 //!    hold. When the storm clears, held episodes wait `storm.settle` more,
