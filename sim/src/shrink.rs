@@ -677,8 +677,16 @@ pub fn resize(scenario: &Scenario, counts: &[Option<u32>]) -> Option<Scenario> {
         services.push(resized);
     }
     // Dependencies on dropped services go; the rest are renumbered.
+    // The fan-out ratios go with their edges.
     for service in &mut services {
-        service.depends_on = service.depends_on.iter().filter_map(|&d| service_map[d]).collect();
+        let (depends_on, calls_per_request) = service
+            .depends_on
+            .iter()
+            .zip(&service.calls_per_request)
+            .filter_map(|(&d, &r)| Some((service_map[d]?, r)))
+            .unzip();
+        service.depends_on = depends_on;
+        service.calls_per_request = calls_per_request;
     }
     let load = match &scenario.load {
         None => None,

@@ -162,6 +162,8 @@ fn scenario_full_file_parses_into_the_model() {
                 cores: None,
                 policy: None,
                 depends_on: Vec::new(),
+                calls_per_request: Vec::new(),
+                call_timeout: None,
             },
             Service {
                 name: "payments".into(),
@@ -175,6 +177,8 @@ fn scenario_full_file_parses_into_the_model() {
                 cores: None,
                 policy: None,
                 depends_on: Vec::new(),
+                calls_per_request: Vec::new(),
+                call_timeout: None,
             },
         ]
     );
