@@ -868,6 +868,22 @@ mod tests {
     }
 
     #[test]
+    fn resize_keeps_each_calls_ratio_with_its_edge() {
+        let source = "name = \"t\"\nduration = \"1m\"\n\
+            [[service]]\nname = \"cache\"\ninstances = 1\n\
+            [[service]]\nname = \"db\"\ninstances = 1\n\
+            [[service]]\nname = \"api\"\ninstances = 2\ndepends_on = [\"cache\", \"db\"]\n\
+            calls = { cache = 4, db = 0.5 }\n";
+        let scenario = crate::parse(source, "t.toml").expect("valid");
+        // Drop cache: api keeps its edge to db, renumbered, with db's ratio.
+        let shrunk = resize(&scenario, &[None, Some(1), Some(2)]).expect("a fleet is left");
+        let api = &shrunk.services[1];
+        assert_eq!((api.depends_on.as_slice(), api.calls_per_request.as_slice()), (&[0][..], &[0.5][..]));
+        let text = crate::scenario::to_toml(&shrunk).expect("writes");
+        assert!(text.contains("calls = { db = 0.5 }"), "{text}");
+    }
+
+    #[test]
     fn split_cuts_into_near_equal_chunks() {
         assert_eq!(split(&[0, 1, 2, 3, 4], 2), vec![vec![0, 1, 2], vec![3, 4]]);
         assert_eq!(split(&[0, 1, 2], 3), vec![vec![0], vec![1], vec![2]]);
