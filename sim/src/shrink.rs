@@ -677,8 +677,16 @@ pub fn resize(scenario: &Scenario, counts: &[Option<u32>]) -> Option<Scenario> {
         services.push(resized);
     }
     // Dependencies on dropped services go; the rest are renumbered.
+    // The fan-out ratios go with their edges.
     for service in &mut services {
-        service.depends_on = service.depends_on.iter().filter_map(|&d| service_map[d]).collect();
+        let (depends_on, calls_per_request) = service
+            .depends_on
+            .iter()
+            .zip(&service.calls_per_request)
+            .filter_map(|(&d, &r)| Some((service_map[d]?, r)))
+            .unzip();
+        service.depends_on = depends_on;
+        service.calls_per_request = calls_per_request;
     }
     let load = match &scenario.load {
         None => None,
@@ -857,6 +865,22 @@ mod tests {
             shapes("healthy instance(s) declared dead: a/0 at 3.000s"),
             vec!["healthy instance(s) declared dead: N at #".to_string()]
         );
+    }
+
+    #[test]
+    fn resize_keeps_each_calls_ratio_with_its_edge() {
+        let source = "name = \"t\"\nduration = \"1m\"\n\
+            [[service]]\nname = \"cache\"\ninstances = 1\n\
+            [[service]]\nname = \"db\"\ninstances = 1\n\
+            [[service]]\nname = \"api\"\ninstances = 2\ndepends_on = [\"cache\", \"db\"]\n\
+            calls = { cache = 4, db = 0.5 }\n";
+        let scenario = crate::parse(source, "t.toml").expect("valid");
+        // Drop cache: api keeps its edge to db, renumbered, with db's ratio.
+        let shrunk = resize(&scenario, &[None, Some(1), Some(2)]).expect("a fleet is left");
+        let api = &shrunk.services[1];
+        assert_eq!((api.depends_on.as_slice(), api.calls_per_request.as_slice()), (&[0][..], &[0.5][..]));
+        let text = crate::scenario::to_toml(&shrunk).expect("writes");
+        assert!(text.contains("calls = { db = 0.5 }"), "{text}");
     }
 
     #[test]

@@ -20,8 +20,11 @@ fn kinds(sim: &Simulation<'_>) -> Vec<ActionKind> {
 }
 
 /// api calls db; db crashes for 40 s and nothing restarts it (its ladder is
-/// empty: a human is asked at once). With `isolate`, api's policy opens a
-/// circuit to db.
+/// empty: a human is asked at once). api's calls to db fail, so its
+/// answers do, but its liveness checks call no dependency: api needs no
+/// recovery for db's sake. api/0 also hangs while db is down: recovery
+/// holds it for the dependency and, with `isolate`, api's policy opens a
+/// circuit to db, which api's other instances then skip.
 fn dependency(isolate: bool) -> String {
     format!(
         r#"
@@ -59,6 +62,12 @@ at = "30s"
 duration = "40s"
 kind = "crash"
 target = "db/0"
+
+[[fault]]
+at = "32s"
+duration = "38s"
+kind = "hang"
+target = "api/0"
 "#
     )
 }

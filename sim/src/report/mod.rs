@@ -54,6 +54,10 @@ pub struct Report {
     pub network: NetworkStats,
     /// Client calls, when the scenario has load.
     pub calls: Option<CallReport>,
+    /// Calls between services, one per `depends_on` edge in file order
+    /// (not part of the load's availability).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub service_calls: Vec<EdgeReport>,
     /// What recovery did, when the scenario has `[recovery]`.
     pub recovery: Option<RecoveryReport>,
 }
@@ -432,6 +436,30 @@ pub struct ServiceCalls {
     pub availability: Option<f64>,
 }
 
+/// The calls on one edge of the call graph, as the callers' clients saw
+/// them end.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct EdgeReport {
+    /// The calling service.
+    pub caller: String,
+    /// The service called.
+    pub dependency: String,
+    /// Calls that ended.
+    pub total: u64,
+    /// Succeeded.
+    pub ok: u64,
+    /// Answered with an error.
+    pub error: u64,
+    /// Refused: nothing listened.
+    pub refused: u64,
+    /// No answer in time.
+    pub timeout: u64,
+    /// No routable endpoint.
+    pub no_endpoint: u64,
+    /// `ok / total`, or `None` when no call ended.
+    pub availability: Option<f64>,
+}
+
 /// A fault as it happened.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct FaultRecord {
@@ -501,6 +529,26 @@ impl Report {
             detections: check::detections(sim),
             verdicts,
             network: *sim.network().stats(),
+            service_calls: obs
+                .service_calls
+                .iter()
+                .map(|e| {
+                    let name =
+                        |i: usize| scenario.services.get(i).map_or_else(String::new, |s| s.name.clone());
+                    let c = &e.calls;
+                    EdgeReport {
+                        caller: name(e.caller),
+                        dependency: name(e.dependency),
+                        total: c.total,
+                        ok: c.ok,
+                        error: c.error,
+                        refused: c.refused,
+                        timeout: c.timeout,
+                        no_endpoint: c.no_endpoint,
+                        availability: c.availability(),
+                    }
+                })
+                .collect(),
             calls: scenario.load.as_ref().map(|load| {
                 let c = &obs.calls;
                 CallReport {
@@ -640,6 +688,19 @@ impl Report {
                 fmt_micros(c.latency_p99_us),
                 fmt_micros(c.latency_max_us)
             );
+        }
+        if !self.service_calls.is_empty() {
+            let _ = writeln!(s, "\ncalls between services (not counted in the load's availability)");
+            let edges: Vec<String> =
+                self.service_calls.iter().map(|e| format!("{} -> {}", e.caller, e.dependency)).collect();
+            let width = edges.iter().map(String::len).max().unwrap_or(0);
+            for (edge, e) in edges.iter().zip(&self.service_calls) {
+                let _ = writeln!(
+                    s,
+                    "  {edge:<width$}  {}",
+                    calls_text(e.total, e.availability, [e.error, e.refused, e.timeout, e.no_endpoint])
+                );
+            }
         }
         if let Some(r) = &self.recovery {
             r.write(&mut s);

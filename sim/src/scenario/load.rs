@@ -184,7 +184,12 @@ struct RawService {
     cores: Option<Spanned<i64>>,
     policy: Option<Spanned<String>>,
     depends_on: Option<Spanned<Vec<Spanned<String>>>>,
+    calls: Option<Spanned<BTreeMap<Spanned<String>, Spanned<Number>>>>,
+    call_timeout: Option<Spanned<Dur>>,
 }
+
+/// Most calls per request one `calls` entry may ask for.
+const MAX_CALLS_PER_REQUEST: f64 = 100.0;
 
 /// Most zones a service may list.
 const MAX_ZONES: usize = 64;
@@ -1811,6 +1816,8 @@ fn validate_services(
             cores,
             policy,
             depends_on: Vec::new(),
+            calls_per_request: Vec::new(),
+            call_timeout: positive("call_timeout", &service.call_timeout)?,
         });
     }
     // Dependencies may name services further down the file.
@@ -1843,7 +1850,41 @@ fn validate_services(
             }
             depends_on.push(d);
         }
+        services[s].calls_per_request = vec![1.0; depends_on.len()];
         services[s].depends_on = depends_on;
+    }
+    // Fan-out ratios, per edge `depends_on` declares.
+    for (s, service) in raw.iter().enumerate() {
+        let Some(calls) = &service.calls else { continue };
+        for (name, ratio) in calls.get_ref() {
+            let key = name.get_ref().as_str();
+            let edge =
+                fleet.by_name.get(key).and_then(|d| services[s].depends_on.iter().position(|e| e == d));
+            let Some(edge) = edge else {
+                let listed: Vec<&str> =
+                    services[s].depends_on.iter().map(|&d| services[d].name.as_str()).collect();
+                let known = if listed.is_empty() {
+                    "it has no `depends_on`".to_string()
+                } else {
+                    format!("it depends on {}", list_some(&listed))
+                };
+                return Err(Diag::new(
+                    name.span(),
+                    format!("`calls` names `{key}`, which is not in this service's `depends_on`; {known}"),
+                ));
+            };
+            let r = ratio.get_ref().0;
+            if !(r > 0.0 && r <= MAX_CALLS_PER_REQUEST) {
+                return Err(Diag::new(
+                    ratio.span(),
+                    format!(
+                        "`calls.{key}` is the mean number of calls per request and must be more than 0 \
+                         and at most {MAX_CALLS_PER_REQUEST}, got {r}"
+                    ),
+                ));
+            }
+            services[s].calls_per_request[edge] = r;
+        }
     }
     check_acyclic(raw, &services)?;
     Ok((services, fleet))

@@ -89,10 +89,35 @@ pub struct Service {
     /// The recovery policy's name (a key of `[recovery.policies]`); `None`:
     /// the default policy.
     pub policy: Option<String>,
-    /// Indexes of the services this one calls. When none of a dependency's
-    /// instances can serve, this service's answers fail too (the cascade
-    /// recovery must see through).
+    /// Indexes of the services this one calls. Each request to one of its
+    /// instances calls every dependency (through that instance's own
+    /// client of it) over the simulated network, and fails if a call fails:
+    /// the cascade recovery must see through.
     pub depends_on: Vec<usize>,
+    /// Mean calls per request on each `depends_on` edge, in the same order
+    /// (the file's `calls`; 1 where it says nothing): `floor(r)` calls
+    /// always, one more with probability `frac(r)`. Each in `(0, 100]`.
+    pub calls_per_request: Vec<f64>,
+    /// How long one call to a dependency may wait for its answer (the
+    /// file's `call_timeout`); `None`: the `[load]` timeout if there is
+    /// load, else 1 s.
+    pub call_timeout: Option<Duration>,
+}
+
+/// Default timeout of a call between services without `[load]` or
+/// `call_timeout`.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(1);
+
+impl Service {
+    /// The mean number of calls per request on the edge to service
+    /// `dependency` (1 unless `calls` says otherwise; 0 if it is not one
+    /// of `depends_on`).
+    pub fn call_ratio(&self, dependency: usize) -> f64 {
+        match self.depends_on.iter().position(|&d| d == dependency) {
+            Some(k) => self.calls_per_request.get(k).copied().unwrap_or(1.0),
+            None => 0.0,
+        }
+    }
 }
 
 /// Default service time: uniform between 2 and 10 ms.
@@ -607,6 +632,8 @@ impl Scenario {
                 cores: None,
                 policy: None,
                 depends_on: Vec::new(),
+                calls_per_request: Vec::new(),
+                call_timeout: None,
             }],
             faults: Vec::new(),
             load: None,

@@ -162,6 +162,8 @@ fn scenario_full_file_parses_into_the_model() {
                 cores: None,
                 policy: None,
                 depends_on: Vec::new(),
+                calls_per_request: Vec::new(),
+                call_timeout: None,
             },
             Service {
                 name: "payments".into(),
@@ -175,6 +177,8 @@ fn scenario_full_file_parses_into_the_model() {
                 cores: None,
                 policy: None,
                 depends_on: Vec::new(),
+                calls_per_request: Vec::new(),
+                call_timeout: None,
             },
         ]
     );
@@ -1947,4 +1951,66 @@ fn scenario_load_targets_round_trip() {
     assert!(text.contains("target = \"search\"\n"), "one target is written the short way: {text}");
     let text = round_trip(&two_services_load("target = \"search\""));
     assert!(text.contains("target = \"search\"\n"), "{text}");
+}
+
+/// web -> api -> db, with `extra` appended to api's table.
+fn call_graph(extra: &str) -> String {
+    format!(
+        "name = \"t\"\nduration = \"1m\"\n\
+         [[service]]\nname = \"db\"\ninstances = 1\n\
+         [[service]]\nname = \"api\"\ninstances = 1\ndepends_on = [\"db\"]\n{extra}\n\
+         [[service]]\nname = \"web\"\ninstances = 1\n"
+    )
+}
+
+#[test]
+fn scenario_calls_and_call_timeout_parse() {
+    let s = parse(&call_graph("calls = { db = 2.5 }\ncall_timeout = \"300ms\""), "t.toml").unwrap();
+    assert_eq!(s.services[1].depends_on, [0]);
+    assert_eq!(s.services[1].calls_per_request, [2.5]);
+    assert_eq!(s.services[1].call_ratio(0), 2.5);
+    assert_eq!(s.services[1].call_timeout, Some(Duration::from_millis(300)));
+    // Without `calls`, one call per request per edge; no timeout of its own.
+    let s = parse(&call_graph(""), "t.toml").unwrap();
+    assert_eq!(s.services[1].calls_per_request, [1.0]);
+    assert_eq!(s.services[1].call_timeout, None);
+    assert_eq!(s.services[2].call_ratio(0), 0.0, "web does not call db");
+}
+
+#[test]
+fn scenario_error_calls() {
+    // Line 10 is api's `calls`.
+    assert_error(
+        &call_graph("calls = { web = 2 }"),
+        10,
+        11,
+        &["`calls` names `web`, which is not in this service's `depends_on`", "it depends on `db`"],
+    );
+    assert_error(
+        &call_graph("calls = { db = 0 }"),
+        10,
+        16,
+        &["`calls.db`", "more than 0", "at most 100", "got 0"],
+    );
+    assert_error(&call_graph("calls = { db = 100.5 }"), 10, 16, &["at most 100", "got 100.5"]);
+    assert_error(&call_graph("calls = { db = -1 }"), 10, 16, &["more than 0"]);
+    assert_error(&call_graph("calls = { db = \"x\" }"), 10, 16, &["a number"]);
+    assert_error(&call_graph("call_timeout = \"0s\""), 10, 16, &["`call_timeout` must be greater than zero"]);
+    // A service without dependencies has no edge to weigh.
+    let source =
+        "name = \"t\"\nduration = \"1m\"\n[[service]]\nname = \"db\"\ninstances = 1\ncalls = { db = 2 }\n";
+    assert_error(source, 6, 11, &["not in this service's `depends_on`", "it has no `depends_on`"]);
+}
+
+#[test]
+fn scenario_calls_round_trip() {
+    let text = round_trip(&call_graph("calls = { db = 0.25 }\ncall_timeout = \"1500ms\""));
+    assert!(text.contains("calls = { db = 0.25 }\n"), "{text}");
+    assert!(
+        text.contains("call_timeout = \"1.500s\"\n") || text.contains("call_timeout = \"1500ms\"\n"),
+        "{text}"
+    );
+    // A ratio of 1 is the default: not written.
+    let text = round_trip(&call_graph("calls = { db = 1 }"));
+    assert!(!text.contains("calls ="), "{text}");
 }

@@ -261,6 +261,8 @@ fn write_service(s: &mut String, services: &[Service], service: &Service) -> Res
         cores,
         policy,
         depends_on,
+        calls_per_request,
+        call_timeout,
     } = service;
     let fail = |why: &str| WriteError::Service { service: name.clone(), why: why.to_string() };
     // The file counts the running instances, and the slots in all.
@@ -311,8 +313,35 @@ fn write_service(s: &mut String, services: &[Service], service: &Service) -> Res
             .collect::<Option<Vec<String>>>()
             .ok_or_else(|| fail("`depends_on` names a service index past the fleet"))?;
         let _ = writeln!(s, "depends_on = [{}]", names.join(", "));
+        if calls_per_request.len() != depends_on.len() {
+            return Err(fail("`calls` has not one ratio per `depends_on` entry"));
+        }
+        let fan_out: Vec<String> = depends_on
+            .iter()
+            .zip(calls_per_request)
+            .filter(|&(_, &r)| r != 1.0)
+            .map(|(&d, &r)| format!("{} = {}", bare_or_quoted(&services[d].name), float(r)))
+            .collect();
+        if !fan_out.is_empty() {
+            let _ = writeln!(s, "calls = {{ {} }}", fan_out.join(", "));
+        }
+    } else if !calls_per_request.is_empty() {
+        return Err(fail("`calls` without `depends_on`"));
+    }
+    if let Some(timeout) = call_timeout {
+        let _ = writeln!(s, "call_timeout = {}", dur(*timeout));
     }
     Ok(())
+}
+
+/// A TOML key: bare when it may be (service names always may, except
+/// those the loader rejects anyway), else quoted.
+fn bare_or_quoted(key: &str) -> String {
+    if !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        key.to_string()
+    } else {
+        quote(key)
+    }
 }
 
 /// A share in thousandths as a percentage string (`250` → `"25%"`), which

@@ -1,5 +1,6 @@
 //! The simulated application on each instance: how it answers requests
-//! and probes (service time, capacity, cores, its dependencies), the
+//! and probes (service time, capacity, cores, and calls to its
+//! dependencies, which `calls.rs` carries), the
 //! application faults it suffers (hang, slow, errors, flap, disk full,
 //! CPU), and its process dying by itself (a memory leak, a crash loop).
 
@@ -7,7 +8,8 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use rand::RngExt as _;
-use vigil_core::message::{Message, ProbeReply, Response, ResponseStatus};
+use vigil_core::health::ProbeKind;
+use vigil_core::message::Message;
 use vigil_core::rng::Rng;
 use vigil_core::{Duration, InstanceId, Instant, NodeId};
 
@@ -15,6 +17,7 @@ use crate::kernel::Event;
 use crate::scenario::{FaultAction, Scenario};
 
 use super::Simulation;
+use super::calls::{Calls, Reply};
 use super::host::HostState;
 use super::net::sample;
 use super::observe::OutageKind;
@@ -53,6 +56,9 @@ pub(super) struct App {
     pub(super) loops: Vec<(Duration, bool, bool)>,
     /// When the running process started (for the leak's slowdown).
     pub(super) started: Instant,
+    /// Its clients of its dependencies and the requests waiting on them
+    /// (`calls.rs`).
+    pub(super) calls: Calls,
 }
 
 impl App {
@@ -138,16 +144,23 @@ impl App {
 
 impl Simulation<'_> {
     /// The application on instance node `node` answers a request or probe.
+    ///
+    /// It does its own work (service time, capacity, cores, slow, CPU,
+    /// leak, errors; a hung application accepts nothing and calls
+    /// nothing) and, for a service with dependencies, at once calls each
+    /// edge not isolated by an open circuit through that edge's client: a
+    /// request the drawn number of times (`calls`), a readiness or startup
+    /// probe once (a deep readiness check), a liveness probe never (a
+    /// dependency's failure must not get a healthy process restarted:
+    /// Kubernetes' rule for liveness). A request turned away over capacity
+    /// calls nothing. The answer goes when the own work is done and every
+    /// call has completed; it is an error if the own draw says so or a
+    /// call did not succeed.
     pub(super) fn app_answer(&mut self, from: NodeId, node: NodeId, message: Message) {
         let Some(instance) = self.scenario.instance_on(node) else { return };
         let (service, _) = self.scenario.locate(instance).expect("instance_on checked the range");
         let spec = &self.scenario.services[service];
         let (service_time, capacity, cores) = (spec.service_time, spec.capacity, spec.cores);
-        // A dependency that cannot answer fails this service's answers too,
-        // unless a circuit isolates it (calls to it fail fast, a fallback
-        // answers).
-        let dependency_down =
-            spec.depends_on.iter().any(|&d| !self.open_circuits.contains(&(service, d)) && !self.serving(d));
         let seed = self.seed;
         let now = self.kernel.now();
         let app = &mut self.apps[instance.index()];
@@ -190,25 +203,49 @@ impl Simulation<'_> {
             let period_ns = period.as_nanos().max(1);
             ((now - since).as_nanos() / period_ns) % 2 == 1
         });
-        let error = overloaded || flapping_bad || dependency_down || app.disk_full > 0 || {
+        let error = overloaded || flapping_bad || app.disk_full > 0 || {
             let p = app.errors.iter().copied().fold(0.0, f64::max);
             p > 0.0 && rng.random_bool(p.min(1.0))
         };
         let reply = match message {
-            Message::Request(r) => Message::Response(Response {
-                id: r.id,
-                status: if error { ResponseStatus::Error } else { ResponseStatus::Ok },
-            }),
-            Message::Probe(p) => Message::ProbeReply(ProbeReply { id: p.id, ok: !error }),
+            Message::Request(r) => Reply::Request(r.id),
+            Message::Probe(p) => Reply::Probe(p.id),
             _ => return,
         };
-        self.transmit(node, from, reply, delay);
+        if spec.depends_on.is_empty() {
+            self.answer(node, from, reply, error, delay);
+            return;
+        }
+        // Downstream calls per edge.
+        let counts: Vec<u32> = spec
+            .depends_on
+            .iter()
+            .zip(&spec.calls_per_request)
+            .map(|(&d, &ratio)| {
+                if overloaded || self.open_circuits.contains(&(service, d)) {
+                    return 0;
+                }
+                match message {
+                    Message::Probe(p) if p.kind == ProbeKind::Liveness => 0,
+                    Message::Probe(_) => 1,
+                    _ => {
+                        let whole = ratio.floor();
+                        let frac = ratio - whole;
+                        let rng = self.apps[instance.index()].rng.as_mut().expect("created above");
+                        whole as u32 + u32::from(frac > 0.0 && rng.random_bool(frac))
+                    }
+                }
+            })
+            .collect();
+        self.call_downstream(node, from, reply, delay, error, &counts);
     }
 
     /// Whether service `service` can answer its callers: some instance is
     /// running, not hung, its disk not full, and each of its own
     /// dependencies serves in turn (or is isolated by an open circuit).
-    /// The loader rejects dependency cycles, so the recursion ends.
+    /// Only the recovery platform's half-open circuit trial asks this
+    /// (requests find out by calling). The loader rejects dependency
+    /// cycles, so the recursion ends.
     pub(super) fn serving(&self, service: usize) -> bool {
         let Some(s) = self.scenario.services.get(service) else { return false };
         let some_up = self.scenario.instances_of(service).any(|i| {

@@ -12,7 +12,6 @@
 //! back: the clock stands still until the stepped line catches up with the
 //! last value it showed.
 
-use vigil_core::balance::{BalancerConfig, OutlierConfig};
 use vigil_core::client::{ClientConfig, ClientNode};
 use vigil_core::control::{ControlConfig, ControlPlane, WatchedInstance};
 use vigil_core::fleet::{InstanceNode, Node};
@@ -140,7 +139,6 @@ impl Simulation<'_> {
             None if scenario.client_target(node).is_some() => {
                 let target = scenario.client_target(node).expect("just checked");
                 let load = scenario.load.as_ref().expect("a client node exists only with load");
-                let defaults = ClientConfig::default();
                 let config = ClientConfig {
                     control: Scenario::CONTROL,
                     // The control plane's catalog numbers services in the
@@ -149,15 +147,8 @@ impl Simulation<'_> {
                     // service's first slot runs), so an id is an index.
                     service: Some(ServiceId(load.targets[target].service as u32)),
                     call_timeout: load.timeout,
-                    balancer: BalancerConfig {
-                        panic_threshold_percent: load.panic_threshold_percent,
-                        outlier: defaults.balancer.outlier.map(|o| OutlierConfig {
-                            always_eject_one_host: load.always_eject_one_host,
-                            ..o
-                        }),
-                        ..defaults.balancer.clone()
-                    },
-                    ..defaults
+                    balancer: super::calls::balancer_of(scenario),
+                    ..ClientConfig::default()
                 };
                 // The first target's client keeps the seed a lone client
                 // always had; the others' are their own.
@@ -227,11 +218,14 @@ impl Simulation<'_> {
         slot.machine = Some(Checked::new(machine));
         slot.state = HostState::Up;
         slot.timer_at = None;
+        let incarnation = slot.incarnation;
         if let Some(i) = scenario.instance_on(node) {
-            // A fresh process: not hung, no memory used yet.
+            // A fresh process: not hung, no memory used yet, fresh clients
+            // of its dependencies.
             let app = &mut self.apps[i.index()];
             app.hung = 0;
             app.started = self.kernel.now();
+            self.make_clients(node, local, incarnation);
             self.schedule_exit(node);
         }
         self.drain(node);
@@ -248,8 +242,10 @@ impl Simulation<'_> {
             slot.timer_at = None;
             slot.held.clear();
             if let Some(i) = self.scenario.instance_on(node) {
-                // Requests in service die with the process.
+                // Requests in service die with the process, and so do its
+                // clients, their calls and the requests waiting on them.
                 self.apps[i.index()].busy_until.clear();
+                self.apps[i.index()].calls.lose();
             }
         }
         was

@@ -11,6 +11,7 @@
 //! | `host.rs` | host state and clocks; booting, stopping, crashing, pausing and resuming a process |
 //! | `net.rs` | the [`Network`]: latency, loss, duplication, reordering, partitions, impairments |
 //! | `app.rs` | the application on each instance: answers to requests and probes, application faults, a process dying by itself |
+//! | `calls.rs` | calls between services: each process's clients of its dependencies, requests waiting on their calls |
 //! | `fault.rs` | fault occurrences ([`expand_faults`]) and what each does when it begins and ends |
 //! | `platform.rs` | the simulated platform carrying out recovery actions (`carry_out`, jobs, boots) |
 //! | `load.rs` | the load generator: calls, each to one target's client node |
@@ -63,6 +64,7 @@ use host::HostClock;
 use net::Network;
 
 mod app;
+mod calls;
 mod fault;
 pub mod host;
 mod load;
@@ -74,8 +76,8 @@ pub use crate::kernel::Halt;
 pub use fault::expand_faults;
 pub use host::HostState;
 pub use observe::{
-    CallStats, FailReason, FaultSpan, MonitorChange, MonitorVerdict, Observations, Outage, OutageKind,
-    PlatformEvent, PlatformStep, Verdict,
+    CallStats, EdgeCalls, FailReason, FaultSpan, MonitorChange, MonitorVerdict, Observations, Outage,
+    OutageKind, PlatformEvent, PlatformStep, Verdict,
 };
 
 use app::App;
@@ -111,9 +113,13 @@ pub struct Simulation<'a> {
     /// Per instance: the platform's last restart or replacement, until its
     /// episode ends: if the process dies again first, it failed.
     last_action: Vec<Option<ActionId>>,
-    /// Circuits open from a service to a dependency: its calls fail fast,
-    /// so its answers no longer fail with the dependency.
+    /// Circuits open from a service to a dependency: its calls to it are
+    /// skipped and a fallback answers, so its answers no longer fail with
+    /// the dependency.
     open_circuits: BTreeSet<(usize, usize)>,
+    /// Per service: the index of its first edge in
+    /// `Observations::service_calls`.
+    edge_base: Vec<usize>,
     /// Per node: the kinds of its open outages, oldest first.
     open_kinds: Vec<Vec<OutageKind>>,
     /// Service names, by index.
@@ -155,9 +161,20 @@ impl<'a> Simulation<'a> {
             jobs: Vec::new(),
             last_action: vec![None; scenario.instance_count() as usize],
             open_circuits: BTreeSet::new(),
+            edge_base: Vec::new(),
             open_kinds: vec![Vec::new(); node_count],
             service_names: scenario.services.iter().map(|s| s.name.clone()).collect(),
         };
+        for (s, service) in scenario.services.iter().enumerate() {
+            sim.edge_base.push(sim.observed.service_calls.len());
+            for &dependency in &service.depends_on {
+                sim.observed.service_calls.push(EdgeCalls {
+                    caller: s,
+                    dependency,
+                    calls: CallStats::default(),
+                });
+            }
+        }
         let (plan, plan_source) = expand_faults(scenario, seed);
         sim.observed.faults =
             plan_source.iter().map(|&source| FaultSpan { source, began: None, ended: None }).collect();
@@ -246,6 +263,7 @@ impl<'a> Simulation<'a> {
         }
         let for_app = matches!(message, Message::Request(_) | Message::Probe(_))
             && self.scenario.instance_on(to).is_some();
+        let for_clients = !for_app && self.for_clients(to, &message);
         let slot = &mut self.nodes[to.index()];
         match slot.state {
             HostState::Down if slot.power_off > 0 => self.network.stats_mut().host_down += 1,
@@ -267,6 +285,14 @@ impl<'a> Simulation<'a> {
             HostState::Up if for_app => {
                 self.network.stats_mut().delivered += 1;
                 self.app_answer(from, to, message);
+                if self.has_clients(to) {
+                    // Its calls moved the clients' deadlines.
+                    self.drain(to);
+                }
+            }
+            HostState::Up if for_clients => {
+                self.network.stats_mut().delivered += 1;
+                self.clients_hear(from, to, message);
             }
             HostState::Up => {
                 self.network.stats_mut().delivered += 1;
@@ -288,8 +314,18 @@ impl<'a> Simulation<'a> {
         match slot.state {
             HostState::Up => {
                 let local = slot.clock.local(self.kernel.now());
-                if let Some(m) = slot.machine.as_mut() {
+                // The node's one timer serves its machine and its
+                // application's clients (`calls.rs`): with clients, the
+                // machine is woken only when its own deadline came.
+                let with_clients = self.has_clients(node);
+                let slot = &mut self.nodes[node.index()];
+                if let Some(m) = slot.machine.as_mut()
+                    && (!with_clients || m.poll_timeout().is_some_and(|t| t <= local))
+                {
                     m.handle_timeout(local);
+                }
+                if with_clients {
+                    self.clients_timeout(node);
                 }
                 self.drain(node);
             }
@@ -321,6 +357,7 @@ impl<'a> Simulation<'a> {
             asked,
             last_action,
             service_names: services,
+            apps,
             ..
         } = self;
         let now = kernel.now();
@@ -427,7 +464,8 @@ impl<'a> Simulation<'a> {
         {
             observed.max_in_flight = observed.max_in_flight.max(r.in_flight());
         }
-        let deadline = machine.poll_timeout();
+        let clients = scenario.instance_on(node).and_then(|i| apps[i.index()].calls.poll_timeout());
+        let deadline = [machine.poll_timeout(), clients].into_iter().flatten().min();
         if let Some(local_deadline) = deadline {
             let at = slot.clock.true_time_of(local_deadline, now);
             if slot.timer_at.is_none_or(|queued| at < queued) {

@@ -76,6 +76,19 @@ impl CallStats {
     }
 }
 
+/// Calls on one edge of the call graph (a service to one of its
+/// dependencies), as the caller's clients saw them end. Not part of the
+/// load's availability, which is the load's clients' alone.
+#[derive(Clone, Debug)]
+pub struct EdgeCalls {
+    /// The calling service's index.
+    pub caller: usize,
+    /// The called service's index.
+    pub dependency: usize,
+    /// How the calls ended.
+    pub calls: CallStats,
+}
+
 /// A health verdict as the control node published it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Verdict {
@@ -225,8 +238,11 @@ pub struct Observations {
     /// Client calls per load target, in the targets' order (a service's
     /// calls are its client's).
     pub calls_by_target: Vec<CallStats>,
-    /// What the client's balancer reported, in order.
+    /// What the load clients' balancers reported, in order.
     pub balance: Vec<(Instant, BalanceEvent)>,
+    /// Calls between services, one entry per `depends_on` edge in file
+    /// order (each service's edges in its `depends_on` order).
+    pub service_calls: Vec<EdgeCalls>,
     /// Per node: windows `[start, end]` during which some fault touched it
     /// (crashed, paused, partitioned or its clock skewed); `end` is `None`
     /// while it lasts to the end of the run.
@@ -249,6 +265,7 @@ impl Observations {
             calls: CallStats::default(),
             calls_by_target: vec![CallStats::default(); targets],
             balance: Vec::new(),
+            service_calls: Vec::new(),
             disturbed: vec![Vec::new(); nodes],
             depth: vec![0; nodes],
         }
