@@ -233,10 +233,8 @@ impl Simulation<'_> {
         }
         for output in outputs {
             match output {
-                Output::Send { to, message } => {
-                    if to.index() < self.names.len() {
-                        self.transmit(node, to, message, Duration::ZERO);
-                    }
+                Output::Send { to, message } if to.index() < self.names.len() => {
+                    self.transmit(node, to, message, Duration::ZERO);
                 }
                 Output::CallDone(done) => self.call_done(node, instance, k, &done),
                 Output::Balance(event) => {
