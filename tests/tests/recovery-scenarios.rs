@@ -119,7 +119,7 @@ fn simultaneous_failures_are_each_recovered_in_parallel() {
 }
 
 #[test]
-fn a_cascade_restarts_the_root_cause_and_holds_its_dependents() {
+fn a_cascade_restarts_the_root_cause_only_and_its_dependents_heal_by_themselves() {
     each_seed("dependency-cascade", |sim, seed| {
         let scenario = sim.scenario();
         for (_, a) in actions(sim) {
@@ -127,21 +127,32 @@ fn a_cascade_restarts_the_root_cause_and_holds_its_dependents() {
                 assert_eq!(service_of(scenario, i), "db", "seed {seed}: only db is acted on: {a:?}");
             }
         }
-        let held_for_root = decisions(sim)
-            .iter()
-            .any(|(_, d)| matches!(d.kind, DecisionKind::Withheld { reason: HoldReason::Dependency { .. } }));
-        assert!(held_for_root, "seed {seed}: dependents were held for the root cause");
-        // The dependents did fail, and came back without being touched.
-        let api0 = instance(scenario, "api/0");
-        let statuses: Vec<HealthStatus> = sim
+        // The dependents' calls failed with db, but their liveness checks
+        // call no dependency: no api or web instance ever needed recovery,
+        // so none had to be held. Their deep readiness checks took them out
+        // of rotation, and they came back without being touched.
+        let dependents_needing_recovery: Vec<_> = sim
             .observations()
             .monitor
             .iter()
-            .filter(|m| m.instance == api0)
-            .filter_map(|m| if let MonitorChange::Status { to, .. } = m.change { Some(to) } else { None })
+            .filter(|m| matches!(m.change, MonitorChange::NeedsRecovery(_)))
+            .filter(|m| service_of(scenario, m.instance) != "db")
             .collect();
+        assert!(dependents_needing_recovery.is_empty(), "seed {seed}: {dependents_needing_recovery:?}");
+        let api0 = instance(scenario, "api/0");
+        let (mut statuses, mut ready) = (Vec::new(), Vec::new());
+        for m in sim.observations().monitor.iter().filter(|m| m.instance == api0) {
+            match m.change {
+                MonitorChange::Status { to, .. } => statuses.push(to),
+                MonitorChange::Ready(r) => ready.push(r),
+                MonitorChange::NeedsRecovery(_) => {}
+            }
+        }
+        // Its reported status counts readiness too: it failed, and healed.
         assert!(statuses.contains(&HealthStatus::Failed), "seed {seed}: api/0 failed: {statuses:?}");
         assert_eq!(statuses.last(), Some(&HealthStatus::Healthy), "seed {seed}: and healed by itself");
+        assert!(ready.contains(&false), "seed {seed}: api/0 left rotation while db was down: {ready:?}");
+        assert_eq!(ready.last(), Some(&true), "seed {seed}: and came back by itself");
         // web calls api, which calls db: the cascade reaches it too, and
         // every service spent time out of rotation.
         let shares = check::service_availability(sim, Instant::from_secs(5));
