@@ -802,16 +802,7 @@ impl RecoveryCoordinator {
         match self.record(instance).ok().and_then(|r| r.unreachable) {
             Some((until, confirmed)) if until > now => {
                 mark!("held_unreachable");
-                if episode.attempts == 0 && !episode.rerouted_at_once {
-                    episode.rerouted_at_once = true;
-                    self.act(Action {
-                        id: ActionId { correlation: id, attempt: INTERIM_REROUTE },
-                        service,
-                        instance: Some(instance),
-                        kind: ActionKind::Reroute,
-                        at: now,
-                    });
-                }
+                self.reroute_at_once(now, instance, &mut episode);
                 self.withhold(now, instance, episode, pending, HoldReason::Partitioned { until, confirmed });
                 return;
             }
@@ -854,16 +845,8 @@ impl RecoveryCoordinator {
                 if pending.settling { HoldReason::Settling { until } } else { HoldReason::Backoff { until } };
             // The first action starts at once, always: backoff delays the
             // restart, not taking traffic away.
-            if !pending.settling && episode.attempts == 0 && !episode.rerouted_at_once {
+            if !pending.settling && self.reroute_at_once(now, instance, &mut episode) {
                 mark!("interim_reroute");
-                episode.rerouted_at_once = true;
-                self.act(Action {
-                    id: ActionId { correlation: id, attempt: INTERIM_REROUTE },
-                    service,
-                    instance: Some(instance),
-                    kind: ActionKind::Reroute,
-                    at: now,
-                });
             }
             self.withhold(now, instance, episode, pending, reason);
             return;
@@ -984,6 +967,23 @@ impl RecoveryCoordinator {
         let root = self.graph.root_cause(service, |d| self.impaired(d))?;
         mark!("held_for_dependency");
         Some(HoldReason::Dependency { root })
+    }
+
+    /// Take `instance` out of rotation at once, if its episode has not
+    /// acted yet (see [`INTERIM_REROUTE`]); returns whether it did.
+    fn reroute_at_once(&mut self, now: Instant, instance: InstanceId, episode: &mut Episode) -> bool {
+        if episode.attempts > 0 || episode.rerouted_at_once {
+            return false;
+        }
+        episode.rerouted_at_once = true;
+        self.act(Action {
+            id: ActionId { correlation: episode.id, attempt: INTERIM_REROUTE },
+            service: episode.service,
+            instance: Some(instance),
+            kind: ActionKind::Reroute,
+            at: now,
+        });
+        true
     }
 
     fn withhold(
