@@ -9,7 +9,9 @@
 
 use std::fmt::Write as _;
 
-use vigil_core::recovery::{ActionKind, DecisionKind, HoldReason, HumanReason, RecoveryOutput, StormScope};
+use vigil_core::recovery::{
+    ActionKind, DecisionKind, HoldReason, HumanReason, RecoveryOutput, StormScope, Unreachability,
+};
 use vigil_core::{Duration, InstanceId, Instant, NodeId, ServiceId};
 
 use crate::scenario::{Fault, FaultAction, Partition, Scenario};
@@ -191,13 +193,18 @@ fn hold_words(reason: HoldReason, services: &[String]) -> String {
         ),
         HoldReason::Settling { until } => format!("settling until {}", fmt_time(until)),
         HoldReason::ScaleOutInFlight => "a scale-out is in flight".to_string(),
-        HoldReason::Partitioned { until, confirmed: true } => format!(
+        HoldReason::Partitioned { until, why: Unreachability::CutOff } => format!(
             "cut off, not failed: silent to the control node, reached by its clients; restarts held until {}",
             fmt_time(until)
         ),
-        HoldReason::Partitioned { until, confirmed: false } => {
+        HoldReason::Partitioned { until, why: Unreachability::AwaitingClients } => {
             format!("silent to the control node: waiting for its clients' word until {}", fmt_time(until))
         }
+        HoldReason::Partitioned { until, why: Unreachability::DeafObserver } => format!(
+            "the control node misses heartbeats of many instances at once: its own hearing, not this \
+             instance; restarts held until {}",
+            fmt_time(until)
+        ),
         other => format!("{other:?}"),
     }
 }

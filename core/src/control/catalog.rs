@@ -92,7 +92,7 @@ impl CatalogController {
     ) {
         for event in events {
             match *event {
-                Event::HeartbeatAccepted { instance, at } => {
+                Event::HeartbeatAccepted { instance, at, .. } => {
                     // Unknown ids were dropped by the detector.
                     let _ = self.registry.renew(at, instance);
                 }

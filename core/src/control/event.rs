@@ -50,6 +50,17 @@ pub enum Event {
         instance: InstanceId,
         /// When it arrived.
         at: Instant,
+        /// Heartbeats missing just before it (the gap in sequence
+        /// numbers, at most 16): loss on the way, as this observer hears it.
+        missed: u32,
+    },
+    /// A probe got no answer by its deadline (lost on the way, or the
+    /// instance did not answer). As frequent as probes, like heartbeats.
+    ProbeTimedOut {
+        /// The probed instance.
+        instance: InstanceId,
+        /// The probe's deadline.
+        at: Instant,
     },
     /// A health verdict changed (liveness, status, readiness, flapping, or
     /// a request for recovery).
@@ -79,6 +90,7 @@ impl Event {
             Event::InstanceJoined { .. } => "membership.joined",
             Event::InstanceLeft { .. } => "membership.left",
             Event::HeartbeatAccepted { .. } => "health.heartbeat",
+            Event::ProbeTimedOut { .. } => "health.probe_timed_out",
             Event::Health(h) => match h {
                 HealthEvent::LivenessChanged { .. } => "health.liveness_changed",
                 HealthEvent::StatusChanged { .. } => "health.status_changed",
@@ -102,6 +114,7 @@ impl Event {
             Event::InstanceJoined { instance, .. }
             | Event::InstanceLeft { instance, .. }
             | Event::HeartbeatAccepted { instance, .. }
+            | Event::ProbeTimedOut { instance, .. }
             | Event::RoutabilityChanged { instance, .. } => Some(instance),
             Event::Health(h) => Some(h.instance()),
             Event::Recovery(RecoveryOutput::Action(a)) => a.instance,

@@ -43,7 +43,9 @@ pub struct HealthController {
     /// deadline: at most one per check in flight.
     probes: BTreeMap<u64, InFlight>,
     /// Heartbeats that were news since the last turn, in arrival order.
-    accepted: Vec<(InstanceId, Instant)>,
+    accepted: Vec<(InstanceId, Instant, u32)>,
+    /// Probes that went unanswered since the last turn.
+    timed_out: Vec<(InstanceId, Instant)>,
 }
 
 impl HealthController {
@@ -58,6 +60,7 @@ impl HealthController {
             health_classes: health_classes.to_vec(),
             probes: BTreeMap::new(),
             accepted: Vec::new(),
+            timed_out: Vec::new(),
         })
     }
 
@@ -128,7 +131,8 @@ impl HealthController {
             if roster.monitored(hb.instance) {
                 self.monitor.heartbeat(now, hb.instance);
             }
-            self.accepted.push((hb.instance, now));
+            let missed = self.detector.instance(hb.instance).map_or(0, |l| l.missed_before_newest);
+            self.accepted.push((hb.instance, now, missed));
         }
     }
 
@@ -168,6 +172,7 @@ impl HealthController {
             if f.deadline > now {
                 break;
             }
+            self.timed_out.push((f.probe.instance, f.deadline));
             self.probes.remove(&id);
         }
     }
@@ -191,8 +196,11 @@ impl HealthController {
         events: &mut Vec<Event>,
         outputs: &mut VecDeque<Output>,
     ) {
-        for (instance, at) in self.accepted.drain(..) {
-            events.push(Event::HeartbeatAccepted { instance, at });
+        for (instance, at, missed) in self.accepted.drain(..) {
+            events.push(Event::HeartbeatAccepted { instance, at, missed });
+        }
+        for (instance, at) in self.timed_out.drain(..) {
+            events.push(Event::ProbeTimedOut { instance, at });
         }
         while let Some(event) = self.detector.poll_event() {
             events.push(Event::Health(event));

@@ -62,6 +62,7 @@ mod catalog;
 mod config;
 mod event;
 mod health;
+mod hearing;
 mod recovery;
 mod roster;
 mod routing;

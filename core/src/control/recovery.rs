@@ -47,6 +47,9 @@ use crate::recovery::{
 };
 use crate::rng::Seed;
 use crate::time::{Duration, Instant};
+use super::hearing::{Assessment, Hearing};
+use crate::recovery::Unreachability;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Heartbeat loss (permille of recent beats) from which an alive instance
 /// that stops answering probes is judged unreachable rather than hung: 7.5 %,
@@ -86,6 +89,30 @@ pub struct RecoveryController {
     /// After a cut-off instance is heard again, how long its hold lasts
     /// (its probes must pass first): the storm guard's settle time.
     settle: Duration,
+    /// How well this observer hears the fleet.
+    hearing: Hearing,
+    /// Per instance: restarts held because this observer was deaf when it
+    /// looked down.
+    deaf_hold: Vec<DeafHold>,
+    /// The instances [`DeafHold::Held`], in id order.
+    deaf_held: BTreeSet<InstanceId>,
+    /// The instances [`DeafHold::Doubted`] (or once so), in id order, and
+    /// when their doubt ends.
+    deaf_doubted: BTreeMap<InstanceId, Instant>,
+}
+
+/// An instance's hold for a deaf observer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DeafHold {
+    /// Not held for deafness.
+    None,
+    /// Held a moment (`partition.confirm_within`) while the observer's
+    /// hearing is in doubt.
+    Doubted,
+    /// Held while the observer stays deaf (at most `partition.hold`).
+    Held,
+    /// The observer hears again: the hold shrank to the settle time.
+    Releasing,
 }
 
 impl RecoveryController {
@@ -102,6 +129,10 @@ impl RecoveryController {
             healing: Vec::new(),
             partition: config.partition,
             settle: config.storm.settle,
+            hearing: Hearing::default(),
+            deaf_hold: Vec::new(),
+            deaf_held: BTreeSet::new(),
+            deaf_doubted: BTreeMap::new(),
         })
     }
 
@@ -125,6 +156,7 @@ impl RecoveryController {
             self.looks_down.resize(i + 1, false);
             self.cut_off.resize(i + 1, None);
             self.healing.resize(i + 1, false);
+            self.deaf_hold.resize(i + 1, DeafHold::None);
         }
         if self.down_by_service.len() <= service.index() {
             self.down_by_service.resize(service.index() + 1, (0, 0));
@@ -142,7 +174,11 @@ impl RecoveryController {
             self.judged_lossy[i] = false;
             self.cut_off[i] = None;
             self.healing[i] = false;
+            self.deaf_hold[i] = DeafHold::None;
+            self.deaf_held.remove(&instance);
+            self.deaf_doubted.remove(&instance);
             self.vantage.forget(instance);
+            self.hearing.forget(instance);
             let counts = &mut self.down_by_service[service.index()];
             counts.0 -= u32::from(down);
             counts.1 -= 1;
@@ -171,7 +207,11 @@ impl RecoveryController {
     /// failure report must not act before a storm it is part of.
     pub(super) fn hear(&mut self, now: Instant, view: &View<'_>, events: &[Event]) {
         for event in events {
-            if let Event::HeartbeatAccepted { instance, .. } = *event {
+            if let Event::ProbeTimedOut { instance, at } = *event {
+                self.hearing.record_timeout(at, instance);
+            }
+            if let Event::HeartbeatAccepted { instance, at, missed } = *event {
+                self.hearing.record(at, instance, missed);
                 self.reconsider_lossy(now, view, instance);
                 self.heard_again(now, instance);
             }
@@ -181,12 +221,14 @@ impl RecoveryController {
                 self.judge_silence(now, view, h.instance());
             }
         }
+        self.judge_deafness(now, view, events);
         self.observe_storm(now, view, events);
         for event in events {
             if let Event::Health(h) = event {
                 self.recovery_input(now, view, h);
             }
         }
+        self.release_answering(now, events);
     }
 
     /// Publish the coordinator's outputs, as events and as outputs for the
@@ -223,6 +265,9 @@ impl RecoveryController {
             if let Some(judged) = self.cut_off.get_mut(instance.index()) {
                 *judged = None;
                 self.healing[instance.index()] = false;
+                self.deaf_hold[instance.index()] = DeafHold::None;
+                self.deaf_held.remove(&instance);
+                self.deaf_doubted.remove(&instance);
             }
         }
     }
@@ -249,7 +294,15 @@ impl RecoveryController {
     /// is not judged yet: cut off, or failed?
     fn judge_silence(&mut self, now: Instant, view: &View<'_>, instance: InstanceId) {
         let i = instance.index();
-        if self.cut_off.get(i).is_none_or(Option::is_some) || !looks_down_now(view, instance) {
+        if self.cut_off.get(i).is_none_or(Option::is_some)
+            || self.deaf_hold[i] != DeafHold::None
+            || !looks_down_now(view, instance)
+        {
+            return;
+        }
+        // Heartbeats lost across the fleet make silences everywhere: the
+        // deafness judgment speaks for those.
+        if self.hearing.beats_doubtful(now) {
             return;
         }
         let Some((reached, failed)) = silent_since(view, now, instance) else { return };
@@ -272,8 +325,158 @@ impl RecoveryController {
                     self.cut_off[i] = Some(false);
                     let until = now.saturating_add(self.partition.confirm_within);
                     self.coordinator
-                        .handle(now, RecoveryInput::Unreachable { instance, until, confirmed: false });
+                        .handle(now, RecoveryInput::Unreachable { instance, until, why: Unreachability::AwaitingClients });
                 }
+            }
+        }
+    }
+
+    /// An instance held for deafness, or judged behind a lossy link, that
+    /// answers with failures (refusals, errors) proves the observer hears
+    /// it: whatever ails it is its own. The hold ends, the reroute is
+    /// reported failed, and recovery hears the failure. (One that answers
+    /// well resolves its episode.)
+    fn release_answering(&mut self, now: Instant, events: &[Event]) {
+        for event in events {
+            let Event::Health(HealthEvent::StatusChanged { instance, service, to: HealthStatus::Failed, .. }) =
+                *event
+            else {
+                continue;
+            };
+            let i = instance.index();
+            let deaf = self.deaf_hold.get(i).is_some_and(|&d| d != DeafHold::None);
+            let lossy = self.judged_lossy.get(i).copied().unwrap_or(false);
+            if !(deaf || lossy) {
+                continue;
+            }
+            tracing::info!(instance = instance.0, "answers the observer with failures: its own failure");
+            if deaf {
+                self.deaf_hold[i] = DeafHold::None;
+                self.deaf_held.remove(&instance);
+                self.deaf_doubted.remove(&instance);
+                self.coordinator.handle(now, RecoveryInput::Reachable { instance });
+            }
+            if lossy {
+                // Judged behind a lossy link, so rerouted: it answers now,
+                // and what it answers is a failure.
+                self.judged_lossy[i] = false;
+                if let Some(id) = self.reroute_action.get_mut(i).and_then(Option::take) {
+                    self.coordinator.report_outcome(now, id, Outcome::Failed);
+                }
+            }
+            if let Some(failure) = FailureType::from_status(HealthStatus::Failed) {
+                self.coordinator.handle(now, RecoveryInput::Failure(FailureReport { instance, service, failure }));
+            }
+        }
+    }
+
+    /// Is this observer going deaf ([`hearing`](super::hearing))? While it
+    /// is, an instance a health event shows looking down (suspect, dead or
+    /// unresponsive, not answering with errors) has its restarts held, as
+    /// in a partition; once the observer hears again, every hold shrinks to
+    /// the settle time, so probes can pass (and end the episodes) before
+    /// anything acts. An instance really hung meanwhile is acted on then.
+    fn judge_deafness(&mut self, now: Instant, view: &View<'_>, events: &[Event]) {
+        if self.partition.hold.is_zero() {
+            return;
+        }
+        let hearing = self.hearing.assess(now, self.down_total.1);
+        if hearing == Assessment::Doubtful && !self.partition.confirm_within.is_zero() {
+            // Perhaps deafness beginning: wait a moment for the gauge. The
+            // coordinator holds for long; the doubt ends here, at
+            // `confirm_within` or when the gauge says.
+            let until = now.saturating_add(self.partition.hold);
+            let doubt_until = now.saturating_add(self.partition.confirm_within);
+            for event in events {
+                let Event::Health(h) = event else { continue };
+                let instance = h.instance();
+                let i = instance.index();
+                if self.deaf_hold.get(i).is_none_or(|&d| d != DeafHold::None)
+                    || self.cut_off[i].is_some()
+                    || !unanswered(view, instance)
+                {
+                    continue;
+                }
+                tracing::info!(
+                    instance = instance.0,
+                    lossy_instances = self.hearing.lossy_instances(),
+                    "looks down while this observer misses some heartbeats of others: waiting to see"
+                );
+                self.deaf_hold[i] = DeafHold::Doubted;
+                self.deaf_doubted.insert(instance, doubt_until);
+                self.coordinator.handle(
+                    now,
+                    RecoveryInput::Unreachable { instance, until, why: Unreachability::DeafObserver },
+                );
+            }
+        } else if hearing == Assessment::Deaf {
+            let until = now.saturating_add(self.partition.hold);
+            for (instance, _) in std::mem::take(&mut self.deaf_doubted) {
+                if self.deaf_hold[instance.index()] != DeafHold::Doubted {
+                    continue;
+                }
+                tracing::info!(instance = instance.0, "the observer is deaf after all; restarts held");
+                self.deaf_hold[instance.index()] = DeafHold::Held;
+                self.deaf_held.insert(instance);
+                self.coordinator.handle(
+                    now,
+                    RecoveryInput::Unreachable { instance, until, why: Unreachability::DeafObserver },
+                );
+            }
+            for event in events {
+                let Event::Health(h) = event else { continue };
+                let instance = h.instance();
+                let i = instance.index();
+                if self.deaf_hold.get(i).is_none_or(|&d| d == DeafHold::Held)
+                    || self.cut_off[i].is_some()
+                    || !unanswered(view, instance)
+                {
+                    continue;
+                }
+                tracing::info!(
+                    instance = instance.0,
+                    lossy_instances = self.hearing.lossy_instances(),
+                    "looks down while this observer misses heartbeats of many instances: \
+                     the observer is deaf; restarts held"
+                );
+                self.deaf_hold[i] = DeafHold::Held;
+                self.deaf_held.insert(instance);
+                self.coordinator.handle(now, RecoveryInput::Unreachable { instance, until, why: Unreachability::DeafObserver });
+            }
+        } else {
+            // The doubt is over (the observer hears, or the gauge did not
+            // say deaf in time): judge it as any other instance.
+            let over: Vec<InstanceId> = self
+                .deaf_doubted
+                .iter()
+                .filter(|&(_, &until)| hearing == Assessment::Clear || until <= now)
+                .map(|(&i, _)| i)
+                .collect();
+            for instance in over {
+                self.deaf_doubted.remove(&instance);
+                if self.deaf_hold[instance.index()] == DeafHold::Doubted {
+                    self.deaf_hold[instance.index()] = DeafHold::None;
+                    self.coordinator.handle(now, RecoveryInput::Reachable { instance });
+                    self.judge_silence(now, view, instance);
+                }
+            }
+            let until = now.saturating_add(self.settle);
+            let monitor = view.health.monitor();
+            // A flapping instance is reported at its worst until it calms
+            // down: its reported status, shaped by the deafness, is no
+            // evidence yet. It stays held until the damping ends.
+            let calm: Vec<InstanceId> = self
+                .deaf_held
+                .iter()
+                .copied()
+                .filter(|&i| !monitor.instance(i).is_some_and(|v| v.flapping))
+                .collect();
+            for instance in calm {
+                self.deaf_held.remove(&instance);
+                let i = instance.index();
+                tracing::info!(instance = instance.0, "this observer hears the fleet again; hold shrinks to settle");
+                self.deaf_hold[i] = DeafHold::Releasing;
+                self.coordinator.handle(now, RecoveryInput::Unreachable { instance, until, why: Unreachability::DeafObserver });
             }
         }
     }
@@ -295,7 +498,7 @@ impl RecoveryController {
                 "silent to the control node but reached by its clients: cut off, not failed; restarts held"
             );
             self.cut_off[m.index()] = Some(true);
-            self.coordinator.handle(now, RecoveryInput::Unreachable { instance: m, until, confirmed: true });
+            self.coordinator.handle(now, RecoveryInput::Unreachable { instance: m, until, why: Unreachability::CutOff });
         }
     }
 
@@ -319,9 +522,14 @@ impl RecoveryController {
         if self.cut_off.get(i).copied().flatten().is_none() || self.healing[i] {
             return;
         }
+        // A deaf observer hears an instance now and then: that is not the
+        // path coming back.
+        if self.hearing.deaf(now, self.down_total.1) {
+            return;
+        }
         self.healing[i] = true;
         let until = now.saturating_add(self.settle);
-        self.coordinator.handle(now, RecoveryInput::Unreachable { instance, until, confirmed: true });
+        self.coordinator.handle(now, RecoveryInput::Unreachable { instance, until, why: Unreachability::CutOff });
     }
 
     /// The other registered instances of `instance`'s zone.
@@ -396,7 +604,11 @@ impl RecoveryController {
         let health = view.health;
         let clean =
             health.detector().instance(instance).is_some_and(|l| l.clean_streak >= RECONSIDER_CLEAN_BEATS);
-        let unresponsive = health.monitor().status(instance) == Some(HealthStatus::Unresponsive);
+        // Undamped: a flapping instance is reported at its worst.
+        let unresponsive = health
+            .monitor()
+            .instance(instance)
+            .is_some_and(|v| v.raw_status == HealthStatus::Unresponsive);
         if !(clean && unresponsive) {
             return;
         }
@@ -425,7 +637,9 @@ impl RecoveryController {
         for instance in events.iter().filter_map(Event::routing_relevant) {
             let i = instance.index();
             let Some(service) = view.roster.service(instance) else { continue };
-            let down = looks_down_now(view, instance) && self.cut_off[i].is_none();
+            let down = looks_down_now(view, instance)
+                && self.cut_off[i].is_none()
+                && matches!(self.deaf_hold[i], DeafHold::None | DeafHold::Doubted);
             if self.looks_down[i] == down {
                 continue;
             }
@@ -472,6 +686,20 @@ fn looks_down_now(view: &View<'_>, instance: InstanceId) -> bool {
     silent
         || (view.roster.monitored(instance)
             && view.health.monitor().status(instance) == Some(HealthStatus::Unresponsive))
+}
+
+/// Whether `instance` gives this observer no answer at all: its probes
+/// time out (monitored), or its heartbeats stopped (not monitored). A
+/// refusal or an error answer proves the observer hears it, deaf or not.
+fn unanswered(view: &View<'_>, instance: InstanceId) -> bool {
+    if view.roster.monitored(instance) {
+        view.health.monitor().status(instance) == Some(HealthStatus::Unresponsive)
+    } else {
+        view.health
+            .detector()
+            .instance(instance)
+            .is_some_and(|s| matches!(s.status, Liveness::Suspect | Liveness::Dead))
+    }
 }
 
 /// If `instance` went silent to this observer, `(reached, failed)`: the

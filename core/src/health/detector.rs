@@ -58,6 +58,9 @@ pub struct InstanceLiveness {
     pub beats_expected: u32,
     /// Heartbeats in a row received with no gap before them.
     pub clean_streak: u32,
+    /// Heartbeats missing just before the newest one (the gap in their
+    /// sequence numbers, at most 16; 0 for the first of an incarnation).
+    pub missed_before_newest: u32,
 }
 
 /// About how many recent heartbeats the loss estimate looks at.
@@ -170,6 +173,7 @@ impl FailureDetector {
             class,
             beats_received: 0,
             beats_expected: 0,
+            missed_before_newest: 0,
             clean_streak: 0,
         });
         let class = &mut self.classes[class];
@@ -226,6 +230,7 @@ impl FailureDetector {
         slot.beats_expected += sent as u32;
         slot.beats_received += 1;
         slot.clean_streak = if sent == 1 { slot.clean_streak.saturating_add(1) } else { 0 };
+        slot.missed_before_newest = (sent - 1) as u32;
         while slot.beats_expected > LOSS_WINDOW_BEATS {
             // Both halved alike, so a clean link stays at zero loss.
             slot.beats_expected /= 2;

@@ -28,7 +28,7 @@ use super::{
     Action, ActionId, ActionKind, CorrelationId, Decision, DecisionKind, FailureReport, FailureType,
     HoldReason, HumanReason, IntensityScope, MAX_INSTANCES, MAX_PENDING_OUTPUTS, MAX_RUNGS, MAX_SERVICES,
     Outcome, Policy, Position, RecoveryConfig, RecoveryConfigError, RecoveryError, RecoveryInput,
-    RecoveryOutput, StormScope, Strategy,
+    RecoveryOutput, StormScope, Strategy, Unreachability,
 };
 
 /// Most circuits open at once (one per service and dependency pair, at most).
@@ -237,7 +237,7 @@ struct InstanceRecord {
     quiet_since: Option<Instant>,
     /// Judged cut off from the observer rather than failed: `(until,
     /// confirmed)`; see [`RecoveryCoordinator::report_unreachable`].
-    unreachable: Option<(Instant, bool)>,
+    unreachable: Option<(Instant, Unreachability)>,
 }
 
 /// Decides how to recover failing instances, and when not to.
@@ -538,10 +538,10 @@ impl RecoveryCoordinator {
         now: Instant,
         instance: InstanceId,
         until: Instant,
-        confirmed: bool,
+        why: Unreachability,
     ) -> Result<(), RecoveryError> {
         self.record(instance)?;
-        self.record_mut(instance).unreachable = Some((until, confirmed));
+        self.record_mut(instance).unreachable = Some((until, why));
         if let Some(episode) = self.episodes.get_mut(&instance)
             && let Phase::Acting(acting) = &mut episode.phase
             && acting.holds_slot
@@ -800,10 +800,10 @@ impl RecoveryCoordinator {
         // Cut off rather than failed: traffic away at once, nothing else
         // until the judgment lapses or is withdrawn.
         match self.record(instance).ok().and_then(|r| r.unreachable) {
-            Some((until, confirmed)) if until > now => {
+            Some((until, why)) if until > now => {
                 mark!("held_unreachable");
                 self.reroute_at_once(now, instance, &mut episode);
-                self.withhold(now, instance, episode, pending, HoldReason::Partitioned { until, confirmed });
+                self.withhold(now, instance, episode, pending, HoldReason::Partitioned { until, why });
                 return;
             }
             Some(_) => {
@@ -1187,8 +1187,8 @@ impl Machine for RecoveryCoordinator {
                 self.report_outcome(now, id, outcome);
                 Ok(())
             }
-            RecoveryInput::Unreachable { instance, until, confirmed } => {
-                self.report_unreachable(now, instance, until, confirmed)
+            RecoveryInput::Unreachable { instance, until, why } => {
+                self.report_unreachable(now, instance, until, why)
             }
             RecoveryInput::Reachable { instance } => {
                 self.report_reachable(now, instance);

@@ -418,17 +418,28 @@ pub enum HoldReason {
     },
     /// A scale-out of the service is already in flight.
     ScaleOutInFlight,
-    /// The observer cannot reach the instance, but it looks cut off rather
-    /// than failed: its clients still reach it (`confirmed`), or it went
-    /// silent while its clients, who would know, have not yet said. Taken
-    /// out of rotation at once; restarts wait until `until`, or until the
-    /// judgment is withdrawn.
+    /// The observer cannot reach the instance, but the fault looks like
+    /// the observer's rather than the instance's ([`Unreachability`] says
+    /// why). Taken out of rotation at once; restarts wait until `until`,
+    /// or until the judgment is withdrawn.
     Partitioned {
         /// When recovery acts anyway.
         until: Instant,
-        /// Whether its clients confirmed it is alive.
-        confirmed: bool,
+        /// Why the observer judges it unreachable rather than failed.
+        why: Unreachability,
     },
+}
+
+/// Why an observer judges an instance unreachable rather than failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Unreachability {
+    /// It went silent, and its clients, who would know, have not said yet.
+    AwaitingClients,
+    /// Silent to the observer, but its clients still reach it: cut off.
+    CutOff,
+    /// The observer misses heartbeats of many instances at once: the
+    /// observer is deaf, not this instance failed.
+    DeafObserver,
 }
 
 /// Whose restart intensity was exceeded.
@@ -597,9 +608,9 @@ pub enum RecoveryInput {
         instance: InstanceId,
         /// Hold its restarts until then.
         until: Instant,
-        /// Whether another vantage point confirmed it is alive (its
-        /// clients reach it), or the judgment only awaits their word.
-        confirmed: bool,
+        /// Why: cut off (its clients reach it), awaiting their word, or a
+        /// deaf observer.
+        why: Unreachability,
     },
     /// The judgment of [`Unreachable`](RecoveryInput::Unreachable) no
     /// longer holds: the observer hears the instance again, or its clients

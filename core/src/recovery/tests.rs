@@ -946,12 +946,12 @@ fn a_cut_off_instance_is_rerouted_at_once_and_never_restarted_while_held() {
     marks::take("held_unreachable");
     let mut h = Harness::new(config(&[(0, &[])])).with(0, [0, 1, 2]);
     let until = h.now + Duration::from_secs(60);
-    h.input(RecoveryInput::Unreachable { instance: i(0), until, confirmed: true });
+    h.input(RecoveryInput::Unreachable { instance: i(0), until, why: Unreachability::CutOff });
     let out = h.fail(0, FailureType::Unresponsive);
     // Traffic away at once (the 3 s rule), nothing else.
     assert_eq!(kinds(&out), [ActionKind::Reroute]);
     assert_eq!(actions(&out)[0].id.attempt, INTERIM_REROUTE);
-    assert_eq!(withheld(&out), [HoldReason::Partitioned { until, confirmed: true }]);
+    assert_eq!(withheld(&out), [HoldReason::Partitioned { until, why: Unreachability::CutOff }]);
     assert_eq!(h.c.get().in_flight(), 0, "an interim reroute holds no slot");
     // The partition heals before the hold lapses: healed by itself.
     h.at(h.now + Duration::from_secs(20));
@@ -970,7 +970,7 @@ fn a_hold_that_lapses_or_is_withdrawn_lets_recovery_act() {
     marks::take("unreachable_lapsed");
     let mut h = Harness::new(config(&[(0, &[])])).with(0, [0, 1]);
     let until = h.now + Duration::from_secs(3);
-    h.input(RecoveryInput::Unreachable { instance: i(0), until, confirmed: false });
+    h.input(RecoveryInput::Unreachable { instance: i(0), until, why: Unreachability::AwaitingClients });
     h.fail(0, FailureType::Unresponsive);
     // Nobody said it was alive: at `until`, it is restarted.
     let out = h.next_timer();
@@ -981,7 +981,7 @@ fn a_hold_that_lapses_or_is_withdrawn_lets_recovery_act() {
     h.input(RecoveryInput::Unreachable {
         instance: i(1),
         until: h.now + Duration::from_secs(60),
-        confirmed: false,
+        why: Unreachability::AwaitingClients,
     });
     assert_eq!(kinds(&h.fail(1, FailureType::Unresponsive)), [ActionKind::Reroute]);
     let out = h.input(RecoveryInput::Reachable { instance: i(1) });
@@ -1003,7 +1003,7 @@ fn an_action_on_an_instance_judged_cut_off_frees_its_slot_for_the_others() {
     // 2 is judged cut off: its restart, which cannot be confirmed until
     // the partition heals, no longer holds back the crash.
     let until = h.now + Duration::from_secs(60);
-    let out = h.input(RecoveryInput::Unreachable { instance: i(2), until, confirmed: true });
+    let out = h.input(RecoveryInput::Unreachable { instance: i(2), until, why: Unreachability::CutOff });
     assert_eq!(kinds(&out), [ActionKind::Restart]);
     assert_eq!(actions(&out)[0].instance, Some(i(0)));
     assert_eq!(h.c.get().in_flight(), 1);
@@ -1020,7 +1020,7 @@ fn instances_judged_cut_off_do_not_make_a_storm() {
     let mut h = Harness::new(cfg).with(0, 0..6);
     let until = h.now + Duration::from_secs(60);
     for n in [3, 4, 5] {
-        h.input(RecoveryInput::Unreachable { instance: i(n), until, confirmed: true });
+        h.input(RecoveryInput::Unreachable { instance: i(n), until, why: Unreachability::CutOff });
         h.fail(n, FailureType::Unresponsive);
     }
     assert!(!h.c.get().in_storm(StormScope::Service(s(0))), "one partition, not three failures");
@@ -1591,7 +1591,7 @@ fn run(ops: &[Op], seed: u64) -> Vec<RecoveryOutput> {
             Op::Unreachable(n, ms, confirmed) => h.input(RecoveryInput::Unreachable {
                 instance: i(n),
                 until: h.now + Duration::from_millis(ms),
-                confirmed,
+                why: if confirmed { Unreachability::CutOff } else { Unreachability::AwaitingClients },
             }),
             Op::Reachable(n) => h.input(RecoveryInput::Reachable { instance: i(n) }),
         };
