@@ -54,7 +54,9 @@ async fn main() {
                     let pad = "x".repeat(180);
                     r.tags = (0..32).map(|t| format!("tag-{t}-{id}-{pad}")).collect();
                     r.endpoints = Endpoints(
-                        (0..16).map(|e| (format!("endpoint-{e}"), format!("http://10.0.0.1:{}/{pad}", 8000 + e))).collect(),
+                        (0..16)
+                            .map(|e| (format!("endpoint-{e}"), format!("http://10.0.0.1:{}/{pad}", 8000 + e)))
+                            .collect(),
                     );
                     r.ttl_ms = Some(3_600_000);
                     c.register(now, r.to_request()).expect("registers");
@@ -86,7 +88,8 @@ async fn main() {
     let idle_worst = worst_us.swap(0, Ordering::Relaxed);
     pings.store(0, Ordering::Relaxed);
 
-    let mut client = ApiClient::new(HttpTarget::new(api_addr, "/").expect("target")).with_token(Some(TOKEN.into()));
+    let mut client =
+        ApiClient::new(HttpTarget::new(api_addr, "/").expect("target")).with_token(Some(TOKEN.into()));
     client.timeout = Duration::from_secs(60);
     client.max_answer = 1 << 30;
     let started = Instant::now();

@@ -84,8 +84,8 @@ use crate::api::{ApiClient, ApiClientError, RegisterInstance, Registered};
 use crate::clock::Clock;
 use crate::driver::{Driver, DriverHandle};
 use crate::endpoints::{HealthChecks, HealthServer, serve_router};
-use crate::server::HttpLimits;
 use crate::probe::{HttpTarget, TargetError};
+use crate::server::HttpLimits;
 use crate::transport::HttpPeer;
 
 /// The path the control node probes: `/readyz`, so that a failing readiness

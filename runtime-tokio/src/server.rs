@@ -485,7 +485,8 @@ async fn accept_loop(
     Ok(())
 }
 
-type Connection = hyper::server::conn::http1::Connection<TokioIo<tokio::net::TcpStream>, TowerToHyperService<Router>>;
+type Connection =
+    hyper::server::conn::http1::Connection<TokioIo<tokio::net::TcpStream>, TowerToHyperService<Router>>;
 
 async fn serve_connection(
     connection: Connection,

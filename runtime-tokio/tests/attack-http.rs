@@ -101,8 +101,11 @@ async fn healthy_instance(control: &Control, id: u32) -> Instance {
         interval: Duration::from_millis(50),
         incarnation: incarnation_now(),
     };
-    let registration =
-        SelfRegistration::new(control.api_addr, Some(TOKEN.to_owned()), RegisterInstance::new(id, "web", "v1", 0));
+    let registration = SelfRegistration::new(
+        control.api_addr,
+        Some(TOKEN.to_owned()),
+        RegisterInstance::new(id, "web", "v1", 0),
+    );
     let config =
         InstanceConfig::new(NodeId(id + 1), agent, control.driver.local_addr(), checks, Router::new())
             .with_registration(registration);
@@ -185,9 +188,9 @@ async fn watch_verdicts(control: &Control, id: u32, stop: Instant) -> (Vec<Healt
             .driver
             .with_machine(move |c| {
                 c.is_routable(InstanceId(id))
-                    && c.monitor().instance(InstanceId(id)).is_some_and(|v| {
-                        v.status == MonitorStatus::Healthy && v.ready && !v.needs_recovery
-                    })
+                    && c.monitor()
+                        .instance(InstanceId(id))
+                        .is_some_and(|v| v.status == MonitorStatus::Healthy && v.ready && !v.needs_recovery)
             })
             .await
             .expect("control running");
@@ -240,9 +243,10 @@ async fn floods_of_idle_and_slow_connections_change_no_verdict_and_are_closed_in
 
     let mut lived: std::collections::BTreeMap<&str, (usize, StdDuration, usize)> = Default::default();
     for (kind, attacker) in attackers {
-        let ended = attacker.await.expect("attacker task").unwrap_or_else(|| {
-            panic!("a {kind} connection was still open after {give_up:?}")
-        });
+        let ended = attacker
+            .await
+            .expect("attacker task")
+            .unwrap_or_else(|| panic!("a {kind} connection was still open after {give_up:?}"));
         let entry = lived.entry(kind).or_default();
         entry.0 += 1;
         entry.1 = entry.1.max(ended.lived);
@@ -300,7 +304,10 @@ async fn raw(addr: SocketAddr, request: &[u8]) -> (u16, String, Vec<u8>) {
     let mut answer = Vec::new();
     match tokio::time::timeout(WITHIN, stream.read_to_end(&mut answer)).await {
         Ok(_) => {}
-        Err(_) => panic!("no close within {WITHIN:?} for {:?}", String::from_utf8_lossy(&request[..request.len().min(80)])),
+        Err(_) => panic!(
+            "no close within {WITHIN:?} for {:?}",
+            String::from_utf8_lossy(&request[..request.len().min(80)])
+        ),
     }
     let split = answer.windows(4).position(|w| w == b"\r\n\r\n").map_or(answer.len(), |p| p + 4);
     let head = String::from_utf8_lossy(&answer[..split]).into_owned();
@@ -320,13 +327,58 @@ async fn oversized_and_malformed_requests_are_refused_cleanly_and_in_json_where_
     // Refusals the stack or the handlers make: JSON with a reason.
     let json_cases: Vec<(&str, String, u16, &str)> = vec![
         ("unknown route", format!("GET /nope HTTP/1.1\r\nHost: x\r\n{close}\r\n"), 404, "not_found"),
-        ("wrong method", format!("PATCH /v1/instances HTTP/1.1\r\nHost: x\r\n{close}\r\n"), 405, "method_not_allowed"),
-        ("bad UTF-8 id", format!("GET /v1/instances/%C3%28 HTTP/1.1\r\nHost: x\r\n{auth}{close}\r\n"), 400, "bad_request"),
-        ("long URI", format!("GET /v1/instances?{} HTTP/1.1\r\nHost: x\r\n{close}\r\n", "a".repeat(6000)), 414, "uri_too_long"),
-        ("no token", format!("POST /v1/instances HTTP/1.1\r\nHost: x\r\n{json_ct}Content-Length: {}\r\n{close}\r\n{body}", body.len()), 401, "unauthorized"),
-        ("text/plain from a web page", format!("POST /v1/instances HTTP/1.1\r\nHost: x\r\n{auth}Origin: http://evil.example\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{close}\r\n{body}", body.len()), 415, "unsupported_media_type"),
-        ("declared 2 MB", format!("POST /v1/instances HTTP/1.1\r\nHost: x\r\n{auth}{json_ct}Content-Length: 2000000\r\n{close}\r\n"), 413, "too_large"),
-        ("body that stops", format!("POST /v1/instances HTTP/1.1\r\nHost: x\r\n{auth}{json_ct}Content-Length: 100\r\n{close}\r\n{{\"id\":"), 408, "timeout"),
+        (
+            "wrong method",
+            format!("PATCH /v1/instances HTTP/1.1\r\nHost: x\r\n{close}\r\n"),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            "bad UTF-8 id",
+            format!("GET /v1/instances/%C3%28 HTTP/1.1\r\nHost: x\r\n{auth}{close}\r\n"),
+            400,
+            "bad_request",
+        ),
+        (
+            "long URI",
+            format!("GET /v1/instances?{} HTTP/1.1\r\nHost: x\r\n{close}\r\n", "a".repeat(6000)),
+            414,
+            "uri_too_long",
+        ),
+        (
+            "no token",
+            format!(
+                "POST /v1/instances HTTP/1.1\r\nHost: x\r\n{json_ct}Content-Length: {}\r\n{close}\r\n{body}",
+                body.len()
+            ),
+            401,
+            "unauthorized",
+        ),
+        (
+            "text/plain from a web page",
+            format!(
+                "POST /v1/instances HTTP/1.1\r\nHost: x\r\n{auth}Origin: http://evil.example\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{close}\r\n{body}",
+                body.len()
+            ),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "declared 2 MB",
+            format!(
+                "POST /v1/instances HTTP/1.1\r\nHost: x\r\n{auth}{json_ct}Content-Length: 2000000\r\n{close}\r\n"
+            ),
+            413,
+            "too_large",
+        ),
+        (
+            "body that stops",
+            format!(
+                "POST /v1/instances HTTP/1.1\r\nHost: x\r\n{auth}{json_ct}Content-Length: 100\r\n{close}\r\n{{\"id\":"
+            ),
+            408,
+            "timeout",
+        ),
     ];
     for (what, request, status, kind) in &json_cases {
         let started = Instant::now();
@@ -342,10 +394,30 @@ async fn oversized_and_malformed_requests_are_refused_cleanly_and_in_json_where_
     // Refusals hyper's parser makes itself: a bare status, no body, and the
     // connection closed (see `vigil_tokio::server`).
     let bare_cases: Vec<(&str, String, u16)> = vec![
-        ("bad Content-Length", format!("POST /v1/instances HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"), 400),
-        ("duplicate Content-Length", format!("POST /v1/instances HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nxx"), 400),
-        ("30 KB of headers", format!("GET /v1/instances HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "b".repeat(30_000)), 431),
-        ("100 headers", format!("GET /v1/instances HTTP/1.1\r\nHost: x\r\n{}\r\n", (0..100).map(|i| format!("X-{i}: y\r\n")).collect::<String>()), 431),
+        (
+            "bad Content-Length",
+            "POST /v1/instances HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n".to_owned(),
+            400,
+        ),
+        (
+            "duplicate Content-Length",
+            "POST /v1/instances HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nxx"
+                .to_owned(),
+            400,
+        ),
+        (
+            "30 KB of headers",
+            format!("GET /v1/instances HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "b".repeat(30_000)),
+            431,
+        ),
+        (
+            "100 headers",
+            format!(
+                "GET /v1/instances HTTP/1.1\r\nHost: x\r\n{}\r\n",
+                (0..100).map(|i| format!("X-{i}: y\r\n")).collect::<String>()
+            ),
+            431,
+        ),
         ("garbage", "\x16\x03\x01 not http at all\r\n\r\n".to_owned(), 400),
     ];
     for (what, request, status) in &bare_cases {
@@ -357,7 +429,12 @@ async fn oversized_and_malformed_requests_are_refused_cleanly_and_in_json_where_
 
     // Nothing of that changed the catalog, and the server is still there.
     assert!(control.driver.with_machine(|c| c.registry().is_empty()).await.unwrap());
-    let (got, _, _) = raw(addr, format!("GET /v1/services HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {READ_TOKEN}\r\n{close}\r\n").as_bytes()).await;
+    let (got, _, _) = raw(
+        addr,
+        format!("GET /v1/services HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {READ_TOKEN}\r\n{close}\r\n")
+            .as_bytes(),
+    )
+    .await;
     assert_eq!(got, 200);
     control.api.shutdown().await.expect("api stops");
     control.driver.shutdown().await.expect("control stops");

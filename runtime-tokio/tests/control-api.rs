@@ -95,7 +95,9 @@ async fn control_with(health_classes: Vec<Option<InstanceHealthConfig>>) -> Cont
     let machine = ControlPlane::new(&config, clock.now()).expect("valid control config");
     let driver = Driver::bind(CONTROL, loopback(), clock, machine).await.expect("bind control").spawn();
     let (api_addr, api) =
-        serve_api(loopback(), driver.machine_ref(), ApiConfig::with_tokens(READ_TOKEN, TOKEN)).await.expect("api serves");
+        serve_api(loopback(), driver.machine_ref(), ApiConfig::with_tokens(READ_TOKEN, TOKEN))
+            .await
+            .expect("api serves");
     Control { driver, api_addr, api }
 }
 
@@ -457,7 +459,10 @@ async fn reads_need_a_token_bodies_must_be_json_and_lists_come_in_pages() {
     let ids: Vec<u32> = first.instances.iter().map(|i| i.id).collect();
     assert_eq!(ids, (0..100).collect::<Vec<_>>(), "by id, across services");
     let page = reader.instances("limit=60&after=99").await.unwrap();
-    assert_eq!((page.instances.first().map(|i| i.id), page.instances.len(), page.next), (Some(100), 60, Some(159)));
+    assert_eq!(
+        (page.instances.first().map(|i| i.id), page.instances.len(), page.next),
+        (Some(100), 60, Some(159))
+    );
     let last = reader.instances("limit=1000&after=159").await.unwrap();
     assert_eq!((last.instances.len(), last.next), (90, None));
     let odd = reader.instances("service=odd&limit=10&after=200").await.unwrap();
@@ -498,7 +503,10 @@ async fn raw_post(control: &Control, content_type: Option<&str>, body: &str) -> 
     let split = answer.windows(4).position(|w| w == b"\r\n\r\n").expect("a head") + 4;
     let head = String::from_utf8_lossy(&answer[..split]).into_owned();
     let status = head.split(' ').nth(1).and_then(|s| s.parse::<u16>().ok()).expect("a status");
-    ApiResponse { status: StatusCode::from_u16(status).unwrap(), body: Bytes::copy_from_slice(&answer[split..]) }
+    ApiResponse {
+        status: StatusCode::from_u16(status).unwrap(),
+        body: Bytes::copy_from_slice(&answer[split..]),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,7 +33,8 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let (driver, app) = runtime.block_on(async {
             let clock = Clock::start();
             let config = ControlConfig {
@@ -185,14 +186,12 @@ proptest! {
             (status, content, bytes, before, index().await.unwrap())
         });
         prop_assert!(status != StatusCode::INTERNAL_SERVER_ERROR, "{method} {path}: 500");
-        if status.is_client_error() || status.is_server_error() {
-            if method != Method::HEAD {
-                prop_assert_eq!(content.as_deref(), Some("application/json"), "{} {}: {}", method, path, status);
-                let error: Result<ErrorBody, _> = serde_json::from_slice(&body_bytes);
-                prop_assert!(error.is_ok(), "{} {}: {} {:?}", method, path, status, body_bytes);
-                let error = error.unwrap();
-                prop_assert!(!error.error.is_empty() && !error.kind.is_empty(), "{:?}", error);
-            }
+        if (status.is_client_error() || status.is_server_error()) && method != Method::HEAD {
+            prop_assert_eq!(content.as_deref(), Some("application/json"), "{} {}: {}", method, path, status);
+            let error: Result<ErrorBody, _> = serde_json::from_slice(&body_bytes);
+            prop_assert!(error.is_ok(), "{} {}: {} {:?}", method, path, status, body_bytes);
+            let error = error.unwrap();
+            prop_assert!(!error.error.is_empty() && !error.kind.is_empty(), "{:?}", error);
         }
         if !writes {
             prop_assert_eq!(index_before, index_after, "{} {} changed the catalog without the write token", method, path);

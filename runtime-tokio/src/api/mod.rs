@@ -16,31 +16,73 @@
 //!
 //! | route | token | answer |
 //! | --- | --- | --- |
-//! | `POST /v1/instances` ([`RegisterInstance`]) | yes | `201` ([`Registered`], `Location`) when new; `200` when updated or renewed |
-//! | `DELETE /v1/instances/{id}` | yes | `204`; `404` if not registered |
-//! | `GET /v1/instances?service=&version=&zone=&tag=` | no | `200` [`InstanceList`] (`tag` repeatable: all required) |
-//! | `GET /v1/instances/{id}` | no | `200` [`InstanceRecord`]; `404` |
-//! | `GET /v1/services` | no | `200` [`ServiceList`] |
+//! | `POST /v1/instances` ([`RegisterInstance`], `Content-Type: application/json`) | write | `201` ([`Registered`], `Location`) when new; `200` when updated or renewed |
+//! | `DELETE /v1/instances/{id}` | write | `204`; `404` if not registered |
+//! | `GET /v1/instances?service=&version=&zone=&tag=&limit=&after=` | read | `200` [`InstanceList`]: one page, by id (`tag` repeatable: all required) |
+//! | `GET /v1/instances/{id}` | read | `200` [`InstanceRecord`]; `404` |
+//! | `GET /v1/services?limit=&after=` | read | `200` [`ServiceList`]: one page, by name |
 //!
-//! Every error is JSON, [`ErrorBody`] (`{"error": reason, "kind": kind}`):
+//! # Tokens
+//!
+//! Two scopes ([`ApiConfig`]): the **read token** reads, the **write
+//! token** reads and writes. A server with no write token refuses every
+//! mutation (`403`); with no token at all it refuses reads too. Only
+//! [`ApiConfig::insecure_open`] (local development; logged as a warning)
+//! opens everything without a token. Tokens go in `Authorization: Bearer`,
+//! are checked before the body is read (an unauthenticated client cannot
+//! make the server read anything) and compare in constant time.
+//!
+//! # Pages
+//!
+//! Lists come a page at a time: `limit` entries ([`DEFAULT_PAGE`] = 100
+//! unless given, at most [`MAX_PAGE`] = 1000), those after `after` (an
+//! instance id, a service name). `next` in the answer is the `after` of
+//! the next page, absent on the last. The control driver builds the
+//! records of one page only, and the answer is encoded on the HTTP task:
+//! a large catalog neither blocks the driver nor makes a large answer.
+//! [`ApiClient::all_instances`] reads every page.
+//!
+//! # Refusals
+//!
+//! Every refusal with a body is JSON, [`ErrorBody`]
+//! (`{"error": reason, "kind": kind}`), including those axum and the
+//! server's limits make before a handler runs:
 //!
 //! | status | kind | when |
 //! | --- | --- | --- |
 //! | 400 | `invalid_json` | the body is not JSON, or not a [`RegisterInstance`] (a missing or unknown field, a wrong type); the reason is serde's, with line and column |
 //! | 400 | `invalid_registration` | the registry or the control plane refused it (empty or invalid names, zero weight, lease out of range, unknown class…), or its `health` or `liveness` endpoint is not an `http://` URL; the reason is its error's |
-//! | 400 | `invalid_query` | an unknown query parameter, or an id that is not a `u32` |
-//! | 401 | `unauthorized` | a mutation without the token, or with another (`WWW-Authenticate: Bearer`) |
+//! | 400 | `invalid_query` | an unknown query parameter, an id that is not a `u32`, a `limit` outside 1..=[`MAX_PAGE`] |
+//! | 400 | `bad_request` | what axum refuses before the handler (a path that is not UTF-8 once decoded) |
+//! | 401 | `unauthorized` | no token, or an unknown one (`WWW-Authenticate: Bearer`) |
+//! | 403 | `forbidden` | a mutation with the read token; a mutation on a server without a write token; any request on a server without a token |
 //! | 404 | `not_found` | unknown instance or route |
 //! | 405 | `method_not_allowed` | e.g. `PUT /v1/instances` |
+//! | 408 | `timeout` | the body did not arrive within [`HttpLimits::body_read_timeout`], or the request took over [`HttpLimits::request_timeout`] |
 //! | 409 | `conflict` | the id is registered for another service |
 //! | 413 | `too_large` | a body over [`ApiConfig::body_limit`] (by `Content-Length` at once, else as it is read) |
+//! | 414 | `uri_too_long` | a request target over [`HttpLimits::max_uri_bytes`] |
+//! | 415 | `unsupported_media_type` | a body not declared `application/json` (a web page's `text/plain` or form POST, or no `Content-Type`) |
+//! | 503 | `overloaded` | [`HttpLimits::max_concurrent_requests`] requests in progress |
 //! | 503 | `catalog_full` | the catalog's instance or service limit is reached |
 //! | 503 | `unavailable` | the control plane's driver is not running |
 //!
-//! The token is checked before the body is read, so an unauthenticated
-//! client cannot make the server read anything. Tokens compare in constant
-//! time. Without a configured token, mutations are open: only for a
-//! trusted network.
+//! What hyper's parser refuses itself (a malformed head, a bad or
+//! duplicate `Content-Length`, a head over
+//! [`HttpLimits::max_header_bytes`]: `400`, `431`) gets a bare status line
+//! without a body and the connection closed, and a head that does not
+//! arrive within [`HttpLimits::header_read_timeout`] no answer at all; see
+//! [`crate::server`] for why.
+//!
+//! # Limits
+//!
+//! The server is vigil's shared one ([`crate::server`]), with
+//! [`ApiConfig::limits`]: head within 5 s (also the idle keep-alive
+//! timeout), body within 10 s, request within 30 s, at most 512
+//! connections (and the process's descriptor budget) and 128 requests at
+//! once, heads up to 16 KiB, targets up to 4 KiB. The control node's
+//! probes share none of it: an attack on the API cannot starve them
+//! (`tests/attack-http.rs`).
 //!
 //! # Probes of registered instances
 //!
