@@ -2,7 +2,7 @@
 //! ([`serve_api`](crate::serve_api)), the health endpoints
 //! ([`endpoints::serve`](crate::endpoints::serve)) and an
 //! [`Instance`](crate::Instance)'s listener all serve through
-//! [`serve_app`], configured by [`HttpLimits`].
+//! one accept loop and one tower stack, configured by [`HttpLimits`].
 //!
 //! # Why
 //!
@@ -509,7 +509,7 @@ async fn serve_connection(
     drop(permits);
 }
 
-/// A running HTTP server; see [`serve_app`].
+/// A running HTTP server (the API, health endpoints, an instance).
 ///
 /// Dropping the handle stops the server too (gracefully, in the
 /// background), so a server never outlives its owner by accident.
