@@ -85,6 +85,7 @@ use crate::clock::Clock;
 use crate::driver::{Driver, DriverHandle};
 use crate::endpoints::{HealthChecks, HealthServer, serve_router};
 use crate::probe::{HttpTarget, TargetError};
+use crate::server::HttpLimits;
 use crate::transport::HttpPeer;
 
 /// The path the control node probes: `/readyz`, so that a failing readiness
@@ -122,6 +123,9 @@ pub struct InstanceConfig {
     /// Register with the control node's API at start, deregister at
     /// shutdown; `None`: registered statically by the control node.
     pub registration: Option<SelfRegistration>,
+    /// The limits of its HTTP listener (timeouts, connection and request
+    /// bounds): [`HttpLimits::default`] unless set.
+    pub http_limits: HttpLimits,
 }
 
 /// How an [`Instance`] registers itself with the control node's
@@ -186,6 +190,7 @@ impl InstanceConfig {
             checks,
             router,
             registration: None,
+            http_limits: HttpLimits::default(),
         }
     }
 
@@ -244,7 +249,7 @@ impl Instance {
         let clock = Clock::start();
         let agent = InstanceNode::new(config.agent, clock.now(), config.seed)?;
         let app = config.router.merge(config.checks.router());
-        let (http_addr, server) = serve_router(config.http_addr, app).await?;
+        let (http_addr, server) = serve_router(config.http_addr, app, config.http_limits).await?;
         let agent = Driver::bind(config.node, config.udp_addr, clock, agent)
             .await?
             .with_peers([(config.agent.control, config.control_addr)]);

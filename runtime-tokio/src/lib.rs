@@ -167,6 +167,7 @@ mod error;
 pub mod instance;
 pub mod platform;
 pub mod probe;
+pub mod server;
 mod stats;
 pub mod transport;
 mod wire;
@@ -185,6 +186,7 @@ pub use platform::{
     ProcessSpec, spawn_recovery_executor, spawn_recovery_executor_with,
 };
 pub use probe::{HttpTarget, ProbeOutcome, probe_http, probe_tcp};
+pub use server::{HttpLimits, HttpServer, HttpServerStats};
 pub use stats::DriverStats;
 pub use transport::{HttpPeer, TransportConfig};
 pub use wire::{Envelope, MAX_DATAGRAM, WIRE_VERSION, WireError};

@@ -29,6 +29,8 @@ use vigil_tokio::{
 
 const CONTROL: NodeId = NodeId(0);
 const TOKEN: &str = "s3cret-token";
+/// The token that only reads.
+const READ_TOKEN: &str = "r3ad-only-token";
 /// Heartbeats every 50 ms; suspect after 300 ms, dead after 600 ms.
 const BEAT: Duration = Duration::from_millis(50);
 /// The registered lease: ten heartbeats long, so only renewal keeps it.
@@ -69,7 +71,8 @@ impl Control {
     }
 }
 
-/// A control plane watching nothing, with the API (token required).
+/// A control plane watching nothing, with the API (a read token and a
+/// write token).
 async fn control() -> Control {
     control_with(Vec::new()).await
 }
@@ -92,7 +95,9 @@ async fn control_with(health_classes: Vec<Option<InstanceHealthConfig>>) -> Cont
     let machine = ControlPlane::new(&config, clock.now()).expect("valid control config");
     let driver = Driver::bind(CONTROL, loopback(), clock, machine).await.expect("bind control").spawn();
     let (api_addr, api) =
-        serve_api(loopback(), driver.machine_ref(), ApiConfig::with_token(TOKEN)).await.expect("api serves");
+        serve_api(loopback(), driver.machine_ref(), ApiConfig::with_tokens(READ_TOKEN, TOKEN))
+            .await
+            .expect("api serves");
     Control { driver, api_addr, api }
 }
 
@@ -141,7 +146,7 @@ async fn an_instance_registers_itself_becomes_routable_renews_its_lease_and_leav
     let started = TokioInstant::now();
     let mut timeline = Vec::new();
     let control = control().await;
-    let reader = control.client(None);
+    let reader = control.client(Some(READ_TOKEN));
     assert!(reader.instances("").await.unwrap().instances.is_empty());
 
     // 1. Start: it registers (new: 201), critical until heard from.
@@ -309,7 +314,7 @@ async fn bad_requests_are_refused_with_a_reason_and_change_nothing() {
     );
 
     // Nothing of that reached the catalog.
-    let reader = control.client(None);
+    let reader = control.client(Some(READ_TOKEN));
     assert!(reader.instances("").await.unwrap().instances.is_empty());
     assert!(control.query(|c| c.registry().is_empty() && c.detector().instances().count() == 0).await);
 
@@ -399,6 +404,112 @@ async fn bad_requests_are_refused_with_a_reason_and_change_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_need_a_token_bodies_must_be_json_and_lists_come_in_pages() {
+    let control = control().await;
+    let (anonymous, reader, writer) =
+        (control.client(None), control.client(Some(READ_TOKEN)), control.client(Some(TOKEN)));
+    let valid = r#"{"id": 1, "service": "web", "version": "v1", "node": 2}"#;
+
+    // Reads need a token: the read token or the write token.
+    for path in ["/v1/instances", "/v1/instances/1", "/v1/services"] {
+        let a = anonymous.send(Method::GET, path, None).await.unwrap();
+        refused(&a, StatusCode::UNAUTHORIZED, "unauthorized", "Authorization: Bearer");
+        let a = control.client(Some("guess")).send(Method::GET, path, None).await.unwrap();
+        refused(&a, StatusCode::UNAUTHORIZED, "unauthorized", "invalid token");
+    }
+    assert!(reader.instances("").await.unwrap().instances.is_empty());
+    assert!(writer.instances("").await.unwrap().instances.is_empty(), "the write token reads too");
+    // The read token cannot write.
+    refused(&post(&control, Some(READ_TOKEN), valid).await, StatusCode::FORBIDDEN, "forbidden", "read token");
+    let a = reader.send(Method::DELETE, "/v1/instances/1", None).await.unwrap();
+    refused(&a, StatusCode::FORBIDDEN, "forbidden", "read token");
+
+    // Bodies must be declared JSON: a web page's `text/plain` POST, a form,
+    // or none at all is refused before the body is read.
+    for content_type in [Some("text/plain"), Some("application/x-www-form-urlencoded"), Some("json"), None] {
+        let a = raw_post(&control, content_type, valid).await;
+        refused(&a, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "application/json");
+    }
+    let a = raw_post(&control, Some("Application/JSON; charset=utf-8"), valid).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.reason());
+    assert_eq!(writer.deregister(1).await, Ok(true));
+
+    // What axum refuses before a handler runs is JSON too.
+    let a = reader.send(Method::GET, "/v1/instances/%FF%FE", None).await.unwrap();
+    refused(&a, StatusCode::BAD_REQUEST, "bad_request", "UTF-8");
+    let long = format!("/v1/instances?service={}", "a".repeat(5000));
+    let a = reader.send(Method::GET, &long, None).await.unwrap();
+    refused(&a, StatusCode::URI_TOO_LONG, "uri_too_long", "at most 4096");
+
+    // 250 instances in two services: pages of at most `limit`, by id,
+    // `next` the cursor, the last page without one.
+    control
+        .driver
+        .with_machine_mut(|c, now| {
+            for id in 0..250u32 {
+                let service = if id % 2 == 0 { "even" } else { "odd" };
+                c.register(now, RegisterInstance::new(id, service, "v1", id + 1).to_request()).unwrap();
+            }
+        })
+        .await
+        .unwrap();
+    let first = reader.instances("").await.unwrap();
+    assert_eq!(first.instances.len(), vigil_tokio::api::DEFAULT_PAGE, "the default page");
+    assert_eq!(first.next, Some(99));
+    let ids: Vec<u32> = first.instances.iter().map(|i| i.id).collect();
+    assert_eq!(ids, (0..100).collect::<Vec<_>>(), "by id, across services");
+    let page = reader.instances("limit=60&after=99").await.unwrap();
+    assert_eq!(
+        (page.instances.first().map(|i| i.id), page.instances.len(), page.next),
+        (Some(100), 60, Some(159))
+    );
+    let last = reader.instances("limit=1000&after=159").await.unwrap();
+    assert_eq!((last.instances.len(), last.next), (90, None));
+    let odd = reader.instances("service=odd&limit=10&after=200").await.unwrap();
+    let ids: Vec<u32> = odd.instances.iter().map(|i| i.id).collect();
+    assert_eq!((ids, odd.next), ((201..220).step_by(2).collect::<Vec<_>>(), Some(219)));
+    let all = reader.all_instances("").await.unwrap();
+    assert_eq!(all.iter().map(|i| i.id).collect::<Vec<_>>(), (0..250).collect::<Vec<_>>());
+    assert_eq!(reader.all_instances("service=even").await.unwrap().len(), 125);
+    for bad in ["limit=0", "limit=1001", "limit=x", "after=-1", "after=abc"] {
+        let a = reader.send(Method::GET, &format!("/v1/instances?{bad}"), None).await.unwrap();
+        refused(&a, StatusCode::BAD_REQUEST, "invalid_query", "");
+    }
+    let services = reader.send(Method::GET, "/v1/services?limit=1", None).await.unwrap();
+    let services: vigil_tokio::api::ServiceList = serde_json::from_slice(&services.body).unwrap();
+    assert_eq!(services.services.len(), 1);
+    assert_eq!((services.services[0].name.as_str(), services.next.as_deref()), ("even", Some("even")));
+    let rest = reader.send(Method::GET, "/v1/services?after=even", None).await.unwrap();
+    let rest: vigil_tokio::api::ServiceList = serde_json::from_slice(&rest.body).unwrap();
+    let names: Vec<&str> = rest.services.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!((names, rest.next), (vec!["odd"], None));
+    control.shutdown().await;
+}
+
+/// `POST /v1/instances` with the write token and `content_type` (none:
+/// no header), over a raw connection.
+async fn raw_post(control: &Control, content_type: Option<&str>, body: &str) -> ApiResponse {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(control.api_addr).await.unwrap();
+    let content_type = content_type.map(|c| format!("Content-Type: {c}\r\n")).unwrap_or_default();
+    let request = format!(
+        "POST /v1/instances HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n{content_type}\
+         Origin: http://evil.example\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(WITHIN, stream.read_to_end(&mut answer)).await.expect("answered").unwrap();
+    let split = answer.windows(4).position(|w| w == b"\r\n\r\n").expect("a head") + 4;
+    let head = String::from_utf8_lossy(&answer[..split]).into_owned();
+    let status = head.split(' ').nth(1).and_then(|s| s.parse::<u16>().ok()).expect("a status");
+    ApiResponse {
+        status: StatusCode::from_u16(status).unwrap(),
+        body: Bytes::copy_from_slice(&answer[split..]),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_refused_or_without_an_api_does_not_start() {
     let control = control().await;
 
@@ -436,11 +547,11 @@ async fn an_instance_refused_or_without_an_api_does_not_start() {
     assert!(took >= std::time::Duration::from_millis(400) && took < WITHIN, "{took:?}");
     eprintln!("unreachable: gave up after {took:?}: {error}");
 
-    assert!(control.client(None).instances("").await.unwrap().instances.is_empty());
+    assert!(control.client(Some(READ_TOKEN)).instances("").await.unwrap().instances.is_empty());
     // The API answers 503 once the control plane is gone.
     let Control { driver, api_addr, api } = control;
     driver.shutdown().await.expect("control stops cleanly");
-    let reader = ApiClient::new(HttpTarget::new(api_addr, "/").unwrap());
+    let reader = ApiClient::new(HttpTarget::new(api_addr, "/").unwrap()).with_token(Some(READ_TOKEN.into()));
     let error = reader.instances("").await.unwrap_err();
     assert!(matches!(&error, ApiClientError::Refused { status: 503, .. }), "{error}");
     api.shutdown().await.expect("api stops cleanly");
@@ -453,7 +564,7 @@ async fn a_chunked_body_over_the_limit_is_cut_off_while_read() {
     let mut stream = tokio::net::TcpStream::connect(control.api_addr).await.unwrap();
     let head = format!(
         "POST /v1/instances HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\
-         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
     );
     stream.write_all(head.as_bytes()).await.unwrap();
     // 128 chunks of 1 KiB, twice the limit, with no length announced.
@@ -470,7 +581,7 @@ async fn a_chunked_body_over_the_limit_is_cut_off_while_read() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("\"kind\":\"too_large\""), "{answer}");
-    assert!(control.client(None).instances("").await.unwrap().instances.is_empty());
+    assert!(control.client(Some(READ_TOKEN)).instances("").await.unwrap().instances.is_empty());
     control.shutdown().await;
 }
 
@@ -496,7 +607,7 @@ async fn a_self_registered_instance_with_active_checks_is_probed_over_http_until
     let started = TokioInstant::now();
     let mut timeline = Vec::new();
     let control = control_with(vec![Some(active_checks())]).await;
-    let (reader, writer) = (control.client(None), control.client(Some(TOKEN)));
+    let (reader, writer) = (control.client(Some(READ_TOKEN)), control.client(Some(TOKEN)));
     let monitor = |id: u32| {
         let driver = &control.driver;
         async move {

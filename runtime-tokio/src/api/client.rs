@@ -224,7 +224,33 @@ impl ApiClient {
         }
     }
 
-    /// `GET /v1/instances?{query}` (`query` already encoded, may be empty).
+    /// Every matching instance, page after page of [`MAX_PAGE`](super::MAX_PAGE)
+    /// (`query` already encoded, may be empty, without `limit` or `after`).
+    /// Pages are read one after another, so an instance registered or
+    /// removed meanwhile may be missed or listed by a later page.
+    pub async fn all_instances(&self, query: &str) -> Result<Vec<InstanceRecord>, ApiClientError> {
+        let mut all = Vec::new();
+        let mut after: Option<u32> = None;
+        loop {
+            let mut page_query = format!("limit={}", super::MAX_PAGE);
+            if let Some(after) = after {
+                page_query.push_str(&format!("&after={after}"));
+            }
+            if !query.is_empty() {
+                page_query = format!("{query}&{page_query}");
+            }
+            let page = self.instances(&page_query).await?;
+            all.extend(page.instances);
+            match page.next {
+                // Ids only grow from page to page: this ends.
+                Some(next) if after.is_none_or(|a| next > a) => after = Some(next),
+                _ => return Ok(all),
+            }
+        }
+    }
+
+    /// `GET /v1/instances?{query}` (`query` already encoded, may be empty):
+    /// one page ([`InstanceList::next`] tells whether there are more).
     pub async fn instances(&self, query: &str) -> Result<InstanceList, ApiClientError> {
         let path =
             if query.is_empty() { "/v1/instances".to_owned() } else { format!("/v1/instances?{query}") };

@@ -255,8 +255,13 @@ pub struct InstanceRecord {
 pub struct InstanceList {
     /// The catalog's index when answering.
     pub index: u64,
-    /// The matching instances, by service, then id.
+    /// One page of the matching instances, by id: at most the query's
+    /// `limit` ([`DEFAULT_PAGE`](super::DEFAULT_PAGE) unless given).
     pub instances: Vec<InstanceRecord>,
+    /// The last id of this page if more match: ask again with `after=` it
+    /// for the next page. `None`: this is the last page.
+    #[serde(default)]
+    pub next: Option<u32>,
 }
 
 /// The health monitor's counts for one service.
@@ -304,8 +309,14 @@ pub struct ServiceRecord {
 pub struct ServiceList {
     /// The catalog's index when answering.
     pub index: u64,
-    /// Services with at least one instance, by name.
+    /// One page of the services with at least one instance, by name: at
+    /// most the query's `limit` ([`DEFAULT_PAGE`](super::DEFAULT_PAGE)
+    /// unless given).
     pub services: Vec<ServiceRecord>,
+    /// The last name of this page if there are more: ask again with
+    /// `after=` it for the next page. `None`: this is the last page.
+    #[serde(default)]
+    pub next: Option<String>,
 }
 
 /// The body of every error answer.
@@ -313,8 +324,11 @@ pub struct ServiceList {
 pub struct ErrorBody {
     /// What went wrong, for a person.
     pub error: String,
-    /// What went wrong, for a program: `unauthorized`, `invalid_json`,
-    /// `invalid_registration`, `conflict`, `catalog_full`, `too_large`,
-    /// `invalid_query`, `not_found`, `method_not_allowed`, `unavailable`.
+    /// What went wrong, for a program: `unauthorized`, `forbidden`,
+    /// `invalid_json`, `invalid_registration`, `conflict`, `catalog_full`,
+    /// `too_large`, `invalid_query`, `bad_request`, `not_found`,
+    /// `method_not_allowed`, `unsupported_media_type`, `uri_too_long`,
+    /// `timeout`, `overloaded`, `unavailable` (see the [module
+    /// docs](super)).
     pub kind: String,
 }

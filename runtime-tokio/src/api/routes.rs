@@ -30,11 +30,22 @@ use crate::transport::HttpPeer;
 /// Most `tag=` filters one query may give.
 pub const MAX_TAG_FILTERS: usize = 32;
 
+/// Entries in one page of a list (`GET /v1/instances`, `GET /v1/services`)
+/// when the query gives no `limit`.
+pub const DEFAULT_PAGE: usize = 100;
+
+/// Most entries in one page of a list: a larger `limit` is refused. Bounds
+/// both the answer and the time the control driver spends building it.
+pub const MAX_PAGE: usize = 1000;
+
 /// What every handler shares.
 #[derive(Clone)]
 pub(super) struct Api {
     pub(super) control: MachineRef<ControlPlane>,
-    pub(super) token: Option<Arc<str>>,
+    pub(super) read_token: Option<Arc<str>>,
+    pub(super) write_token: Option<Arc<str>>,
+    /// No token needed ([`ApiConfig::insecure_open`](super::ApiConfig::insecure_open)).
+    pub(super) open: bool,
     pub(super) body_limit: usize,
     /// The HTTP peers this API set on the driver, by node: for which
     /// instance. Only touched on the driver task (inside its closures).
@@ -111,23 +122,87 @@ async fn method_not_allowed() -> ApiError {
 
 // ----- authorisation and bodies -----
 
-/// Check the bearer token of a mutation.
-fn authorise(api: &Api, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(token) = &api.token else { return Ok(()) };
+/// What a request needs its token for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scope {
+    /// Reading the catalog: the read or the write token.
+    Read,
+    /// Changing it: the write token.
+    Write,
+}
+
+/// Check the bearer token of a request against `scope`.
+fn authorise(api: &Api, headers: &HeaderMap, scope: Scope) -> Result<(), ApiError> {
+    if api.open {
+        return Ok(());
+    }
+    let forbidden = |reason: &str| error(StatusCode::FORBIDDEN, "forbidden", reason);
+    match scope {
+        Scope::Write if api.write_token.is_none() => {
+            return Err(forbidden("mutations are disabled: this API has no write token configured"));
+        }
+        Scope::Read if api.write_token.is_none() && api.read_token.is_none() => {
+            return Err(forbidden("reads are disabled: this API has no token configured"));
+        }
+        _ => {}
+    }
     let unauthorised = |reason: &str| error(StatusCode::UNAUTHORIZED, "unauthorized", reason);
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(unauthorised("this mutation needs a token: send `Authorization: Bearer <token>`"));
+        return Err(unauthorised("this request needs a token: send `Authorization: Bearer <token>`"));
     };
     let given = value
         .to_str()
         .ok()
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim);
-    match given {
-        None => Err(unauthorised("the Authorization header must be `Bearer <token>`")),
-        Some(given) if constant_time_eq(given.as_bytes(), token.as_bytes()) => Ok(()),
-        Some(_) => Err(unauthorised("invalid token")),
+    let Some(given) = given else {
+        return Err(unauthorised("the Authorization header must be `Bearer <token>`"));
+    };
+    // Both compared, whatever the first says: the time tells nothing.
+    let matches = |token: &Option<Arc<str>>| {
+        token.as_deref().is_some_and(|t| constant_time_eq(given.as_bytes(), t.as_bytes()))
+    };
+    let (write, read) = (matches(&api.write_token), matches(&api.read_token));
+    match (write, read, scope) {
+        (true, _, _) | (false, true, Scope::Read) => Ok(()),
+        (false, true, Scope::Write) => Err(forbidden("the read token cannot make mutations")),
+        (false, false, _) => Err(unauthorised("invalid token")),
     }
+}
+
+/// Refuse a body that is not declared `application/json` (parameters such
+/// as `charset` allowed): a web page cannot send one across origins without
+/// a preflight, which the API does not answer.
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let media = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    match media.as_deref() {
+        Some("application/json") => Ok(()),
+        Some(other) => Err(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("the body must be `Content-Type: application/json`, not {:?}", truncate(other, 64)),
+        )),
+        None => Err(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the body must be sent with `Content-Type: application/json`",
+        )),
+    }
+}
+
+/// Whether `error` or one of its sources is a `T`.
+fn caused_by<T: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if e.is::<T>() {
+            return true;
+        }
+        current = e.source();
+    }
+    false
 }
 
 /// Equality whose time does not depend on where the inputs differ.
@@ -156,7 +231,12 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
     }
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(e) if caused_by::<LengthLimitError>(&*e) => Err(too_large()),
+        Err(e) if caused_by::<tower_http::timeout::TimeoutError>(&*e) => Err(error(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            "the body did not arrive within the body read timeout",
+        )),
         Err(e) => Err(error(StatusCode::BAD_REQUEST, "invalid_json", format!("cannot read the body: {e}"))),
     }
 }
@@ -267,7 +347,8 @@ fn release_stale(c: &ControlPlane, owned: &mut OwnedPeers, peers: &mut BTreeMap<
 // ----- handlers -----
 
 async fn register(State(api): State<Api>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    authorise(&api, &headers)?;
+    authorise(&api, &headers, Scope::Write)?;
+    require_json(&headers)?;
     let bytes = read_body(&headers, body, api.body_limit).await?;
     let request: RegisterInstance = serde_json::from_slice(&bytes)
         .map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_json", format!("invalid body: {e}")))?;
@@ -335,7 +416,7 @@ async fn deregister(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    authorise(&api, &headers)?;
+    authorise(&api, &headers, Scope::Write)?;
     let id = parse_id(&id)?;
     let owned = Arc::clone(&api.http_peers);
     let known = api
@@ -354,7 +435,12 @@ async fn deregister(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn get_instance(State(api): State<Api>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn get_instance(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    authorise(&api, &headers, Scope::Read)?;
     let id = parse_id(&id)?;
     let found = api
         .control
@@ -366,11 +452,33 @@ async fn get_instance(State(api): State<Api>, Path(id): Path<String>) -> Result<
     }
 }
 
-/// The filters of `GET /v1/instances`.
-#[derive(Debug, Default)]
+/// The filters and page of `GET /v1/instances`.
+#[derive(Debug)]
 struct InstanceFilter {
     service: Option<String>,
     query: Query,
+    /// Page size, 1 to [`MAX_PAGE`].
+    limit: usize,
+    /// Only ids above this one.
+    after: Option<InstanceId>,
+}
+
+impl Default for InstanceFilter {
+    fn default() -> Self {
+        InstanceFilter { service: None, query: Query::default(), limit: DEFAULT_PAGE, after: None }
+    }
+}
+
+/// A `limit=` value: 1 to [`MAX_PAGE`].
+fn parse_limit(value: &str) -> Result<usize, ApiError> {
+    match value.parse::<usize>() {
+        Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+        _ => Err(error(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            format!("limit {:?} is not an integer in 1..={MAX_PAGE}", truncate(value, 32)),
+        )),
+    }
 }
 
 impl InstanceFilter {
@@ -385,9 +493,11 @@ impl InstanceFilter {
                 "zone" => filter.query.zone = Some(value),
                 "tag" if filter.query.tags.len() < MAX_TAG_FILTERS => filter.query.tags.push(value),
                 "tag" => return Err(bad(format!("at most {MAX_TAG_FILTERS} tag filters"))),
+                "limit" => filter.limit = parse_limit(&value)?,
+                "after" => filter.after = Some(parse_id(&value)?),
                 other => {
                     return Err(bad(format!(
-                        "unknown query parameter {:?}; use service, version, zone, tag",
+                        "unknown query parameter {:?}; use service, version, zone, tag, limit, after",
                         truncate(other, 64)
                     )));
                 }
@@ -397,8 +507,26 @@ impl InstanceFilter {
     }
 }
 
-async fn list_instances(State(api): State<Api>, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+/// The `limit` smallest of `keys`, sorted, and whether there were more.
+fn first_page<K: Ord>(mut keys: Vec<K>, limit: usize) -> (Vec<K>, bool) {
+    let more = keys.len() > limit;
+    if more {
+        keys.select_nth_unstable(limit);
+        keys.truncate(limit);
+    }
+    keys.sort_unstable();
+    (keys, more)
+}
+
+async fn list_instances(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    authorise(&api, &headers, Scope::Read)?;
     let filter = InstanceFilter::parse(query.as_deref())?;
+    // On the driver: the matching ids (no copy of any record), then the
+    // records of one page only. The answer is encoded here, off the driver.
     let list = api
         .control
         .with_machine_at(move |c: &ControlPlane, now| {
@@ -407,26 +535,73 @@ async fn list_instances(State(api): State<Api>, RawQuery(query): RawQuery) -> Re
                 Some(name) => registry.service_id(name).into_iter().collect(),
                 None => registry.services().map(|(id, _)| id).collect(),
             };
-            let instances = services
+            let ids: Vec<InstanceId> = services
                 .into_iter()
                 .flat_map(|s| registry.instances(s, &filter.query))
-                .map(|i| record(c, i, now))
+                .map(|i| i.id)
+                .filter(|&id| filter.after.is_none_or(|after| id > after))
                 .collect();
-            InstanceList { index: registry.index(), instances }
+            let (page, more) = first_page(ids, filter.limit);
+            let next = if more { page.last().map(|id| id.0) } else { None };
+            let instances =
+                page.into_iter().filter_map(|id| registry.instance(id)).map(|i| record(c, i, now)).collect();
+            InstanceList { index: registry.index(), instances, next }
         })
         .await?;
     Ok(json(StatusCode::OK, &list))
 }
 
-async fn list_services(State(api): State<Api>) -> Result<Response, ApiError> {
+/// The page of `GET /v1/services`.
+#[derive(Debug)]
+struct ServicePage {
+    limit: usize,
+    after: Option<String>,
+}
+
+impl ServicePage {
+    fn parse(query: Option<&str>) -> Result<Self, ApiError> {
+        let mut page = ServicePage { limit: DEFAULT_PAGE, after: None };
+        for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            match &*key {
+                "limit" => page.limit = parse_limit(&value)?,
+                "after" => page.after = Some(value.into_owned()),
+                other => {
+                    return Err(error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_query",
+                        format!("unknown query parameter {:?}; use limit, after", truncate(other, 64)),
+                    ));
+                }
+            }
+        }
+        Ok(page)
+    }
+}
+
+async fn list_services(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    authorise(&api, &headers, Scope::Read)?;
+    let page = ServicePage::parse(query.as_deref())?;
     let list = api
         .control
         .with_machine(move |c: &ControlPlane| {
             let registry = c.registry();
             let all = Query::all();
-            let mut services: Vec<ServiceRecord> = registry
+            // Names are never forgotten; empty services are not listed.
+            let names: Vec<(&str, vigil_core::ServiceId)> = registry
                 .services()
-                .filter_map(|(id, name)| {
+                .filter(|(_, name)| page.after.as_deref().is_none_or(|after| *name > after))
+                .filter(|&(id, _)| registry.instances(id, &all).next().is_some())
+                .map(|(id, name)| (name, id))
+                .collect();
+            let (names, more) = first_page(names, page.limit);
+            let next = if more { names.last().map(|(name, _)| (*name).to_owned()) } else { None };
+            let services: Vec<ServiceRecord> = names
+                .into_iter()
+                .filter_map(|(name, id)| {
                     let mut record = ServiceRecord {
                         name: name.to_owned(),
                         instances: 0,
@@ -464,8 +639,7 @@ async fn list_services(State(api): State<Api>) -> Result<Response, ApiError> {
                     Some(record)
                 })
                 .collect();
-            services.sort_by(|a, b| a.name.cmp(&b.name));
-            ServiceList { index: registry.index(), services }
+            ServiceList { index: registry.index(), services, next }
         })
         .await?;
     Ok(json(StatusCode::OK, &list))

@@ -80,6 +80,23 @@
 //! - Other paths get 404 and other methods 405 (axum); `HEAD` is answered
 //!   like `GET` without a body. No request can panic the server: bad query
 //!   strings decode lossily, a check's panic is caught on its task.
+//!
+//! # Limits
+//!
+//! The server is vigil's shared one ([`crate::server`]), with
+//! [`HttpLimits`](crate::server::HttpLimits) ([`serve_with`]; [`serve`]
+//! takes the defaults): a head must arrive within 5 s (also the idle
+//! keep-alive timeout), a request finish within 30 s (a check round
+//! included), at most 512 connections and 128 requests at once. Its own
+//! refusals are plain text, like the reports:
+//!
+//! | status | when |
+//! | --- | --- |
+//! | 404 / 405 | another path / another method (axum) |
+//! | 408 | the request (its check round included) took over `request_timeout` |
+//! | 414 | a request target over `max_uri_bytes` (4 KiB) |
+//! | 503 | a probe answer (a check failed, not started, draining), or `max_concurrent_requests` in progress |
+//! | 400 / 431, no body | what hyper's parser refuses itself (see [`crate::server`]) |
 
 mod checks;
 mod report;
@@ -93,4 +110,4 @@ pub use checks::{
 pub use report::{CheckOutcome, CheckResult, Endpoint, MAX_REASON_LEN, Report};
 pub use router::MAX_EXCLUDES;
 pub(crate) use server::serve_router;
-pub use server::{HealthServer, serve};
+pub use server::{HealthServer, serve, serve_with};
