@@ -86,6 +86,7 @@ use crate::driver::{Driver, DriverHandle};
 use crate::endpoints::{HealthChecks, HealthServer, serve_router};
 use crate::probe::{HttpTarget, TargetError};
 use crate::transport::HttpPeer;
+use crate::wire::WireAuth;
 
 /// The path the control node probes: `/readyz`, so that a failing readiness
 /// check or the drain switch ([`HealthChecks::set_ready`]) takes the
@@ -122,6 +123,11 @@ pub struct InstanceConfig {
     /// Register with the control node's API at start, deregister at
     /// shutdown; `None`: registered statically by the control node.
     pub registration: Option<SelfRegistration>,
+    /// How the agent's datagrams are authenticated ([`crate::wire`]);
+    /// `None` (the default): [`Instance::start`] refuses to start
+    /// ([`StartError::NoWireAuth`]). Set a key, or
+    /// [`WireAuth::insecure_no_auth`] for local development.
+    pub auth: Option<WireAuth>,
 }
 
 /// How an [`Instance`] registers itself with the control node's
@@ -186,7 +192,15 @@ impl InstanceConfig {
             checks,
             router,
             registration: None,
+            auth: None,
         }
+    }
+
+    /// Authenticate the agent's datagrams as `auth` says, builder style.
+    #[must_use]
+    pub fn with_auth(mut self, auth: WireAuth) -> Self {
+        self.auth = Some(auth);
+        self
     }
 
     /// Register with the control node's API at start, builder style.
@@ -216,6 +230,12 @@ pub enum StartError {
         /// The last failure.
         error: ApiClientError,
     },
+    /// No key for the agent's datagrams ([`InstanceConfig::auth`]), and no
+    /// explicit [`WireAuth::insecure_no_auth`].
+    #[error(
+        "no key configured for node-to-node datagrams (set InstanceConfig::auth; WireAuth::insecure_no_auth for local development only)"
+    )]
+    NoWireAuth,
 }
 
 /// A running instance: HTTP (service and probe routes) and the heartbeat
@@ -241,11 +261,12 @@ impl Instance {
     /// If the router has a route at `/livez`, `/readyz` or `/healthz`
     /// (axum's merge), or outside a tokio runtime.
     pub async fn start(config: InstanceConfig) -> Result<Instance, StartError> {
+        let auth = config.auth.ok_or(StartError::NoWireAuth)?;
         let clock = Clock::start();
         let agent = InstanceNode::new(config.agent, clock.now(), config.seed)?;
         let app = config.router.merge(config.checks.router());
         let (http_addr, server) = serve_router(config.http_addr, app).await?;
-        let agent = Driver::bind(config.node, config.udp_addr, clock, agent)
+        let agent = Driver::bind(config.node, config.udp_addr, clock, agent, auth)
             .await?
             .with_peers([(config.agent.control, config.control_addr)]);
         // Serving already (probes may come at once); beating right after.
