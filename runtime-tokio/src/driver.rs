@@ -390,6 +390,7 @@ where
                         Rejection::Replayed => &self.counters.replayed_datagrams,
                         Rejection::OldSession => &self.counters.old_session_datagrams,
                         Rejection::TooManySenders => &self.counters.too_many_senders_datagrams,
+                        Rejection::Misdirected => &self.counters.misdirected_datagrams,
                         _ => &self.counters.malformed_datagrams,
                     },
                     _ => &self.counters.malformed_datagrams,
@@ -540,7 +541,7 @@ where
             tracing::warn!(to = to.0, ?message, "no address for destination; message dropped");
             return;
         };
-        let len = match seal_datagram(&mut self.sealer, &message, send_buf) {
+        let len = match seal_datagram(&mut self.sealer, to, &message, send_buf) {
             Ok(len) => len,
             Err(error) => {
                 Counters::bump(&self.counters.send_errors);

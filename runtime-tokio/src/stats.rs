@@ -27,6 +27,10 @@ pub struct DriverStats {
     /// Authentic frames of a session older than the sender's newest:
     /// captured before the sender restarted.
     pub old_session_datagrams: u64,
+    /// Authentic frames addressed to another node: a genuine datagram
+    /// replayed to the wrong node (or a peer table pointing a node id at
+    /// the wrong address).
+    pub misdirected_datagrams: u64,
     /// Authentic frames from a new sender beyond
     /// [`MAX_SENDERS`](crate::MAX_SENDERS).
     pub too_many_senders_datagrams: u64,
@@ -84,6 +88,7 @@ pub(crate) struct Counters {
     pub(crate) unauthenticated_datagrams: AtomicU64,
     pub(crate) replayed_datagrams: AtomicU64,
     pub(crate) old_session_datagrams: AtomicU64,
+    pub(crate) misdirected_datagrams: AtomicU64,
     pub(crate) too_many_senders_datagrams: AtomicU64,
     pub(crate) recv_errors: AtomicU64,
     pub(crate) messages_sent: AtomicU64,
@@ -117,6 +122,7 @@ impl Counters {
             unauthenticated_datagrams: get(&self.unauthenticated_datagrams),
             replayed_datagrams: get(&self.replayed_datagrams),
             old_session_datagrams: get(&self.old_session_datagrams),
+            misdirected_datagrams: get(&self.misdirected_datagrams),
             too_many_senders_datagrams: get(&self.too_many_senders_datagrams),
             recv_errors: get(&self.recv_errors),
             messages_sent: get(&self.messages_sent),

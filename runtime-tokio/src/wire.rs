@@ -1,12 +1,12 @@
 //! The datagram format: one authenticated frame per UDP datagram.
 //!
 //! ```text
-//! +---------+------+--------+---------+-----+----------------------+--------+
-//! | version | from | key id | session | seq | postcard(Message)    | tag    |
-//! | 1 byte  | u32  | u16    | u64     | u64 | the message, n bytes | 16 B   |
-//! +---------+------+--------+---------+-----+----------------------+--------+
-//! |<------- 23-byte header, little-endian ->|                      |
-//! |<---------------------- covered by the HMAC-SHA256 tag -------->|
+//! +---------+------+-----+--------+---------+-----+----------------------+------+
+//! | version | from | to  | key id | session | seq | postcard(Message)    | tag  |
+//! | 1 byte  | u32  | u32 | u16    | u64     | u64 | the message, n bytes | 16 B |
+//! +---------+------+-----+--------+---------+-----+----------------------+------+
+//! |<--------- 27-byte header, little-endian --->|                        |
+//! |<------------------------ covered by the HMAC-SHA256 tag ------------>|
 //! ```
 //!
 //! The frame itself, its checks and its threat model are
@@ -57,7 +57,7 @@ use vigil_core::message::Message;
 /// History: 1, the first layout; 2, [`EndpointUpdate`] names the
 /// instance's service (a field inserted after `instance`, which a version-1
 /// decoder would misread as the node); 3, the authenticated frame (sender,
-/// key id, session and sequence in a fixed header, an HMAC tag after the
+/// destination, key id, session and sequence in a fixed header, an HMAC tag after the
 /// message).
 ///
 /// [`EndpointUpdate`]: vigil_core::message::EndpointUpdate
@@ -67,7 +67,7 @@ pub const WIRE_VERSION: u8 = vigil_core::auth::FRAME_VERSION;
 ///
 /// 1200 bytes fit in one packet on any path (the same bound QUIC assumes), so
 /// a datagram is never fragmented. Today's messages take about 20, and the
-/// frame adds [`OVERHEAD`](vigil_core::auth::OVERHEAD) (39).
+/// frame adds [`OVERHEAD`](vigil_core::auth::OVERHEAD) (43).
 pub const MAX_DATAGRAM: usize = 1200;
 
 /// Most senders whose replay windows a driver keeps (only senders whose
@@ -84,10 +84,15 @@ pub struct Envelope {
     pub message: Message,
 }
 
-/// Seal `message` as the datagram `sealer` makes next, at the start of
-/// `buf`; returns its length.
-pub fn seal_datagram(sealer: &mut Sealer, message: &Message, buf: &mut [u8]) -> Result<usize, WireError> {
-    let len = sealer.seal(message, buf).map_err(WireError::Encode)?;
+/// Seal `message` for node `to` as the datagram `sealer` makes next, at
+/// the start of `buf`; returns its length.
+pub fn seal_datagram(
+    sealer: &mut Sealer,
+    to: NodeId,
+    message: &Message,
+    buf: &mut [u8],
+) -> Result<usize, WireError> {
+    let len = sealer.seal(to, message, buf).map_err(WireError::Encode)?;
     if len > MAX_DATAGRAM {
         return Err(WireError::TooLarge { len, max: MAX_DATAGRAM });
     }
@@ -174,7 +179,7 @@ impl WireAuth {
     /// The sender and receiver of node `node` in session `session`.
     pub(crate) fn into_parts(self, node: NodeId, session: u64) -> (Sealer, Opener) {
         let sealer = Sealer::new(node, self.send.0, &self.send.1, session);
-        (sealer, Opener::new(self.keyring, MAX_SENDERS))
+        (sealer, Opener::new(node, self.keyring, MAX_SENDERS))
     }
 }
 
@@ -220,7 +225,7 @@ mod tests {
 
     fn sealed(sealer: &mut Sealer, message: &Message) -> Vec<u8> {
         let mut buf = [0u8; MAX_DATAGRAM];
-        let len = seal_datagram(sealer, message, &mut buf).expect("fits");
+        let len = seal_datagram(sealer, NodeId(0), message, &mut buf).expect("fits");
         buf[..len].to_vec()
     }
 
@@ -303,7 +308,7 @@ mod tests {
 
     #[test]
     fn insecure_frames_and_keyed_frames_do_not_mix() {
-        let (mut insecure, mut insecure_opener) = WireAuth::insecure_no_auth().into_parts(NodeId(1), 1);
+        let (mut insecure, mut insecure_opener) = WireAuth::insecure_no_auth().into_parts(NodeId(0), 1);
         let (mut keyed, mut keyed_opener) = parts(2);
         let from_insecure = sealed(&mut insecure, &beat());
         let from_keyed = sealed(&mut keyed, &beat());
@@ -316,8 +321,11 @@ mod tests {
     #[test]
     fn encoding_into_a_small_buffer_is_an_error() {
         let (mut sealer, _) = parts(7);
-        assert!(matches!(seal_datagram(&mut sealer, &beat(), &mut []), Err(WireError::Encode(_))));
-        assert!(matches!(seal_datagram(&mut sealer, &beat(), &mut [0u8; 30]), Err(WireError::Encode(_))));
+        assert!(matches!(seal_datagram(&mut sealer, NodeId(0), &beat(), &mut []), Err(WireError::Encode(_))));
+        assert!(matches!(
+            seal_datagram(&mut sealer, NodeId(0), &beat(), &mut [0u8; 30]),
+            Err(WireError::Encode(_))
+        ));
         assert_eq!(sealer.sealed(), 0, "a failed seal uses no sequence number");
     }
 }

@@ -36,7 +36,7 @@ fn forged_beat(key_id: KeyId, key: &Key, incarnation: u64, seq: u64) -> Vec<u8> 
     let mut sealer = Sealer::new(agent_node(0), key_id, key, u64::MAX - 1);
     let message = Message::Heartbeat(Heartbeat { instance: InstanceId(0), incarnation, seq });
     let mut buf = [0u8; MAX_DATAGRAM];
-    let len = seal_datagram(&mut sealer, &message, &mut buf).expect("fits");
+    let len = seal_datagram(&mut sealer, support::CONTROL, &message, &mut buf).expect("fits");
     buf[..len].to_vec()
 }
 

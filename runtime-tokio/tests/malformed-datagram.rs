@@ -26,7 +26,7 @@ fn heartbeat_datagram(from: NodeId, instance: u32) -> Vec<u8> {
     let mut sealer = Sealer::new(from, KeyId(1), &key, incarnation_now());
     let message = Message::Heartbeat(Heartbeat { instance: InstanceId(instance), incarnation: 1, seq: 0 });
     let mut buf = [0u8; MAX_DATAGRAM];
-    let len = seal_datagram(&mut sealer, &message, &mut buf).expect("fits");
+    let len = seal_datagram(&mut sealer, support::CONTROL, &message, &mut buf).expect("fits");
     buf[..len].to_vec()
 }
 

@@ -1,5 +1,7 @@
 //! The frame: header, message, tag; and the sender's side, [`Sealer`].
 
+use std::collections::BTreeMap;
+
 use hmac::Mac as _;
 
 use super::key::{Key, KeyId, Mac};
@@ -13,8 +15,9 @@ use crate::message::Message;
 /// authenticated frame (this module).
 pub const FRAME_VERSION: u8 = 3;
 
-/// Bytes of the fixed header: version, sender, key id, session, sequence.
-pub const HEADER_LEN: usize = 1 + 4 + 2 + 8 + 8;
+/// Bytes of the fixed header: version, sender, destination, key id,
+/// session, sequence.
+pub const HEADER_LEN: usize = 1 + 4 + 4 + 2 + 8 + 8;
 
 /// Bytes of the tag: HMAC-SHA256 truncated to its first 16 bytes (128
 /// bits, as RFC 2104 §5 allows: a forger's chance per try is 2^-128).
@@ -38,12 +41,20 @@ pub const MAX_FRAME_LEN: usize = OVERHEAD + MAX_MESSAGE_LEN;
 pub struct Header {
     /// The node the frame claims to come from.
     pub from: NodeId,
+    /// The node it is for: a receiver drops frames for another node, so a
+    /// frame captured on its way to one node cannot be replayed to
+    /// another.
+    pub to: NodeId,
     /// The key that sealed it.
     pub key_id: KeyId,
     /// The sender's session: strictly greater after every restart of the
     /// sender, so a receiver knows to start a new replay window.
     pub session: u64,
-    /// The frame's number in its session: 0 first, then +1 per frame.
+    /// The frame's number in its session towards `to`: 0 first, then +1
+    /// per frame to that destination. Numbered per destination so that a
+    /// receiver sees its sender's numbers without gaps, and reordering on
+    /// one link is not mistaken for age because the sender was busy
+    /// talking to others.
     pub seq: u64,
 }
 
@@ -53,9 +64,10 @@ impl Header {
         let mut out = [0u8; HEADER_LEN];
         out[0] = FRAME_VERSION;
         out[1..5].copy_from_slice(&self.from.0.to_le_bytes());
-        out[5..7].copy_from_slice(&self.key_id.0.to_le_bytes());
-        out[7..15].copy_from_slice(&self.session.to_le_bytes());
-        out[15..23].copy_from_slice(&self.seq.to_le_bytes());
+        out[5..9].copy_from_slice(&self.to.0.to_le_bytes());
+        out[9..11].copy_from_slice(&self.key_id.0.to_le_bytes());
+        out[11..19].copy_from_slice(&self.session.to_le_bytes());
+        out[19..27].copy_from_slice(&self.seq.to_le_bytes());
         out
     }
 
@@ -69,9 +81,10 @@ impl Header {
         };
         Header {
             from: NodeId(u32::from_le_bytes([bytes[1], bytes[2], bytes[3], bytes[4]])),
-            key_id: KeyId(u16::from_le_bytes([bytes[5], bytes[6]])),
-            session: u64_at(7),
-            seq: u64_at(15),
+            to: NodeId(u32::from_le_bytes([bytes[5], bytes[6], bytes[7], bytes[8]])),
+            key_id: KeyId(u16::from_le_bytes([bytes[9], bytes[10]])),
+            session: u64_at(11),
+            seq: u64_at(19),
         }
     }
 }
@@ -136,14 +149,16 @@ pub(crate) fn tag_of(mac: &Mac, covered: &[u8]) -> Tag {
 }
 
 /// A sender's side: its id, the key it seals under, its session and the
-/// next sequence number.
+/// next sequence number towards each destination (one entry per
+/// destination it has sent to: bounded by the peers it talks to).
 #[derive(Clone)]
 pub struct Sealer {
     from: NodeId,
     key_id: KeyId,
     mac: Mac,
     session: u64,
-    next_seq: u64,
+    next_seq: BTreeMap<NodeId, u64>,
+    sealed: u64,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -152,7 +167,7 @@ impl std::fmt::Debug for Sealer {
             .field("from", &self.from)
             .field("key_id", &self.key_id)
             .field("session", &self.session)
-            .field("next_seq", &self.next_seq)
+            .field("sealed", &self.sealed)
             .finish_non_exhaustive()
     }
 }
@@ -162,7 +177,7 @@ impl Sealer {
     /// be greater than any session `from` used before (see
     /// [`Header::session`]).
     pub fn new(from: NodeId, key_id: KeyId, key: &Key, session: u64) -> Sealer {
-        Sealer { from, key_id, mac: key.mac(), session, next_seq: 0 }
+        Sealer { from, key_id, mac: key.mac(), session, next_seq: BTreeMap::new(), sealed: 0 }
     }
 
     /// Seal under another key from the next frame on (a rotation's second
@@ -184,13 +199,13 @@ impl Sealer {
 
     /// Frames sealed so far.
     pub fn sealed(&self) -> u64 {
-        self.next_seq
+        self.sealed
     }
 
     /// Write the datagram for `message` at the start of `buf`; returns its
     /// length. A failed seal uses up no sequence number.
-    pub fn seal(&mut self, message: &Message, buf: &mut [u8]) -> Result<usize, SealError> {
-        let header = self.peek_header()?;
+    pub fn seal(&mut self, to: NodeId, message: &Message, buf: &mut [u8]) -> Result<usize, SealError> {
+        let header = self.peek_header(to)?;
         let covered = encode_covered(&header, message, buf).map_err(SealError::Encode)?;
         let end = covered + TAG_LEN;
         if buf.len() < end {
@@ -198,24 +213,30 @@ impl Sealer {
         }
         let tag = tag_of(&self.mac, &buf[..covered]);
         buf[covered..end].copy_from_slice(&tag.0);
-        self.next_seq += 1;
+        self.advance(&header);
         Ok(end)
     }
 
     /// `message` as a typed [`Frame`] (the simulator's form).
-    pub fn seal_frame(&mut self, message: Message) -> Result<Frame, SealError> {
-        let header = self.peek_header()?;
+    pub fn seal_frame(&mut self, to: NodeId, message: Message) -> Result<Frame, SealError> {
+        let header = self.peek_header(to)?;
         let mut buf = [0u8; HEADER_LEN + MAX_MESSAGE_LEN];
         let covered = encode_covered(&header, &message, &mut buf).map_err(SealError::Encode)?;
         let tag = tag_of(&self.mac, &buf[..covered]);
-        self.next_seq += 1;
+        self.advance(&header);
         Ok(Frame { header, message, tag })
     }
 
-    fn peek_header(&self) -> Result<Header, SealError> {
-        if self.next_seq == u64::MAX {
+    fn peek_header(&self, to: NodeId) -> Result<Header, SealError> {
+        let seq = self.next_seq.get(&to).copied().unwrap_or(0);
+        if seq == u64::MAX {
             return Err(SealError::Exhausted { session: self.session });
         }
-        Ok(Header { from: self.from, key_id: self.key_id, session: self.session, seq: self.next_seq })
+        Ok(Header { from: self.from, to, key_id: self.key_id, session: self.session, seq })
+    }
+
+    fn advance(&mut self, header: &Header) {
+        self.next_seq.insert(header.to, header.seq + 1);
+        self.sealed += 1;
     }
 }

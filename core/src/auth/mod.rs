@@ -44,12 +44,12 @@
 //! # Frame
 //!
 //! ```text
-//! 0        1            5          7              15             23            23+n        23+n+16
-//! +--------+------------+----------+--------------+--------------+-------------+-----------+
-//! | version| from       | key id   | session      | seq          | message     | tag       |
-//! | u8 = 3 | u32 LE     | u16 LE   | u64 LE       | u64 LE       | postcard, n | 16 bytes  |
-//! +--------+------------+----------+--------------+--------------+-------------+-----------+
-//! |<----------------------------- covered by the tag --------------------->|
+//! 0        1        5        9        11           19           27            27+n       27+n+16
+//! +--------+--------+--------+--------+------------+------------+-------------+----------+
+//! | version| from   | to     | key id | session    | seq        | message     | tag      |
+//! | u8 = 3 | u32 LE | u32 LE | u16 LE | u64 LE     | u64 LE     | postcard, n | 16 bytes |
+//! +--------+--------+--------+--------+------------+------------+-------------+----------+
+//! |<-------------------------- covered by the tag ----------------------->|
 //! ```
 //!
 //! The tag is HMAC-SHA256 over everything before it, truncated to 16
@@ -63,13 +63,21 @@
 //! A [`Sealer`] belongs to one sender life: its session must exceed every
 //! earlier session of the same node id (the tokio driver takes the start
 //! time in nanoseconds since the UNIX epoch, the simulator the node's
-//! restart count), and its sequence number starts at 0 and grows by one
-//! per frame.
+//! restart count), and its sequence numbers start at 0 and grow by one
+//! per frame *per destination*. The header names the destination, and a
+//! receiver drops an authentic frame addressed to another node
+//! ([`Rejection::Misdirected`]): so a frame captured on its way to one
+//! node cannot be replayed to another, and each receiver sees its sender's
+//! numbers without gaps. (One counter for all destinations would do
+//! neither: a control node talking to a hundred clients moves its counter
+//! a hundred times between two frames to one client, and a frame delayed
+//! on one link behind that would fall out of the 64-frame window.)
 //!
 //! # Receiving
 //!
 //! An [`Opener`] holds the [`Keyring`] and the windows. It checks, in
-//! order: the layout (version, length), the key, the tag, the window; then
+//! order: the layout (version, length), the key, the tag, the destination,
+//! the window; then
 //! decodes the message, and only then records the sequence number.
 //! Everything refused is counted by kind in [`AuthStats`]. Windows are kept
 //! for senders whose frames verified only, so the number tracked is
@@ -165,6 +173,14 @@ pub enum OpenError {
         /// The newest session seen from the sender.
         current: u64,
     },
+    /// Authentic, but addressed to another node.
+    #[error("frame from node {} for node {}, not this one", from.0, to.0)]
+    Misdirected {
+        /// The sender.
+        from: NodeId,
+        /// The node it was for.
+        to: NodeId,
+    },
     /// A new sender beyond the bound of tracked senders.
     #[error("frame from node {}: too many senders tracked already", from.0)]
     TooManySenders {
@@ -194,6 +210,8 @@ pub enum Rejection {
     Replayed,
     /// [`OpenError::OldSession`].
     OldSession,
+    /// [`OpenError::Misdirected`].
+    Misdirected,
     /// [`OpenError::TooManySenders`].
     TooManySenders,
 }
@@ -209,6 +227,7 @@ impl OpenError {
             OpenError::Unauthenticated { .. } => Rejection::Unauthenticated,
             OpenError::Replayed { .. } => Rejection::Replayed,
             OpenError::OldSession { .. } => Rejection::OldSession,
+            OpenError::Misdirected { .. } => Rejection::Misdirected,
             OpenError::TooManySenders { .. } => Rejection::TooManySenders,
         }
     }
@@ -231,6 +250,8 @@ pub struct AuthStats {
     pub replayed: u64,
     /// Authentic, but of a session older than the sender's newest.
     pub old_session: u64,
+    /// Authentic, but for another node (a replay aimed elsewhere).
+    pub misdirected: u64,
     /// Authentic, from a new sender beyond the bound.
     pub too_many_senders: u64,
 }
@@ -244,6 +265,7 @@ impl AuthStats {
             Rejection::Unauthenticated => &mut self.unauthenticated,
             Rejection::Replayed => &mut self.replayed,
             Rejection::OldSession => &mut self.old_session,
+            Rejection::Misdirected => &mut self.misdirected,
             Rejection::TooManySenders => &mut self.too_many_senders,
         };
         *counter += 1;
@@ -256,6 +278,7 @@ impl AuthStats {
             + self.unauthenticated
             + self.replayed
             + self.old_session
+            + self.misdirected
             + self.too_many_senders
     }
 
@@ -267,6 +290,7 @@ impl AuthStats {
         self.unauthenticated += other.unauthenticated;
         self.replayed += other.replayed;
         self.old_session += other.old_session;
+        self.misdirected += other.misdirected;
         self.too_many_senders += other.too_many_senders;
     }
 }
@@ -274,6 +298,7 @@ impl AuthStats {
 /// A receiver's side: the keyring, one replay window per sender, counters.
 #[derive(Clone, Debug)]
 pub struct Opener {
+    local: NodeId,
     keyring: Keyring,
     windows: BTreeMap<NodeId, Window>,
     max_senders: usize,
@@ -281,11 +306,11 @@ pub struct Opener {
 }
 
 impl Opener {
-    /// Accept frames under `keyring`, tracking at most `max_senders`
-    /// senders (the fleet's size is enough: only senders whose frames
-    /// verified are tracked).
-    pub fn new(keyring: Keyring, max_senders: usize) -> Opener {
-        Opener { keyring, windows: BTreeMap::new(), max_senders, stats: AuthStats::default() }
+    /// Accept frames for node `local` under `keyring`, tracking at most
+    /// `max_senders` senders (the fleet's size is enough: only senders
+    /// whose frames verified are tracked).
+    pub fn new(local: NodeId, keyring: Keyring, max_senders: usize) -> Opener {
+        Opener { local, keyring, windows: BTreeMap::new(), max_senders, stats: AuthStats::default() }
     }
 
     /// The keyring, to add or retire keys while running (rotation).
@@ -372,6 +397,9 @@ impl Opener {
         // Constant time: the comparison does not tell a forger how many
         // leading bytes it got right.
         mac.verify_truncated_left(tag).map_err(|_| OpenError::Unauthenticated { from })?;
+        if header.to != self.local {
+            return Err(OpenError::Misdirected { from, to: header.to });
+        }
         match self.windows.get(&from) {
             Some(window) => window.check(header.session, header.seq).map_err(|refusal| match refusal {
                 Refusal::Replayed => OpenError::Replayed { from, session: header.session, seq: header.seq },

@@ -10,6 +10,8 @@ use crate::message::{CallReport, EndpointUpdate, Heartbeat};
 const KEY: Key = Key::from_bytes([7; KEY_LEN]);
 const OTHER_KEY: Key = Key::from_bytes([8; KEY_LEN]);
 const ID: KeyId = KeyId(1);
+/// The receiving node.
+const ME: NodeId = NodeId(0);
 
 fn message() -> impl Strategy<Value = Message> {
     prop_oneof![
@@ -43,12 +45,12 @@ fn message() -> impl Strategy<Value = Message> {
 }
 
 fn opener() -> Opener {
-    Opener::new(Keyring::fleet(ID, &KEY), 16)
+    Opener::new(ME, Keyring::fleet(ID, &KEY), 16)
 }
 
 fn seal(sealer: &mut Sealer, message: &Message) -> Vec<u8> {
     let mut buf = [0u8; MAX_FRAME_LEN];
-    let len = sealer.seal(message, &mut buf).expect("fits");
+    let len = sealer.seal(ME, message, &mut buf).expect("fits");
     buf[..len].to_vec()
 }
 
@@ -62,10 +64,10 @@ proptest! {
         prop_assert!(datagram.len() <= MAX_FRAME_LEN);
         let (header, opened) = opener().open(&datagram).expect("opens");
         prop_assert_eq!(opened, message);
-        prop_assert_eq!(header, Header { from: NodeId(from), key_id: ID, session, seq: 0 });
+        prop_assert_eq!(header, Header { from: NodeId(from), to: ME, key_id: ID, session, seq: 0 });
         // The typed form is the same frame: same tag, and it opens too.
         let mut typed = Sealer::new(NodeId(from), ID, &KEY, session);
-        let frame = typed.seal_frame(message).expect("fits");
+        let frame = typed.seal_frame(ME, message).expect("fits");
         prop_assert_eq!(&frame.tag.0[..], &datagram[datagram.len() - TAG_LEN..]);
         prop_assert_eq!(opener().open_frame(&frame), Ok(()));
     }
@@ -82,7 +84,7 @@ proptest! {
         // unknown key; anywhere else the tag fails.
         let expected = match bit / 8 {
             0 => Rejection::Malformed,
-            5 | 6 => Rejection::UnknownKey,
+            9 | 10 => Rejection::UnknownKey,
             _ => Rejection::Unauthenticated,
         };
         prop_assert_eq!(error.rejection(), expected);
@@ -93,7 +95,7 @@ proptest! {
     #[test]
     fn a_flip_in_a_typed_frame_is_rejected(message in message(), byte in 0..TAG_LEN, bit in 0..8u8, seq in any::<u64>()) {
         let mut sealer = Sealer::new(NodeId(3), ID, &KEY, 1);
-        let mut frame = sealer.seal_frame(message).expect("fits");
+        let mut frame = sealer.seal_frame(ME, message).expect("fits");
         let mut tampered_tag = frame;
         tampered_tag.tag.0[byte] ^= 1 << bit;
         prop_assert_eq!(opener().open_frame(&tampered_tag).map_err(|e| e.rejection()), Err(Rejection::Unauthenticated));
@@ -159,6 +161,21 @@ proptest! {
 }
 
 #[test]
+fn a_frame_for_another_node_is_rejected_and_sequences_are_per_destination() {
+    let mut sealer = Sealer::new(NodeId(3), ID, &KEY, 1);
+    let mut buf = [0u8; MAX_FRAME_LEN];
+    let len = sealer.seal(NodeId(9), &Message::Subscribe, &mut buf).expect("fits");
+    let for_nine = buf[..len].to_vec();
+    let mut opener = opener();
+    assert_eq!(opener.open(&for_nine), Err(OpenError::Misdirected { from: NodeId(3), to: NodeId(9) }));
+    assert_eq!(opener.stats().misdirected, 1);
+    // The frame to node 9 did not use up a number towards this node.
+    let (header, _) = opener.open(&seal(&mut sealer, &Message::Subscribe)).expect("opens");
+    assert_eq!(header.seq, 0);
+    assert_eq!(sealer.sealed(), 2);
+}
+
+#[test]
 fn a_wrong_key_or_an_unknown_key_id_is_rejected() {
     let beat = Message::Heartbeat(Heartbeat { instance: InstanceId(6), incarnation: 3, seq: 0 });
     let mut forger = Sealer::new(NodeId(6), ID, &OTHER_KEY, 9);
@@ -177,7 +194,7 @@ fn a_node_key_overrides_the_fleet_key_for_that_node_only() {
     let beat = Message::Subscribe;
     let mut ring = Keyring::fleet(ID, &KEY);
     ring.add_node_key(NodeId(6), KeyId(7), &OTHER_KEY);
-    let mut opener = Opener::new(ring, 16);
+    let mut opener = Opener::new(ME, ring, 16);
     // A fleet-key holder can no longer speak as node 6 ...
     let mut as_six = Sealer::new(NodeId(6), ID, &KEY, 1);
     assert_eq!(opener.open(&seal(&mut as_six, &beat)).map_err(|e| e.rejection()), Err(Rejection::UnknownKey));
@@ -212,7 +229,7 @@ fn rotation_accepts_both_keys_until_the_old_one_is_retired() {
 
 #[test]
 fn senders_beyond_the_bound_are_refused_but_known_ones_go_on() {
-    let mut opener = Opener::new(Keyring::fleet(ID, &KEY), 2);
+    let mut opener = Opener::new(ME, Keyring::fleet(ID, &KEY), 2);
     let mut sealers: Vec<_> = (0..3).map(|n| Sealer::new(NodeId(n), ID, &KEY, 1)).collect();
     let beat = Message::Subscribe;
     assert!(opener.open(&seal(&mut sealers[0], &beat)).is_ok());
@@ -234,7 +251,7 @@ fn garbage_is_malformed_and_an_authentic_undecodable_message_too() {
         Err(OpenError::UnsupportedVersion { found: b'G', expected: FRAME_VERSION })
     );
     // A key holder's frame whose body is not a message this build knows.
-    let header = Header { from: NodeId(1), key_id: ID, session: 1, seq: 0 };
+    let header = Header { from: NodeId(1), to: ME, key_id: ID, session: 1, seq: 0 };
     let mut datagram = header.to_bytes().to_vec();
     datagram.push(0x7f);
     let tag = frame::tag_of(&KEY.mac(), &datagram);
