@@ -38,7 +38,11 @@ async fn main() {
     };
     let machine = ControlPlane::new(&config, clock.now()).expect("valid config");
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-    let driver = Driver::bind(NodeId(0), loopback, clock, machine).await.expect("bind").spawn();
+    let driver =
+        Driver::bind(NodeId(0), loopback, clock, machine, vigil_tokio::wire::WireAuth::insecure_no_auth())
+            .await
+            .expect("bind")
+            .spawn();
     let (api_addr, _api) =
         serve_api(loopback, driver.machine_ref(), ApiConfig::with_token(TOKEN)).await.expect("serve");
 

@@ -46,6 +46,7 @@ use crate::driver::{Driver, DriverHandle};
 use crate::error::Error;
 use crate::probe::HttpTarget;
 use crate::transport::{HttpPeer, TransportConfig};
+use crate::wire::WireAuth;
 
 /// Where a [`DiscoveryClient`] lives and whom it talks to.
 #[derive(Clone, Debug)]
@@ -63,6 +64,9 @@ pub struct DiscoveryConfig {
     /// Request timeout and in-flight bound. Keep `request_timeout` at most
     /// the machine's call timeout: a later answer is ignored anyway.
     pub transport: TransportConfig,
+    /// How the client's datagrams are authenticated ([`crate::wire`]);
+    /// `None` (the default): [`DiscoveryClient::start`] refuses to start.
+    pub auth: Option<WireAuth>,
 }
 
 impl DiscoveryConfig {
@@ -76,7 +80,15 @@ impl DiscoveryConfig {
             control_addr,
             services: Vec::new(),
             transport: TransportConfig::default(),
+            auth: None,
         }
+    }
+
+    /// Authenticate the client's datagrams as `auth` says, builder style.
+    #[must_use]
+    pub fn with_auth(mut self, auth: WireAuth) -> Self {
+        self.auth = Some(auth);
+        self
     }
 }
 
@@ -95,7 +107,14 @@ impl DiscoveryClient {
     pub async fn start(clock: Clock, client: ClientNode, config: DiscoveryConfig) -> io::Result<Self> {
         let service = client.service();
         let services = config.services.into_iter().map(|(node, target)| (node, service_peer(target)));
-        let driver = Driver::bind(config.node, config.udp_addr, clock, client)
+        let auth = config.auth.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no key configured for node-to-node datagrams (set DiscoveryConfig::auth; \
+                 WireAuth::insecure_no_auth for local development only)",
+            )
+        })?;
+        let driver = Driver::bind(config.node, config.udp_addr, clock, client, auth)
             .await?
             .with_peers([(config.control, config.control_addr)])
             .with_http_peers(services)

@@ -27,7 +27,9 @@ use crate::clock::Clock;
 use crate::error::Error;
 use crate::stats::{Counters, DriverStats};
 use crate::transport::{Completed, HttpPeer, Job, TransportConfig};
-use crate::wire::{Envelope, MAX_DATAGRAM};
+use vigil_core::auth::{Opener, Rejection, Sealer};
+
+use crate::wire::{Envelope, MAX_DATAGRAM, WireAuth, WireError, seal_datagram};
 
 /// How many events a subscriber may fall behind before it misses some
 /// ([`broadcast::error::RecvError::Lagged`]).
@@ -97,6 +99,10 @@ pub struct Driver<M> {
     /// Every recovery output, decisions and actions, for whoever listens.
     recovery_events: broadcast::Sender<RecoveryOutput>,
     counters: Arc<Counters>,
+    /// Seals every datagram sent (see [`crate::wire`]).
+    sealer: Sealer,
+    /// Opens every datagram received: keys and replay windows.
+    opener: Opener,
 }
 
 impl<M> fmt::Debug for Driver<M> {
@@ -115,14 +121,37 @@ where
     M: Machine<Input = Input, Output = Output> + Send + 'static,
 {
     /// Bind a UDP socket at `addr` for node `node`, which runs `machine`
-    /// on `clock`.
+    /// on `clock`, sealing and opening datagrams as `auth` says (see
+    /// [`crate::wire`]: there is no driver without a key, except one built
+    /// with [`WireAuth::insecure_no_auth`], which warns).
+    ///
+    /// The driver's session (the frame header's) is taken here, from
+    /// [`incarnation_now`](crate::incarnation_now): greater than that of
+    /// any earlier driver for the same node, in this process or an earlier
+    /// one, as long as the wall clock is not stepped back between them.
     ///
     /// Build the machine with `now = clock.now()` (or any earlier instant on
     /// that clock): the machine's timeline is the clock's. Bind port 0 to let
     /// the system choose, then read [`local_addr`](Driver::local_addr).
-    pub async fn bind(node: NodeId, addr: SocketAddr, clock: Clock, machine: M) -> io::Result<Self> {
+    pub async fn bind(
+        node: NodeId,
+        addr: SocketAddr,
+        clock: Clock,
+        machine: M,
+        auth: WireAuth,
+    ) -> io::Result<Self> {
         let socket = UdpSocket::bind(addr).await?;
         let local_addr = socket.local_addr()?;
+        if auth.is_insecure() {
+            tracing::warn!(
+                node = node.0,
+                %local_addr,
+                "INSECURE: node-to-node datagrams are NOT authenticated (WireAuth::insecure_no_auth); \
+                 anyone who reaches this socket can forge heartbeats and messages from any node. \
+                 For local development only: configure a key."
+            );
+        }
+        let (sealer, opener) = auth.into_parts(node, crate::clock::incarnation_now());
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let (recovery_events, _) = broadcast::channel(EVENT_CAPACITY);
         Ok(Driver {
@@ -144,6 +173,8 @@ where
             recovery_actions: None,
             recovery_events,
             counters: Arc::new(Counters::default()),
+            sealer,
+            opener,
         })
     }
 
@@ -349,11 +380,23 @@ where
 
     async fn on_datagram(&mut self, datagram: &[u8], from_addr: SocketAddr, send_buf: &mut [u8]) {
         Counters::bump(&self.counters.datagrams_received);
-        let envelope = match Envelope::decode(datagram) {
+        let envelope = match Envelope::open(&mut self.opener, datagram) {
             Ok(envelope) => envelope,
             Err(error) => {
-                Counters::bump(&self.counters.malformed_datagrams);
-                tracing::warn!(%from_addr, len = datagram.len(), %error, "malformed datagram dropped");
+                let counter = match &error {
+                    WireError::Frame(refused) => match refused.rejection() {
+                        Rejection::UnknownKey => &self.counters.unknown_key_datagrams,
+                        Rejection::Unauthenticated => &self.counters.unauthenticated_datagrams,
+                        Rejection::Replayed => &self.counters.replayed_datagrams,
+                        Rejection::OldSession => &self.counters.old_session_datagrams,
+                        Rejection::TooManySenders => &self.counters.too_many_senders_datagrams,
+                        Rejection::Misdirected => &self.counters.misdirected_datagrams,
+                        _ => &self.counters.malformed_datagrams,
+                    },
+                    _ => &self.counters.malformed_datagrams,
+                };
+                Counters::bump(counter);
+                tracing::warn!(%from_addr, len = datagram.len(), %error, "datagram dropped");
                 return;
             }
         };
@@ -498,7 +541,7 @@ where
             tracing::warn!(to = to.0, ?message, "no address for destination; message dropped");
             return;
         };
-        let len = match (Envelope { from: self.node, message }).encode(send_buf) {
+        let len = match seal_datagram(&mut self.sealer, to, &message, send_buf) {
             Ok(len) => len,
             Err(error) => {
                 Counters::bump(&self.counters.send_errors);

@@ -87,6 +87,7 @@ use crate::endpoints::{HealthChecks, HealthServer, serve_router};
 use crate::probe::{HttpTarget, TargetError};
 use crate::server::HttpLimits;
 use crate::transport::HttpPeer;
+use crate::wire::WireAuth;
 
 /// The path the control node probes: `/readyz`, so that a failing readiness
 /// check or the drain switch ([`HealthChecks::set_ready`]) takes the
@@ -126,6 +127,11 @@ pub struct InstanceConfig {
     /// The limits of its HTTP listener (timeouts, connection and request
     /// bounds): [`HttpLimits::default`] unless set.
     pub http_limits: HttpLimits,
+    /// How the agent's datagrams are authenticated ([`crate::wire`]);
+    /// `None` (the default): [`Instance::start`] refuses to start
+    /// ([`StartError::NoWireAuth`]). Set a key, or
+    /// [`WireAuth::insecure_no_auth`] for local development.
+    pub auth: Option<WireAuth>,
 }
 
 /// How an [`Instance`] registers itself with the control node's
@@ -191,7 +197,15 @@ impl InstanceConfig {
             router,
             registration: None,
             http_limits: HttpLimits::default(),
+            auth: None,
         }
+    }
+
+    /// Authenticate the agent's datagrams as `auth` says, builder style.
+    #[must_use]
+    pub fn with_auth(mut self, auth: WireAuth) -> Self {
+        self.auth = Some(auth);
+        self
     }
 
     /// Register with the control node's API at start, builder style.
@@ -221,6 +235,12 @@ pub enum StartError {
         /// The last failure.
         error: ApiClientError,
     },
+    /// No key for the agent's datagrams ([`InstanceConfig::auth`]), and no
+    /// explicit [`WireAuth::insecure_no_auth`].
+    #[error(
+        "no key configured for node-to-node datagrams (set InstanceConfig::auth; WireAuth::insecure_no_auth for local development only)"
+    )]
+    NoWireAuth,
 }
 
 /// A running instance: HTTP (service and probe routes) and the heartbeat
@@ -246,11 +266,12 @@ impl Instance {
     /// If the router has a route at `/livez`, `/readyz` or `/healthz`
     /// (axum's merge), or outside a tokio runtime.
     pub async fn start(config: InstanceConfig) -> Result<Instance, StartError> {
+        let auth = config.auth.ok_or(StartError::NoWireAuth)?;
         let clock = Clock::start();
         let agent = InstanceNode::new(config.agent, clock.now(), config.seed)?;
         let app = config.router.merge(config.checks.router());
         let (http_addr, server) = serve_router(config.http_addr, app, config.http_limits).await?;
-        let agent = Driver::bind(config.node, config.udp_addr, clock, agent)
+        let agent = Driver::bind(config.node, config.udp_addr, clock, agent, auth)
             .await?
             .with_peers([(config.agent.control, config.control_addr)]);
         // Serving already (probes may come at once); beating right after.

@@ -25,7 +25,8 @@
 //!      to a tokio instant by the [`Clock`] and awaited with
 //!      [`tokio::time::sleep_until`],
 //!    - a finished HTTP exchange ([`transport`]),
-//!    - a datagram on the socket, decoded as an [`Envelope`].
+//!    - a datagram on the socket, opened as an [`Envelope`]: authenticated
+//!      and checked against replay ([`wire`]).
 //! 2. Feed the machine: `handle_timeout(now)` for the deadline,
 //!    `handle(now, Input::Message { from, message })` for a datagram or an
 //!    HTTP answer, `handle(now, Input::Call { id })` for a call.
@@ -63,7 +64,12 @@
 //!
 //! Nothing a peer sends can panic the driver: a datagram that does not
 //! decode is counted ([`DriverStats::malformed_datagrams`]), logged and
-//! dropped; a message for a node missing from the peer table likewise.
+//! dropped; one that is forged, under an unknown key, replayed or of an
+//! old session likewise, each kind in a counter of its own
+//! ([`DriverStats::unauthenticated_datagrams`] and the next ones); a
+//! message for a node missing from the peer table likewise. Every datagram
+//! is sealed under the key the driver was built with ([`WireAuth`]);
+//! peer addresses are learned only from authentic datagrams.
 //!
 //! # Example
 //!
@@ -73,7 +79,8 @@
 //! use vigil_core::fleet::InstanceNode;
 //! use vigil_core::rng::Seed;
 //! use vigil_core::{Duration, InstanceId, NodeId};
-//! use vigil_tokio::{Clock, Driver, incarnation_now};
+//! use vigil_core::auth::{Key, KeyId};
+//! use vigil_tokio::{Clock, Driver, WireAuth, incarnation_now};
 //!
 //! # async fn example(control_addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
 //! let clock = Clock::start();
@@ -84,7 +91,9 @@
 //!     incarnation: incarnation_now(),
 //! };
 //! let agent = InstanceNode::new(config, clock.now(), Seed(1))?;
-//! let handle = Driver::bind(NodeId(1), "127.0.0.1:0".parse()?, clock, agent)
+//! // The fleet's key, as the operator provisioned it (64 hex digits).
+//! let auth = WireAuth::fleet(KeyId(1), Key::from_hex(&std::env::var("VIGIL_WIRE_KEY")?)?);
+//! let handle = Driver::bind(NodeId(1), "127.0.0.1:0".parse()?, clock, agent, auth)
 //!     .await?
 //!     .with_peers([(NodeId(0), control_addr)])
 //!     .spawn();
@@ -170,7 +179,7 @@ pub mod probe;
 pub mod server;
 mod stats;
 pub mod transport;
-mod wire;
+pub mod wire;
 
 pub use api::{ApiClient, ApiConfig, ApiServer, serve_api};
 pub use clock::{Clock, incarnation_now};
@@ -189,4 +198,4 @@ pub use probe::{HttpTarget, ProbeOutcome, probe_http, probe_tcp};
 pub use server::{HttpLimits, HttpServer, HttpServerStats};
 pub use stats::DriverStats;
 pub use transport::{HttpPeer, TransportConfig};
-pub use wire::{Envelope, MAX_DATAGRAM, WIRE_VERSION, WireError};
+pub use wire::{Envelope, MAX_DATAGRAM, MAX_SENDERS, WIRE_VERSION, WireAuth, WireError, seal_datagram};

@@ -11,9 +11,29 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct DriverStats {
     /// Datagrams read from the socket, malformed ones included.
     pub datagrams_received: u64,
-    /// Datagrams dropped because they did not decode (see
-    /// [`WireError`](crate::WireError)).
+    /// Datagrams dropped because they are not frames of this version (too
+    /// short, too large, another version), or are authentic but their
+    /// message does not decode (see [`WireError`](crate::WireError)).
     pub malformed_datagrams: u64,
+    /// Frames under a key id this driver does not hold for the claimed
+    /// sender (a sender rotated before this receiver, or a stranger).
+    pub unknown_key_datagrams: u64,
+    /// Frames whose tag did not verify: forged, or sealed under another key
+    /// with the same id.
+    pub unauthenticated_datagrams: u64,
+    /// Authentic frames accepted before (or older than the replay window):
+    /// a replay, or the network duplicating.
+    pub replayed_datagrams: u64,
+    /// Authentic frames of a session older than the sender's newest:
+    /// captured before the sender restarted.
+    pub old_session_datagrams: u64,
+    /// Authentic frames addressed to another node: a genuine datagram
+    /// replayed to the wrong node (or a peer table pointing a node id at
+    /// the wrong address).
+    pub misdirected_datagrams: u64,
+    /// Authentic frames from a new sender beyond
+    /// [`MAX_SENDERS`](crate::MAX_SENDERS).
+    pub too_many_senders_datagrams: u64,
     /// Failed socket reads.
     pub recv_errors: u64,
     /// Messages handed to the socket.
@@ -64,6 +84,12 @@ pub struct DriverStats {
 pub(crate) struct Counters {
     pub(crate) datagrams_received: AtomicU64,
     pub(crate) malformed_datagrams: AtomicU64,
+    pub(crate) unknown_key_datagrams: AtomicU64,
+    pub(crate) unauthenticated_datagrams: AtomicU64,
+    pub(crate) replayed_datagrams: AtomicU64,
+    pub(crate) old_session_datagrams: AtomicU64,
+    pub(crate) misdirected_datagrams: AtomicU64,
+    pub(crate) too_many_senders_datagrams: AtomicU64,
     pub(crate) recv_errors: AtomicU64,
     pub(crate) messages_sent: AtomicU64,
     pub(crate) unknown_destinations: AtomicU64,
@@ -92,6 +118,12 @@ impl Counters {
         DriverStats {
             datagrams_received: get(&self.datagrams_received),
             malformed_datagrams: get(&self.malformed_datagrams),
+            unknown_key_datagrams: get(&self.unknown_key_datagrams),
+            unauthenticated_datagrams: get(&self.unauthenticated_datagrams),
+            replayed_datagrams: get(&self.replayed_datagrams),
+            old_session_datagrams: get(&self.old_session_datagrams),
+            misdirected_datagrams: get(&self.misdirected_datagrams),
+            too_many_senders_datagrams: get(&self.too_many_senders_datagrams),
             recv_errors: get(&self.recv_errors),
             messages_sent: get(&self.messages_sent),
             unknown_destinations: get(&self.unknown_destinations),

@@ -30,6 +30,11 @@ use vigil_tokio::{
     ApiConfig, ApiServer, Clock, Driver, DriverHandle, HealthChecks, HttpLimits, incarnation_now, serve_api,
 };
 
+/// Every node's datagram key: one fleet key for the test.
+fn wire_auth() -> vigil_tokio::WireAuth {
+    vigil_tokio::WireAuth::fleet_hex(1, &"5a".repeat(32)).expect("a valid key")
+}
+
 const CONTROL: NodeId = NodeId(0);
 const TOKEN: &str = "attack-write-token";
 const READ_TOKEN: &str = "attack-read-token";
@@ -84,7 +89,8 @@ async fn control() -> Control {
         ..ControlConfig::default()
     };
     let machine = ControlPlane::new(&config, clock.now()).expect("valid control config");
-    let driver = Driver::bind(CONTROL, loopback(), clock, machine).await.expect("bind control").spawn();
+    let driver =
+        Driver::bind(CONTROL, loopback(), clock, machine, wire_auth()).await.expect("bind control").spawn();
     let api_config = ApiConfig { limits: limits(), ..ApiConfig::with_tokens(READ_TOKEN, TOKEN) };
     let (api_addr, api) = serve_api(loopback(), driver.machine_ref(), api_config).await.expect("api serves");
     Control { driver, api_addr, api }
@@ -108,7 +114,8 @@ async fn healthy_instance(control: &Control, id: u32) -> Instance {
     );
     let config =
         InstanceConfig::new(NodeId(id + 1), agent, control.driver.local_addr(), checks, Router::new())
-            .with_registration(registration);
+            .with_registration(registration)
+            .with_auth(wire_auth());
     let instance = Instance::start(config).await.expect("instance starts");
     let deadline = Instant::now() + WITHIN;
     loop {

@@ -27,6 +27,15 @@ use vigil_tokio::{
     ApiConfig, ApiServer, Clock, Driver, DriverHandle, HealthChecks, incarnation_now, serve_api,
 };
 
+/// The fleet key every node of these tests shares (64 hex digits, as in a
+/// configuration file).
+const TEST_WIRE_KEY: &str = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
+
+/// Every node's [`vigil_tokio::WireAuth`]: the shared test key, id 1.
+fn test_auth() -> vigil_tokio::WireAuth {
+    vigil_tokio::WireAuth::fleet_hex(1, TEST_WIRE_KEY).expect("a valid key")
+}
+
 const CONTROL: NodeId = NodeId(0);
 const TOKEN: &str = "s3cret-token";
 /// The token that only reads.
@@ -93,7 +102,8 @@ async fn control_with(health_classes: Vec<Option<InstanceHealthConfig>>) -> Cont
     };
     assert!(config.instances.is_empty(), "no static instances: everything comes through the API");
     let machine = ControlPlane::new(&config, clock.now()).expect("valid control config");
-    let driver = Driver::bind(CONTROL, loopback(), clock, machine).await.expect("bind control").spawn();
+    let driver =
+        Driver::bind(CONTROL, loopback(), clock, machine, test_auth()).await.expect("bind control").spawn();
     let (api_addr, api) =
         serve_api(loopback(), driver.machine_ref(), ApiConfig::with_tokens(READ_TOKEN, TOKEN))
             .await
@@ -124,6 +134,7 @@ async fn start_instance(
     };
     let router = Router::new().route("/work", axum::routing::get(|| async { "done" }));
     let config = InstanceConfig::new(NodeId(id + 1), agent, control.driver.local_addr(), checks, router)
+        .with_auth(test_auth())
         .with_registration(registration);
     Instance::start(config).await
 }

@@ -38,6 +38,15 @@ use vigil_tokio::{
     incarnation_now,
 };
 
+/// The fleet key every node of these tests shares (64 hex digits, as in a
+/// configuration file).
+const TEST_WIRE_KEY: &str = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
+
+/// Every node's [`vigil_tokio::WireAuth`]: the shared test key, id 1.
+fn test_auth() -> vigil_tokio::WireAuth {
+    vigil_tokio::WireAuth::fleet_hex(1, TEST_WIRE_KEY).expect("a valid key")
+}
+
 const CONTROL: NodeId = NodeId(0);
 const CLIENT: NodeId = NodeId(100);
 const INSTANCES: u32 = 3;
@@ -199,9 +208,11 @@ async fn start_instance(instance: u32, control_addr: SocketAddr) -> Instance {
         interval: BEAT,
         incarnation: incarnation_now(),
     };
-    Instance::start(InstanceConfig::new(node_of(instance), agent, control_addr, checks, app))
-        .await
-        .expect("instance starts")
+    Instance::start(
+        InstanceConfig::new(node_of(instance), agent, control_addr, checks, app).with_auth(test_auth()),
+    )
+    .await
+    .expect("instance starts")
 }
 
 /// Bring up the control node, the three instances and the client.
@@ -229,7 +240,7 @@ async fn fleet() -> Fleet {
             .collect(),
     };
     let control = ControlPlane::new(&config, clock.now()).expect("valid control config");
-    let control = Driver::bind(CONTROL, loopback(), clock, control)
+    let control = Driver::bind(CONTROL, loopback(), clock, control, test_auth())
         .await
         .expect("bind control")
         // Clients are not known in advance: answer where they subscribe from.
@@ -264,7 +275,7 @@ async fn fleet() -> Fleet {
         ..ClientConfig::default()
     };
     let machine = ClientNode::new(client_config, clock.now(), Seed(7)).expect("valid client config");
-    let mut discovery = DiscoveryConfig::new(CLIENT, CONTROL, control.local_addr());
+    let mut discovery = DiscoveryConfig::new(CLIENT, CONTROL, control.local_addr()).with_auth(test_auth());
     discovery.services = instances
         .iter()
         // `other`'s URL too: only the filter keeps the client from it.

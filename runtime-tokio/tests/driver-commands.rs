@@ -10,11 +10,20 @@ use vigil_core::envelope::Input;
 use vigil_core::rng::Seed;
 use vigil_tokio::{Clock, Driver};
 
+/// The fleet key every node of these tests shares (64 hex digits, as in a
+/// configuration file).
+const TEST_WIRE_KEY: &str = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
+
+/// Every node's [`vigil_tokio::WireAuth`]: the shared test key, id 1.
+fn test_auth() -> vigil_tokio::WireAuth {
+    vigil_tokio::WireAuth::fleet_hex(1, TEST_WIRE_KEY).expect("a valid key")
+}
+
 #[tokio::test]
 async fn a_mutation_on_the_task_is_drained_like_an_input() {
     let clock = Clock::start();
     let machine = ClientNode::new(ClientConfig::default(), clock.now(), Seed(1)).expect("valid config");
-    let driver = Driver::bind(NodeId(9), SocketAddr::from(([127, 0, 0, 1], 0)), clock, machine)
+    let driver = Driver::bind(NodeId(9), SocketAddr::from(([127, 0, 0, 1], 0)), clock, machine, test_auth())
         .await
         .expect("bind")
         .spawn();

@@ -45,10 +45,16 @@ fn fixture() -> &'static Fixture {
                 ..ControlConfig::default()
             };
             let machine = ControlPlane::new(&config, clock.now()).unwrap();
-            let driver = Driver::bind(NodeId(0), "127.0.0.1:0".parse().unwrap(), clock, machine)
-                .await
-                .unwrap()
-                .spawn();
+            let driver = Driver::bind(
+                NodeId(0),
+                "127.0.0.1:0".parse().unwrap(),
+                clock,
+                machine,
+                vigil_tokio::WireAuth::insecure_no_auth(),
+            )
+            .await
+            .unwrap()
+            .spawn();
             // A few instances, so that reads and deletes find something.
             driver
                 .with_machine_mut(|c, now| {

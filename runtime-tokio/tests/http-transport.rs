@@ -18,6 +18,15 @@ use vigil_core::{Duration, InstanceId, NodeId, ServiceId};
 use vigil_tokio::probe::HttpTarget;
 use vigil_tokio::{Clock, DiscoveryClient, DiscoveryConfig, Driver, HttpPeer, TransportConfig};
 
+/// The fleet key every node of these tests shares (64 hex digits, as in a
+/// configuration file).
+const TEST_WIRE_KEY: &str = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
+
+/// Every node's [`vigil_tokio::WireAuth`]: the shared test key, id 1.
+fn test_auth() -> vigil_tokio::WireAuth {
+    vigil_tokio::WireAuth::fleet_hex(1, TEST_WIRE_KEY).expect("a valid key")
+}
+
 const WITHIN: Duration = Duration::from_secs(5);
 const PROBE: Duration = Duration::from_millis(100);
 
@@ -59,7 +68,7 @@ async fn a_hung_instance_is_unresponsive_and_the_in_flight_bound_drops_the_exces
     let peer =
         HttpPeer { health: Some(HttpTarget::new(hung, "/readyz").unwrap()), liveness: None, service: None };
     let transport = TransportConfig { probe_timeout: PROBE, max_in_flight: 1, ..TransportConfig::default() };
-    let control = Driver::bind(NodeId(0), loopback_any(), clock, control)
+    let control = Driver::bind(NodeId(0), loopback_any(), clock, control, test_auth())
         .await
         .expect("bind")
         .with_http_peers([(NodeId(1), peer)])
@@ -87,9 +96,13 @@ async fn a_call_with_no_routable_endpoint_resolves_at_once() {
     let machine = ClientNode::new(ClientConfig::default(), clock.now(), Seed(1)).expect("valid config");
     // A control node that never answers: nothing is ever routable.
     let silent = loopback::closed_port().await;
-    let client = DiscoveryClient::start(clock, machine, DiscoveryConfig::new(NodeId(9), NodeId(0), silent))
-        .await
-        .expect("client starts");
+    let client = DiscoveryClient::start(
+        clock,
+        machine,
+        DiscoveryConfig::new(NodeId(9), NodeId(0), silent).with_auth(test_auth()),
+    )
+    .await
+    .expect("client starts");
     for _ in 0..3 {
         let done = tokio::time::timeout(WITHIN, client.call()).await.expect("resolves").expect("running");
         assert_eq!((done.outcome, done.instance), (CallOutcome::NoEndpoint, None));

@@ -1,36 +1,38 @@
-//! Garbage on the wire: datagrams that are not vigil envelopes must be
-//! counted and dropped, and the driver must go on working.
+//! Garbage on the wire: datagrams that are not vigil frames must be
+//! counted and dropped, and the driver must go on working. (Well-formed
+//! frames that are forged or replayed: `forged-datagrams.rs`.)
 
 mod support;
 
 use tokio::net::UdpSocket;
 use tokio::time::Instant as TokioInstant;
+use vigil_core::auth::{Key, KeyId, Sealer};
 use vigil_core::control::ControlPlane;
 use vigil_core::health::Liveness;
 use vigil_core::message::{Heartbeat, Message};
 use vigil_core::{Duration, InstanceId, NodeId};
-use vigil_tokio::{Clock, DriverHandle, Envelope, MAX_DATAGRAM, WIRE_VERSION, incarnation_now};
+use vigil_tokio::{Clock, DriverHandle, MAX_DATAGRAM, WIRE_VERSION, incarnation_now, seal_datagram};
 
-use support::{Change, EventLog, any_loopback_port, spawn_agent, spawn_control, wait_all_alive};
+use support::{
+    Change, EventLog, TEST_WIRE_KEY, any_loopback_port, spawn_agent, spawn_control, wait_all_alive,
+};
 
 /// Loopback delivers at once; the margin covers a loaded machine.
 const WITHIN: Duration = Duration::from_secs(3);
 
+/// A genuine heartbeat datagram, sealed under the fleet's test key.
 fn heartbeat_datagram(from: NodeId, instance: u32) -> Vec<u8> {
-    let envelope = Envelope {
-        from,
-        message: Message::Heartbeat(Heartbeat { instance: InstanceId(instance), incarnation: 1, seq: 0 }),
-    };
+    let key = Key::from_hex(TEST_WIRE_KEY).expect("valid key");
+    let mut sealer = Sealer::new(from, KeyId(1), &key, incarnation_now());
+    let message = Message::Heartbeat(Heartbeat { instance: InstanceId(instance), incarnation: 1, seq: 0 });
     let mut buf = [0u8; MAX_DATAGRAM];
-    let len = envelope.encode(&mut buf).expect("fits");
+    let len = seal_datagram(&mut sealer, support::CONTROL, &message, &mut buf).expect("fits");
     buf[..len].to_vec()
 }
 
 /// One datagram of each kind of garbage.
 fn garbage() -> Vec<Vec<u8>> {
     let valid = heartbeat_datagram(NodeId(42), 0);
-    let mut trailing = valid.clone();
-    trailing.push(0);
     let mut other_version = valid.clone();
     other_version[0] = WIRE_VERSION.wrapping_add(1);
     vec![
@@ -39,7 +41,6 @@ fn garbage() -> Vec<Vec<u8>> {
         other_version,                              // another build
         vec![WIRE_VERSION, 0xff, 0xff, 0xff, 0xff], // undecodable body
         valid[..2].to_vec(),                        // truncated
-        trailing,                                   // bytes after the envelope
         vec![WIRE_VERSION; MAX_DATAGRAM + 300],     // oversized
     ]
 }
@@ -82,8 +83,9 @@ async fn garbage_datagrams_are_counted_and_dropped_and_the_driver_survives() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    // A well-formed heartbeat for an instance nobody watches is not garbage:
-    // it reaches the detector, which counts it as unknown.
+    // A genuine heartbeat (sealed under the fleet key) for an instance
+    // nobody watches is not garbage: it reaches the detector, which counts
+    // it as unknown.
     attacker.send_to(&heartbeat_datagram(NodeId(42), 99), control.local_addr()).await.expect("send");
     let deadline = TokioInstant::now() + WITHIN;
     loop {
@@ -91,7 +93,7 @@ async fn garbage_datagrams_are_counted_and_dropped_and_the_driver_survives() {
         if unknown == 1 {
             break;
         }
-        assert!(TokioInstant::now() < deadline, "valid envelope never reached the detector");
+        assert!(TokioInstant::now() < deadline, "valid frame never reached the detector");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 

@@ -58,7 +58,7 @@ async fn spawn_control_with_recovery(
     let config = ControlConfig { recovery: Some(recovery), ..control_config(instances) };
     let control = ControlPlane::new(&config, clock.now()).expect("valid control config");
     let (actions, actions_rx) = mpsc::channel(64);
-    let driver = Driver::bind(CONTROL, any_loopback_port(), clock, control)
+    let driver = Driver::bind(CONTROL, any_loopback_port(), clock, control, support::test_auth())
         .await
         .expect("bind control")
         .with_recovery(actions);

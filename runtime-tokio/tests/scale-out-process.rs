@@ -161,7 +161,7 @@ async fn a_degraded_instance_scales_its_service_out_and_the_new_process_register
         liveness: Some(HttpTarget::new(livez, "/livez").expect("valid target")),
         ..HttpPeer::default()
     };
-    let driver = Driver::bind(CONTROL, any_loopback_port(), clock, control)
+    let driver = Driver::bind(CONTROL, any_loopback_port(), clock, control, support::test_auth())
         .await
         .expect("bind control")
         .with_http_peers([(agent_node(DEGRADED.0), peer)])

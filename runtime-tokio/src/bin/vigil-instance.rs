@@ -16,6 +16,9 @@
 //! | `VIGIL_NODE` | this agent's node id | instance id + 1 |
 //! | `VIGIL_HEARTBEAT_MS` | milliseconds between heartbeats | `1000` |
 //! | `VIGIL_HTTP` | also serve `/livez`, `/readyz`, `/healthz` at this `ip:port` | not served |
+//! | `VIGIL_WIRE_KEY` | the fleet key for node-to-node datagrams: 64 hexadecimal digits (`openssl rand -hex 32`) | required, unless `VIGIL_INSECURE_NO_AUTH=1` |
+//! | `VIGIL_WIRE_KEY_ID` | its key id (see the rotation procedure in `docs/ARCHITECTURE.md`) | `1` |
+//! | `VIGIL_INSECURE_NO_AUTH` | `1`: no key, datagrams unauthenticated (local development only; warns) | unset |
 //!
 //! Each start is a new incarnation ([`incarnation_now`]), so the failure
 //! detector takes a restarted process for a new life, not for a replay.
@@ -40,7 +43,7 @@ use vigil_core::health::AgentConfig;
 use vigil_core::rng::Seed;
 use vigil_core::{Duration, InstanceId, NodeId};
 use vigil_tokio::instance::{Instance, InstanceConfig};
-use vigil_tokio::{Clock, Driver, HealthChecks, incarnation_now};
+use vigil_tokio::{Clock, Driver, HealthChecks, WireAuth, incarnation_now};
 
 /// What the environment asks for.
 struct Settings {
@@ -48,6 +51,7 @@ struct Settings {
     node: NodeId,
     control_addr: SocketAddr,
     http: Option<SocketAddr>,
+    auth: WireAuth,
 }
 
 fn main() -> ExitCode {
@@ -90,6 +94,7 @@ async fn run(settings: Settings) -> Result<(), String> {
                 Router::new(),
             );
             config.http_addr = http_addr;
+            config.auth = Some(settings.auth);
             let running = Instance::start(config)
                 .await
                 .map_err(|e| format!("instance {instance} did not start: {e}"))?;
@@ -106,7 +111,7 @@ async fn run(settings: Settings) -> Result<(), String> {
                 SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
                 SocketAddr::V6(_) => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)),
             };
-            let driver = Driver::bind(settings.node, loopback_or_any, clock, agent)
+            let driver = Driver::bind(settings.node, loopback_or_any, clock, agent, settings.auth)
                 .await
                 .map_err(|e| format!("cannot bind the agent's UDP socket: {e}"))?;
             Running::Agent(driver.with_peers([(settings.agent.control, settings.control_addr)]).spawn())
@@ -155,7 +160,25 @@ impl Settings {
             interval: Duration::from_millis(interval_ms),
             incarnation: incarnation_now(),
         };
-        Ok(Settings { agent, node, control_addr, http })
+        let insecure = match optional::<String>("VIGIL_INSECURE_NO_AUTH", "1 or unset")?.as_deref() {
+            None | Some("" | "0") => false,
+            Some("1") => true,
+            Some(other) => return Err(format!("VIGIL_INSECURE_NO_AUTH: expected 1 or unset, got {other:?}")),
+        };
+        let key: Option<String> = optional("VIGIL_WIRE_KEY", "64 hexadecimal digits")?;
+        let key_id: u16 = optional("VIGIL_WIRE_KEY_ID", "a key id (0 to 65535)")?.unwrap_or(1);
+        let auth = match (key, insecure) {
+            (Some(key), _) => {
+                WireAuth::fleet_hex(key_id, &key).map_err(|e| format!("VIGIL_WIRE_KEY: {e}"))?
+            }
+            (None, true) => WireAuth::insecure_no_auth(),
+            (None, false) => {
+                return Err("VIGIL_WIRE_KEY is not set: expected the fleet key, 64 hexadecimal digits \
+                            (or VIGIL_INSECURE_NO_AUTH=1 for local development)"
+                    .to_owned());
+            }
+        };
+        Ok(Settings { agent, node, control_addr, http, auth })
     }
 }
 

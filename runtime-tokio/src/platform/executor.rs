@@ -482,7 +482,10 @@ mod tests {
         let config = ControlConfig { recovery: Some(recovery), ..ControlConfig::default() };
         let control = ControlPlane::new(&config, clock.now()).expect("valid config");
         let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-        let control = Driver::bind(NodeId(0), loopback, clock, control).await.expect("bind").spawn();
+        let control = Driver::bind(NodeId(0), loopback, clock, control, crate::WireAuth::insecure_no_auth())
+            .await
+            .expect("bind")
+            .spawn();
         let platform = Arc::new(Refusing::default());
         let (tx, rx) = mpsc::channel(16);
         let executor = spawn_recovery_executor(control.machine_ref(), Arc::clone(&platform), rx);
@@ -571,7 +574,10 @@ mod tests {
         };
         let control = ControlPlane::new(&config, clock.now()).expect("valid config");
         let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-        let control = Driver::bind(NodeId(0), loopback, clock, control).await.expect("bind").spawn();
+        let control = Driver::bind(NodeId(0), loopback, clock, control, crate::WireAuth::insecure_no_auth())
+            .await
+            .expect("bind")
+            .spawn();
         // The asking instance: service `web` (catalog id 0), class 1, v2.
         control
             .with_machine_mut(|c: &mut ControlPlane, now| {

@@ -36,6 +36,15 @@ pub fn agent_node(instance: u32) -> NodeId {
     NodeId(instance + 1)
 }
 
+/// The fleet key every node of these tests shares (64 hex digits, as in a
+/// configuration file).
+pub const TEST_WIRE_KEY: &str = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
+
+/// Every node's [`vigil_tokio::WireAuth`]: the shared test key, id 1.
+pub fn test_auth() -> vigil_tokio::WireAuth {
+    vigil_tokio::WireAuth::fleet_hex(1, TEST_WIRE_KEY).expect("a valid key")
+}
+
 /// Port 0 on loopback: the system picks a free port.
 pub fn any_loopback_port() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
@@ -48,7 +57,8 @@ pub async fn spawn_control(
     instances: &[u32],
 ) -> (DriverHandle<ControlPlane>, broadcast::Receiver<DriverEvent>) {
     let control = ControlPlane::new(&control_config(instances), clock.now()).expect("valid control config");
-    let driver = Driver::bind(CONTROL, any_loopback_port(), clock, control).await.expect("bind control");
+    let driver =
+        Driver::bind(CONTROL, any_loopback_port(), clock, control, test_auth()).await.expect("bind control");
     let events = driver.subscribe();
     (driver.spawn(), events)
 }
@@ -89,7 +99,7 @@ pub async fn spawn_agent(
         AgentConfig { instance: InstanceId(instance), control: CONTROL, interval: INTERVAL, incarnation };
     let seed = Seed(u64::from(instance)).child(incarnation);
     let agent = InstanceNode::new(config, clock.now(), seed).expect("valid agent config");
-    Driver::bind(agent_node(instance), any_loopback_port(), clock, agent)
+    Driver::bind(agent_node(instance), any_loopback_port(), clock, agent, test_auth())
         .await
         .expect("bind agent")
         .with_peers([(CONTROL, control_addr)])
@@ -277,6 +287,7 @@ pub fn instance_spec(control: std::net::SocketAddr) -> ProcessSpec {
     ProcessSpec::new(env!("CARGO_BIN_EXE_vigil-instance"))
         .env("VIGIL_CONTROL", control.to_string())
         .env("VIGIL_HEARTBEAT_MS", INTERVAL.as_millis().to_string())
+        .env("VIGIL_WIRE_KEY", TEST_WIRE_KEY)
 }
 
 /// Receive process events until `done` holds; panic if `deadline` passes

@@ -6,15 +6,16 @@
 //! trace hash of a run depends only on the sequence of events.
 
 use vigil_core::NodeId;
-use vigil_core::message::Message;
+use vigil_core::auth::Frame;
 
 use super::trace::StableHasher;
 
 /// Something scheduled on the event queue.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Event {
-    /// A message arrives at `to`.
-    Deliver { from: NodeId, to: NodeId, message: Message },
+    /// A sealed frame arrives at its destination (`frame.header.to`),
+    /// from the node it claims (`frame.header.from`).
+    Deliver { frame: Frame },
     /// The timer queued for `node` fires (if it is still the one wanted).
     Timer { node: NodeId },
     /// Fault occurrence `fault` begins.
@@ -51,7 +52,11 @@ impl Event {
     /// payload is the id its call will take, `next_call`.
     pub(crate) fn trace_key(&self, next_call: u64) -> (u32, u64) {
         match *self {
-            Event::Deliver { from, to, message } => (to.0, StableHasher::digest(&(from.0, message))),
+            // The header's sender and destination and the message: the
+            // session, sequence and tag follow from the events before.
+            Event::Deliver { frame } => {
+                (frame.header.to.0, StableHasher::digest(&(frame.header.from.0, frame.message)))
+            }
             Event::Timer { node } => (node.0, 0),
             Event::FaultStart { fault } | Event::FaultEnd { fault } => (u32::MAX, u64::from(fault)),
             Event::Heal { partition } => (u32::MAX, u64::from(partition)),

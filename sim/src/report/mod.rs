@@ -713,6 +713,23 @@ impl Report {
             "network   sent {} delivered {} lost {} partitioned {} duplicated {} reordered {} to-down-host {}",
             n.sent, n.delivered, n.lost, n.partitioned, n.duplicated, n.reordered, n.host_down
         );
+        // Frames the receivers refused (vigil_core::auth): only when some
+        // were, so that a run without duplicates or an attacker reads as
+        // before.
+        let a = &n.auth;
+        if a.dropped() > 0 {
+            let _ = writeln!(
+                s,
+                "frames    dropped {}: replayed {} (duplicates included), forged {}, unknown key {}, old session {}, misdirected {}, malformed {}",
+                a.dropped(),
+                a.replayed,
+                a.unauthenticated,
+                a.unknown_key,
+                a.old_session,
+                a.misdirected,
+                a.malformed + a.too_many_senders,
+            );
+        }
         s
     }
 }

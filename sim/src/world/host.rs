@@ -12,12 +12,12 @@
 //! back: the clock stands still until the stepped line catches up with the
 //! last value it showed.
 
+use vigil_core::auth::{Frame, Opener, Sealer};
 use vigil_core::client::{ClientConfig, ClientNode};
 use vigil_core::control::{ControlConfig, ControlPlane, WatchedInstance};
 use vigil_core::fleet::{InstanceNode, Node};
 use vigil_core::health::{AgentConfig, LivenessTimeouts};
 use vigil_core::machine::Checked;
-use vigil_core::message::Message;
 use vigil_core::registry::RegistryConfig;
 use vigil_core::{InstanceId, Instant, NodeId, ServiceId};
 
@@ -122,8 +122,12 @@ pub(super) struct NodeSlot {
     /// Simulated time of the earliest timer event queued for this node.
     pub(super) timer_at: Option<Instant>,
     /// Messages that arrived while paused, in arrival order.
-    pub(super) held: Vec<(NodeId, Message)>,
+    pub(super) held: Vec<Frame>,
     pub(super) incarnation: u64,
+    /// Seals what the node sends (its current life's session).
+    pub(super) sealer: Sealer,
+    /// Opens what it receives (its current life's replay windows).
+    pub(super) opener: Opener,
     /// Host-crash faults in force (they nest): the host has no power, so
     /// nothing answers, not even a refusal, and nothing boots on it.
     pub(super) power_off: u32,
@@ -134,6 +138,11 @@ impl Simulation<'_> {
         let scenario = self.scenario;
         let slot = &mut self.nodes[node.index()];
         slot.incarnation += 1;
+        // A new life seals in a new session (its incarnation: strictly
+        // greater), and its replay windows start empty, as a restarted
+        // process's would.
+        slot.sealer = Sealer::new(node, super::wire::KEY_ID, &self.wire.key, slot.incarnation);
+        slot.opener = Opener::new(node, self.wire.keyring.clone(), scenario.node_count() as usize);
         let local = slot.clock.local(self.kernel.now());
         let machine = match scenario.instance_on(node) {
             None if scenario.client_target(node).is_some() => {
@@ -292,8 +301,8 @@ impl Simulation<'_> {
         slot.timer_at = None;
         let held = std::mem::take(&mut slot.held);
         self.close_outages(node, |k| k == OutageKind::Pause);
-        for (from, message) in held {
-            self.kernel.schedule(self.kernel.now(), Event::Deliver { from, to: node, message });
+        for frame in held {
+            self.kernel.schedule(self.kernel.now(), Event::Deliver { frame });
         }
         self.drain(node); // reschedules the timer from the machine's deadline
     }

@@ -46,6 +46,7 @@
 use std::collections::BTreeSet;
 use std::io::Write;
 
+use vigil_core::auth::{Frame, Opener, Sealer};
 use vigil_core::control::ControlPlane;
 use vigil_core::envelope::{Input, Output};
 use vigil_core::fleet::Node;
@@ -71,6 +72,7 @@ mod load;
 pub mod net;
 mod observe;
 mod platform;
+mod wire;
 
 pub use crate::kernel::Halt;
 pub use fault::expand_faults;
@@ -124,6 +126,8 @@ pub struct Simulation<'a> {
     open_kinds: Vec<Vec<OutageKind>>,
     /// Service names, by index.
     service_names: Vec<String>,
+    /// The fleet's key ([`wire`]).
+    wire: wire::Wire,
 }
 
 impl<'a> Simulation<'a> {
@@ -164,6 +168,7 @@ impl<'a> Simulation<'a> {
             edge_base: Vec::new(),
             open_kinds: vec![Vec::new(); node_count],
             service_names: scenario.services.iter().map(|s| s.name.clone()).collect(),
+            wire: wire::Wire::new(seed),
         };
         for (s, service) in scenario.services.iter().enumerate() {
             sim.edge_base.push(sim.observed.service_calls.len());
@@ -190,6 +195,8 @@ impl<'a> Simulation<'a> {
                 timer_at: None,
                 held: Vec::new(),
                 incarnation: 0,
+                sealer: Sealer::new(node, wire::KEY_ID, &sim.wire.key, 0),
+                opener: Opener::new(node, sim.wire.keyring.clone(), node_count),
                 power_off: 0,
             });
             if !vacant {
@@ -236,7 +243,7 @@ impl<'a> Simulation<'a> {
             self.log_event(&event);
         }
         match event {
-            Event::Deliver { from, to, message } => self.deliver(from, to, message),
+            Event::Deliver { frame } => self.deliver(frame),
             Event::Timer { node } => self.fire_timer(node),
             Event::FaultStart { fault } => self.fault_start(fault as usize),
             Event::FaultEnd { fault } => self.fault_end(fault as usize),
@@ -251,12 +258,17 @@ impl<'a> Simulation<'a> {
     /// Send `message` from `from` to `to` after `after` (local processing).
     fn transmit(&mut self, from: NodeId, to: NodeId, message: Message, after: Duration) {
         let fate = self.network.send(from, to);
+        if fate.copies.iter().all(Option::is_none) {
+            return; // lost: nothing to seal
+        }
+        let frame = wire::seal(&mut self.nodes[from.index()].sealer, to, message);
         for delay in fate.copies.into_iter().flatten() {
-            self.kernel.schedule(self.kernel.now() + after + delay, Event::Deliver { from, to, message });
+            self.kernel.schedule(self.kernel.now() + after + delay, Event::Deliver { frame });
         }
     }
 
-    fn deliver(&mut self, from: NodeId, to: NodeId, message: Message) {
+    fn deliver(&mut self, frame: Frame) {
+        let (from, to, message) = (frame.header.from, frame.header.to, frame.message);
         if self.network.blocked(from, to) {
             self.network.stats_mut().partitioned += 1;
             return;
@@ -265,6 +277,15 @@ impl<'a> Simulation<'a> {
             && self.scenario.instance_on(to).is_some();
         let for_clients = !for_app && self.for_clients(to, &message);
         let slot = &mut self.nodes[to.index()];
+        // The receiving process checks the frame: forged, replayed or
+        // old-session frames go no further (counted by kind). A paused
+        // process checks what it held when it resumes.
+        if slot.state == HostState::Up
+            && let Err(refused) = slot.opener.open_frame(&frame)
+        {
+            self.network.stats_mut().auth.count(refused.rejection());
+            return;
+        }
         match slot.state {
             HostState::Down if slot.power_off > 0 => self.network.stats_mut().host_down += 1,
             HostState::Down => {
@@ -281,7 +302,7 @@ impl<'a> Simulation<'a> {
             }
             // No host, or no power: not even a refusal comes back.
             HostState::Vacant => self.network.stats_mut().host_down += 1,
-            HostState::Paused => slot.held.push((from, message)),
+            HostState::Paused => slot.held.push(frame),
             HostState::Up if for_app => {
                 self.network.stats_mut().delivered += 1;
                 self.app_answer(from, to, message);
@@ -370,8 +391,11 @@ impl<'a> Simulation<'a> {
                         continue; // no such node: the message goes nowhere
                     }
                     let fate = network.send(node, to);
-                    for delay in fate.copies.into_iter().flatten() {
-                        kernel.schedule(now + delay, Event::Deliver { from: node, to, message });
+                    if fate.copies.iter().any(Option::is_some) {
+                        let frame = wire::seal(&mut slot.sealer, to, message);
+                        for delay in fate.copies.into_iter().flatten() {
+                            kernel.schedule(now + delay, Event::Deliver { frame });
+                        }
                     }
                 }
                 Output::Health(HealthEvent::LivenessChanged { instance, from, to, .. }) => {
@@ -479,7 +503,8 @@ impl<'a> Simulation<'a> {
         let now = self.kernel.now();
         let name = |n: NodeId| self.names.get(n.index()).map_or("?", String::as_str);
         let line = match *event {
-            Event::Deliver { from, to, message } => {
+            Event::Deliver { frame: Frame { header, message, .. } } => {
+                let (from, to) = (header.from, header.to);
                 let instance = |i: InstanceId| name(Scenario::node_of(i)).to_string();
                 let words = crate::text::message_words(&message, instance);
                 format!("{now} {:<14} recv from {} {words}", name(to), name(from))

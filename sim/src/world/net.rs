@@ -34,6 +34,11 @@ pub struct NetworkStats {
     pub reordered: u64,
     /// Arrived at a host that was down.
     pub host_down: u64,
+    /// What the receiving processes' frame checks did
+    /// ([`vigil_core::auth`]): `accepted` are not counted here (they are
+    /// `delivered`); every rejection is, by kind. Duplicates the network
+    /// made are `replayed`.
+    pub auth: vigil_core::auth::AuthStats,
 }
 
 /// The fate of one sent message: up to two copies, each with its delay.
