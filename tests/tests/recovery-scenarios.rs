@@ -262,6 +262,30 @@ fn a_zone_cut_off_is_held_and_a_real_crash_elsewhere_is_restarted_at_once() {
 }
 
 #[test]
+fn a_deaf_control_node_holds_restarts_and_every_episode_ends_by_itself() {
+    each_seed("deaf-observer", |sim, seed| {
+        // No restart and no replacement: the fault is the observer's.
+        let acts = actions(sim);
+        assert!(
+            acts.iter().all(|(_, a)| matches!(a.kind, ActionKind::Reroute)),
+            "seed {seed}: only reroutes while deaf: {acts:?}"
+        );
+        // Deafness was judged, not luck: some episode was held for it.
+        let held_deaf = decisions(sim).iter().any(|(_, d)| {
+            matches!(
+                d.kind,
+                DecisionKind::Withheld { reason: HoldReason::Partitioned { why: Unreachability::DeafObserver, .. } }
+            )
+        });
+        assert!(held_deaf, "seed {seed}: some episode held for a deaf observer");
+        // The loss ends at 90 s: nothing needs recovery at the end.
+        let recovery = sim.control().and_then(|c| c.recovery()).expect("the control node runs recovery");
+        let open = (0..sim.scenario().instance_count()).filter(|&i| recovery.episode(InstanceId(i)).is_some()).count();
+        assert_eq!(open, 0, "seed {seed}: every episode ended by itself");
+    });
+}
+
+#[test]
 fn memory_exhaustion_is_killed_and_restarted_each_time() {
     each_seed("memory-exhaustion", |sim, seed| {
         let leaking = instance(sim.scenario(), "cart/1");
