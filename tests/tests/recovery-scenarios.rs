@@ -180,7 +180,9 @@ fn a_partitioned_monitor_suspects_itself_and_restarts_nothing() {
             .filter(|(_, d)| {
                 matches!(
                     d.kind,
-                    DecisionKind::Withheld { reason: HoldReason::Partitioned { why: Unreachability::CutOff, .. } }
+                    DecisionKind::Withheld {
+                        reason: HoldReason::Partitioned { why: Unreachability::CutOff, .. }
+                    }
                 )
             })
             .filter_map(|(_, d)| d.instance)
@@ -229,7 +231,9 @@ fn a_zone_cut_off_is_held_and_a_real_crash_elsewhere_is_restarted_at_once() {
                 d.instance == Some(i)
                     && matches!(
                         d.kind,
-                        DecisionKind::Withheld { reason: HoldReason::Partitioned { why: Unreachability::CutOff, .. } }
+                        DecisionKind::Withheld {
+                            reason: HoldReason::Partitioned { why: Unreachability::CutOff, .. }
+                        }
                     )
             });
             assert!(held, "seed {seed}: {i:?} judged cut off by its clients' word");

@@ -34,12 +34,14 @@ use std::collections::VecDeque;
 
 use super::View;
 use super::event::Event;
+use super::hearing::{Assessment, Hearing};
 use super::vantage::{Evidence, Vantage};
 use crate::envelope::Output;
 use crate::health::{HealthEvent, HealthStatus, Liveness};
 use crate::id::{InstanceId, ServiceId};
 use crate::machine::Machine;
 use crate::message::CallReport;
+use crate::recovery::Unreachability;
 use crate::recovery::{
     Action, ActionId, ActionKind, Decision, DecisionKind, FailureReport, FailureType, Outcome,
     PartitionConfig, RecoveryConfig, RecoveryConfigError, RecoveryCoordinator, RecoveryInput, RecoveryOutput,
@@ -47,8 +49,6 @@ use crate::recovery::{
 };
 use crate::rng::Seed;
 use crate::time::{Duration, Instant};
-use super::hearing::{Assessment, Hearing};
-use crate::recovery::Unreachability;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Heartbeat loss (permille of recent beats) from which an alive instance
@@ -324,8 +324,10 @@ impl RecoveryController {
                     );
                     self.cut_off[i] = Some(false);
                     let until = now.saturating_add(self.partition.confirm_within);
-                    self.coordinator
-                        .handle(now, RecoveryInput::Unreachable { instance, until, why: Unreachability::AwaitingClients });
+                    self.coordinator.handle(
+                        now,
+                        RecoveryInput::Unreachable { instance, until, why: Unreachability::AwaitingClients },
+                    );
                 }
             }
         }
@@ -338,8 +340,9 @@ impl RecoveryController {
     /// well resolves its episode.)
     fn release_answering(&mut self, now: Instant, events: &[Event]) {
         for event in events {
-            let Event::Health(HealthEvent::StatusChanged { instance, service, to: HealthStatus::Failed, .. }) =
-                *event
+            let Event::Health(HealthEvent::StatusChanged {
+                instance, service, to: HealthStatus::Failed, ..
+            }) = *event
             else {
                 continue;
             };
@@ -365,7 +368,8 @@ impl RecoveryController {
                 }
             }
             if let Some(failure) = FailureType::from_status(HealthStatus::Failed) {
-                self.coordinator.handle(now, RecoveryInput::Failure(FailureReport { instance, service, failure }));
+                self.coordinator
+                    .handle(now, RecoveryInput::Failure(FailureReport { instance, service, failure }));
             }
         }
     }
@@ -441,7 +445,10 @@ impl RecoveryController {
                 );
                 self.deaf_hold[i] = DeafHold::Held;
                 self.deaf_held.insert(instance);
-                self.coordinator.handle(now, RecoveryInput::Unreachable { instance, until, why: Unreachability::DeafObserver });
+                self.coordinator.handle(
+                    now,
+                    RecoveryInput::Unreachable { instance, until, why: Unreachability::DeafObserver },
+                );
             }
         } else {
             // The doubt is over (the observer hears, or the gauge did not
@@ -474,9 +481,15 @@ impl RecoveryController {
             for instance in calm {
                 self.deaf_held.remove(&instance);
                 let i = instance.index();
-                tracing::info!(instance = instance.0, "this observer hears the fleet again; hold shrinks to settle");
+                tracing::info!(
+                    instance = instance.0,
+                    "this observer hears the fleet again; hold shrinks to settle"
+                );
                 self.deaf_hold[i] = DeafHold::Releasing;
-                self.coordinator.handle(now, RecoveryInput::Unreachable { instance, until, why: Unreachability::DeafObserver });
+                self.coordinator.handle(
+                    now,
+                    RecoveryInput::Unreachable { instance, until, why: Unreachability::DeafObserver },
+                );
             }
         }
     }
@@ -498,7 +511,8 @@ impl RecoveryController {
                 "silent to the control node but reached by its clients: cut off, not failed; restarts held"
             );
             self.cut_off[m.index()] = Some(true);
-            self.coordinator.handle(now, RecoveryInput::Unreachable { instance: m, until, why: Unreachability::CutOff });
+            self.coordinator
+                .handle(now, RecoveryInput::Unreachable { instance: m, until, why: Unreachability::CutOff });
         }
     }
 
@@ -529,7 +543,8 @@ impl RecoveryController {
         }
         self.healing[i] = true;
         let until = now.saturating_add(self.settle);
-        self.coordinator.handle(now, RecoveryInput::Unreachable { instance, until, why: Unreachability::CutOff });
+        self.coordinator
+            .handle(now, RecoveryInput::Unreachable { instance, until, why: Unreachability::CutOff });
     }
 
     /// The other registered instances of `instance`'s zone.
@@ -605,10 +620,8 @@ impl RecoveryController {
         let clean =
             health.detector().instance(instance).is_some_and(|l| l.clean_streak >= RECONSIDER_CLEAN_BEATS);
         // Undamped: a flapping instance is reported at its worst.
-        let unresponsive = health
-            .monitor()
-            .instance(instance)
-            .is_some_and(|v| v.raw_status == HealthStatus::Unresponsive);
+        let unresponsive =
+            health.monitor().instance(instance).is_some_and(|v| v.raw_status == HealthStatus::Unresponsive);
         if !(clean && unresponsive) {
             return;
         }
