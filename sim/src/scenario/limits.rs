@@ -6,8 +6,8 @@
 //! `run` is the case this guards.
 
 use super::load::{
-    MAX_CORES, MAX_CPU_FACTOR, MAX_DRIFT_PPM, MAX_FAULT_NODES, MAX_FAULT_OCCURRENCES, MAX_RUNG_ATTEMPTS,
-    MAX_SCALE_OUT_BY, MAX_SERVICE_INSTANCES, MAX_TOTAL_INSTANCES,
+    MAX_CORES, MAX_CPU_FACTOR, MAX_DRIFT_PPM, MAX_FAULT_NODES, MAX_FAULT_OCCURRENCES, MAX_PENDING_EVENTS,
+    MAX_RUNG_ATTEMPTS, MAX_SCALE_OUT_BY, MAX_SERVICE_INSTANCES, MAX_TOTAL_INSTANCES,
 };
 use super::*;
 use vigil_core::Duration;
@@ -202,6 +202,20 @@ fn limits() -> Vec<Limit> {
         format!("max_events = 0\n{}", short("", "")),
         &["max_events", "greater than zero"],
         true,
+    );
+    add(
+        "memory budget",
+        format!("max_pending_events = {MAX_PENDING_EVENTS}\n{}", short("", "")),
+        format!("max_pending_events = {}\n{}", MAX_PENDING_EVENTS + 1, short("", "")),
+        &["max_pending_events", &MAX_PENDING_EVENTS.to_string()],
+        true,
+    );
+    add(
+        "memory budget, at least one",
+        format!("max_pending_events = 1\n{}", short("", "")),
+        format!("max_pending_events = 0\n{}", short("", "")),
+        &["max_pending_events", "between 1"],
+        false,
     );
     out
 }

@@ -55,6 +55,13 @@ pub(crate) const MAX_TOTAL_INSTANCES: u32 = 1_000_000;
 pub(crate) const MAX_DRIFT_PPM: i64 = 100_000;
 /// Step budget when the file sets none.
 pub(crate) const DEFAULT_MAX_EVENTS: u64 = 100_000_000;
+/// Memory budget when the file sets none: events pending at once. A
+/// fleet's steady state keeps a few per node (a timer, messages in
+/// flight); four million (about 0.5 GB of queue) is far past any
+/// legitimate scenario's need and far below a machine's memory.
+pub(crate) const DEFAULT_MAX_PENDING_EVENTS: u64 = 4_000_000;
+/// Largest memory budget a file may set.
+pub(crate) const MAX_PENDING_EVENTS: u64 = 100_000_000;
 /// Most node references all faults together may resolve to (after
 /// expanding `*` and `service` targets): bounds the memory a small file can
 /// ask for.
@@ -119,6 +126,7 @@ struct RawScenario {
     duration: Spanned<Dur>,
     seed: Option<Spanned<i64>>,
     max_events: Option<Spanned<i64>>,
+    max_pending_events: Option<Spanned<i64>>,
     network: Option<RawNetwork>,
     service: Option<Spanned<Vec<RawService>>>,
     fault: Option<Vec<RawFault>>,
@@ -730,6 +738,22 @@ fn validate(source: &str, lines: &Lines<'_>, raw: RawScenario) -> Checked<Scenar
         },
     };
 
+    let max_pending_events = match &raw.max_pending_events {
+        None => DEFAULT_MAX_PENDING_EVENTS,
+        Some(max) => match u64::try_from(*max.get_ref()) {
+            Ok(n) if (1..=MAX_PENDING_EVENTS).contains(&n) => n,
+            _ => {
+                return Err(Diag::new(
+                    max.span(),
+                    format!(
+                        "`max_pending_events` must be between 1 and {MAX_PENDING_EVENTS}, got {}",
+                        max.get_ref()
+                    ),
+                ));
+            }
+        },
+    };
+
     let network = match &raw.network {
         None => NetworkConfig::default(),
         Some(network) => validate_network(source, network)?,
@@ -788,6 +812,7 @@ fn validate(source: &str, lines: &Lines<'_>, raw: RawScenario) -> Checked<Scenar
         duration,
         seed,
         max_events,
+        max_pending_events,
         network,
         services,
         faults,

@@ -322,6 +322,7 @@ impl Simulation<'_> {
             slot.state = HostState::Down;
             slot.machine = None;
             slot.timer_at = None;
+            self.kernel.release(slot.held.len());
             slot.held.clear();
             if let Some(i) = self.scenario.instance_on(node) {
                 // Requests in service die with the process, and so do its
@@ -373,6 +374,7 @@ impl Simulation<'_> {
         slot.state = HostState::Up;
         slot.timer_at = None;
         let held = std::mem::take(&mut slot.held);
+        self.kernel.release(held.len());
         self.close_outages(node, |k| k == OutageKind::Pause);
         for (from, message) in held {
             self.kernel.schedule(self.kernel.now(), Event::Deliver { from, to: node, message });
