@@ -274,13 +274,17 @@ fn a_deaf_control_node_holds_restarts_and_every_episode_ends_by_itself() {
         let held_deaf = decisions(sim).iter().any(|(_, d)| {
             matches!(
                 d.kind,
-                DecisionKind::Withheld { reason: HoldReason::Partitioned { why: Unreachability::DeafObserver, .. } }
+                DecisionKind::Withheld {
+                    reason: HoldReason::Partitioned { why: Unreachability::DeafObserver, .. }
+                }
             )
         });
         assert!(held_deaf, "seed {seed}: some episode held for a deaf observer");
         // The loss ends at 90 s: nothing needs recovery at the end.
         let recovery = sim.control().and_then(|c| c.recovery()).expect("the control node runs recovery");
-        let open = (0..sim.scenario().instance_count()).filter(|&i| recovery.episode(InstanceId(i)).is_some()).count();
+        let open = (0..sim.scenario().instance_count())
+            .filter(|&i| recovery.episode(InstanceId(i)).is_some())
+            .count();
         assert_eq!(open, 0, "seed {seed}: every episode ended by itself");
     });
 }

@@ -72,7 +72,9 @@ mod watch;
 
 pub use catalog::{RegisterOutcome, Registry};
 pub use error::{RegistryConfigError, RegistryError};
-pub use record::{HEALTH_ENDPOINT, Instance, Query, Registration, ServiceEndpoint};
+pub use record::{
+    HEALTH_ENDPOINT, Instance, Query, Registration, ServiceEndpoint, validate_service_name, validate_zone,
+};
 pub use watch::{Change, ChangeKind, WatchId, WatchResult};
 
 use crate::time::Duration;

@@ -115,7 +115,7 @@ impl Registration {
     ) -> Result<(Duration, BTreeSet<String>), RegistryError> {
         validate_service_name(&self.service, config)?;
         validate_token("version", &self.version, config.max_value_len)?;
-        validate_token("zone", &self.zone, config.max_value_len)?;
+        validate_zone(&self.zone, config)?;
         if self.weight == 0 {
             return Err(RegistryError::ZeroWeight);
         }
@@ -158,7 +158,10 @@ impl Registration {
 
 /// Check a service name: non-empty, at most `max_name_len` bytes, ASCII
 /// letters, digits, `-`, `_` and `.`, starting with a letter or digit.
-pub(super) fn validate_service_name(name: &str, config: &RegistryConfig) -> Result<(), RegistryError> {
+///
+/// Public so that whoever accepts names ahead of registration (a scenario
+/// loader, a config file) refuses exactly what the registry would.
+pub fn validate_service_name(name: &str, config: &RegistryConfig) -> Result<(), RegistryError> {
     const RULE: &str =
         "service names use ASCII letters, digits, '-', '_' and '.', starting with a letter or digit";
     check_len("service name", name, config.max_name_len)?;
@@ -170,6 +173,12 @@ pub(super) fn validate_service_name(name: &str, config: &RegistryConfig) -> Resu
         Some((at, _)) => Err(invalid("service name", name, at, RULE, config.max_name_len)),
         None => Ok(()),
     }
+}
+
+/// Check a zone name as [`Registration::zone`] would be: non-empty, at most
+/// `max_value_len` bytes, printable ASCII without spaces.
+pub fn validate_zone(zone: &str, config: &RegistryConfig) -> Result<(), RegistryError> {
+    validate_token("zone", zone, config.max_value_len)
 }
 
 /// Check a free-form token: non-empty, at most `max` bytes, printable ASCII

@@ -93,7 +93,8 @@ pub fn evaluate(sim: &Simulation<'_>) -> Vec<ExpectationOutcome> {
     out
 }
 
-/// The run reached its end within the step budget (always checked).
+/// The run reached its end within the step and memory budgets (always
+/// checked).
 fn completed(sim: &Simulation<'_>) -> ExpectationOutcome {
     let scenario = sim.scenario();
     let required = format!("reach {} within {} events", fmt_duration(scenario.duration), scenario.max_events);
@@ -109,6 +110,17 @@ fn completed(sim: &Simulation<'_>) -> ExpectationOutcome {
             passed: false,
             required,
             observed: format!("step budget spent at {} after {events} events", fmt_instant(at)),
+        },
+        Some(Halt::MemoryBudget { pending, bytes, at }) => ExpectationOutcome {
+            name: "completes".into(),
+            passed: false,
+            required,
+            observed: format!(
+                "halted at {}: {pending} events pending (about {} MB), the memory budget \
+                 `max_pending_events`; a heartbeat interval far below the network latency does this",
+                fmt_instant(at),
+                bytes.div_ceil(1_000_000)
+            ),
         },
     }
 }

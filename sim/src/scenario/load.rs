@@ -41,6 +41,8 @@ use super::model::{
     ActionClass, DEFAULT_SERVICE_TIME, Expectations, Fault, FaultAction, HeartbeatConfig, LatencyModel, Load,
     LoadShape, LoadTarget, NetworkConfig, Partition, Pick, Recovery, Scenario, Service,
 };
+use crate::world::host::{dry_boot, registry_config};
+use vigil_core::registry::{validate_service_name, validate_zone};
 
 /// Longest duration anywhere in a file: 30 days. It bounds the run, and keeps
 /// every duration far from overflowing nanosecond arithmetic downstream.
@@ -53,6 +55,13 @@ pub(crate) const MAX_TOTAL_INSTANCES: u32 = 1_000_000;
 pub(crate) const MAX_DRIFT_PPM: i64 = 100_000;
 /// Step budget when the file sets none.
 pub(crate) const DEFAULT_MAX_EVENTS: u64 = 100_000_000;
+/// Memory budget when the file sets none: events pending at once. A
+/// fleet's steady state keeps a few per node (a timer, messages in
+/// flight); four million (about 0.5 GB of queue) is far past any
+/// legitimate scenario's need and far below a machine's memory.
+pub(crate) const DEFAULT_MAX_PENDING_EVENTS: u64 = 4_000_000;
+/// Largest memory budget a file may set.
+pub(crate) const MAX_PENDING_EVENTS: u64 = 100_000_000;
 /// Most node references all faults together may resolve to (after
 /// expanding `*` and `service` targets): bounds the memory a small file can
 /// ask for.
@@ -117,6 +126,7 @@ struct RawScenario {
     duration: Spanned<Dur>,
     seed: Option<Spanned<i64>>,
     max_events: Option<Spanned<i64>>,
+    max_pending_events: Option<Spanned<i64>>,
     network: Option<RawNetwork>,
     service: Option<Spanned<Vec<RawService>>>,
     fault: Option<Vec<RawFault>>,
@@ -606,7 +616,9 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     for c in text.chars() {
         digits = if c.is_ascii_digit() { digits + 1 } else { 0 };
         if digits > MAX_DURATION_DIGITS {
-            return Err(format!("invalid duration {text:?}: number is too large"));
+            return Err(format!(
+                "invalid duration {text:?}: a number is longer than {MAX_DURATION_DIGITS} digits"
+            ));
         }
     }
     let duration = humantime::parse_duration(text).map_err(|e| format!("invalid duration {text:?}: {e}"))?;
@@ -726,6 +738,22 @@ fn validate(source: &str, lines: &Lines<'_>, raw: RawScenario) -> Checked<Scenar
         },
     };
 
+    let max_pending_events = match &raw.max_pending_events {
+        None => DEFAULT_MAX_PENDING_EVENTS,
+        Some(max) => match u64::try_from(*max.get_ref()) {
+            Ok(n) if (1..=MAX_PENDING_EVENTS).contains(&n) => n,
+            _ => {
+                return Err(Diag::new(
+                    max.span(),
+                    format!(
+                        "`max_pending_events` must be between 1 and {MAX_PENDING_EVENTS}, got {}",
+                        max.get_ref()
+                    ),
+                ));
+            }
+        },
+    };
+
     let network = match &raw.network {
         None => NetworkConfig::default(),
         Some(network) => validate_network(source, network)?,
@@ -776,19 +804,29 @@ fn validate(source: &str, lines: &Lines<'_>, raw: RawScenario) -> Checked<Scenar
         }
     };
 
-    Ok(Scenario {
+    let service_spans: Vec<Range<usize>> =
+        raw.service.iter().flat_map(|l| l.get_ref().iter().map(|s| s.name.span())).collect();
+    let scenario = Scenario {
         name: name.clone(),
         description: raw.description,
         duration,
         seed,
         max_events,
+        max_pending_events,
         network,
         services,
         faults,
         load,
         recovery,
         expect,
-    })
+    };
+    // Build what boot builds, so that `check` accepting a file means `run`
+    // can boot it: the limits live in the machines, not copied here.
+    if let Err(e) = dry_boot(&scenario) {
+        let span = e.service.and_then(|s| service_spans.get(s).cloned()).unwrap_or(0..0);
+        return Err(Diag::new(span, e.message));
+    }
+    Ok(scenario)
 }
 
 /// A duration that must be more than zero, if given.
@@ -1657,6 +1695,11 @@ fn validate_services(
                 ),
             ));
         }
+        // The registry's own rule, with the settings the run's catalog
+        // uses: what it would refuse at boot is refused here.
+        if let Err(e) = validate_service_name(name, &registry_config(1, 1)) {
+            return Err(Diag::new(name_span, format!("invalid service name `{name}`: {e}")));
+        }
         if name == "control" {
             return Err(Diag::new(
                 name_span,
@@ -1746,6 +1789,9 @@ fn validate_services(
                             z.span(),
                             format!("invalid zone name `{name}`: use 1 to 64 letters, digits, `-` and `_`"),
                         ));
+                    }
+                    if let Err(e) = validate_zone(name, &registry_config(1, 1)) {
+                        return Err(Diag::new(z.span(), format!("invalid zone name `{name}`: {e}")));
                     }
                     if seen.insert(name.clone(), ()).is_some() {
                         return Err(Diag::new(z.span(), format!("zone `{name}` is listed twice")));

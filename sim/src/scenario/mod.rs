@@ -9,6 +9,8 @@
 //! offending text; no input makes the loader panic.
 
 mod error;
+#[cfg(test)]
+mod limits;
 mod load;
 mod model;
 #[cfg(test)]

@@ -24,6 +24,9 @@ pub struct Scenario {
     pub seed: u64,
     /// Step budget: a run processing more events than this fails.
     pub max_events: u64,
+    /// Memory budget: a run with more events pending at once (queued, or
+    /// held by paused hosts) than this halts and fails.
+    pub max_pending_events: u64,
     /// Network model.
     pub network: NetworkConfig,
     /// The fleet, in file order.
@@ -619,6 +622,7 @@ impl Scenario {
             duration,
             seed: 1,
             max_events: u64::MAX,
+            max_pending_events: u64::MAX,
             network: NetworkConfig::default(),
             services: vec![Service {
                 name: "svc".into(),

@@ -459,7 +459,7 @@ fn scenario_error_bad_duration_unit() {
 #[test]
 fn scenario_error_duration_overflow_does_not_panic() {
     let source = with("").replace("\"10m\"", "\"18446744073709551615s 500ms 500ms\"");
-    assert_error(&source, 2, 12, &["too large"]);
+    assert_error(&source, 2, 12, &["longer than 10 digits"]);
     let source = with("").replace("\"10m\"", "\"9999999999y 9999999999y 9999999999y 500ms 500ms\"");
     assert_error(&source, 2, 12, &["30 days"]);
 }

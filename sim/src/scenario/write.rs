@@ -25,7 +25,8 @@ use vigil_core::recovery::{
 use vigil_core::{Duration, NodeId};
 
 use super::load::{
-    DEFAULT_MAX_EVENTS, DEFAULT_REPLACE_DELAY, DEFAULT_RESTART_DELAY, DEFAULT_SCALE_OUT_DELAY,
+    DEFAULT_MAX_EVENTS, DEFAULT_MAX_PENDING_EVENTS, DEFAULT_REPLACE_DELAY, DEFAULT_RESTART_DELAY,
+    DEFAULT_SCALE_OUT_DELAY,
 };
 use super::model::{
     DEFAULT_SERVICE_TIME, Expectations, Fault, FaultAction, HeartbeatConfig, LatencyModel, Load, LoadShape,
@@ -93,6 +94,7 @@ pub fn to_toml(scenario: &Scenario) -> Result<String, WriteError> {
         duration,
         seed,
         max_events,
+        max_pending_events,
         network,
         services,
         faults,
@@ -110,6 +112,9 @@ pub fn to_toml(scenario: &Scenario) -> Result<String, WriteError> {
     let _ = writeln!(s, "seed = {seed}");
     if *max_events != DEFAULT_MAX_EVENTS {
         let _ = writeln!(s, "max_events = {max_events}");
+    }
+    if *max_pending_events != DEFAULT_MAX_PENDING_EVENTS {
+        let _ = writeln!(s, "max_pending_events = {max_pending_events}");
     }
     write_network(&mut s, network);
     for service in services {
@@ -931,6 +936,7 @@ name = "everything"
 duration = "10m"
 seed = 9223372036854775807
 max_events = 1_000
+max_pending_events = 5_000
 [network]
 latency = { kind = "pareto", min = "1ms", alpha = 2.5, max = "200ms" }
 loss = 0.001

@@ -131,6 +131,22 @@ pub(super) fn balancer_of(scenario: &Scenario) -> BalancerConfig {
     }
 }
 
+/// The settings of the client a process of `service` calls `dep` with.
+pub(super) fn dependency_client_config(scenario: &Scenario, service: usize, dep: usize) -> ClientConfig {
+    let spec = &scenario.services[service];
+    ClientConfig {
+        control: Scenario::CONTROL,
+        // Service ids are file indexes (see the load clients).
+        service: Some(ServiceId(dep as u32)),
+        call_timeout: spec
+            .call_timeout
+            .or(scenario.load.as_ref().map(|l| l.timeout))
+            .unwrap_or(DEFAULT_CALL_TIMEOUT),
+        balancer: balancer_of(scenario),
+        ..ClientConfig::default()
+    }
+}
+
 impl Simulation<'_> {
     /// A fresh process on instance node `node` (local time `local`) makes
     /// its clients, primed with what its host heard.
@@ -144,26 +160,16 @@ impl Simulation<'_> {
         if spec.depends_on.is_empty() {
             return;
         }
-        let timeout =
-            spec.call_timeout.or(scenario.load.as_ref().map(|l| l.timeout)).unwrap_or(DEFAULT_CALL_TIMEOUT);
-        let balancer = balancer_of(scenario);
         for (k, &dep) in spec.depends_on.iter().enumerate() {
-            let config = ClientConfig {
-                control: Scenario::CONTROL,
-                // Service ids are file indexes (see the load clients).
-                service: Some(ServiceId(dep as u32)),
-                call_timeout: timeout,
-                balancer: balancer.clone(),
-                ..ClientConfig::default()
-            };
+            let config = dependency_client_config(scenario, service, dep);
             let seed = self
                 .seed
                 .child_named("calls")
                 .child(u64::from(instance.0))
                 .child(k as u64)
                 .child(incarnation);
-            let client =
-                ClientNode::new(config, local, seed).expect("the default balancer settings are valid");
+            let client = ClientNode::new(config, local, seed)
+                .expect("the scenario loader built this client (dry_boot)");
             let mut client = Checked::new(client);
             for u in calls.endpoints.values().filter(|u| u.service.index() == dep) {
                 client.handle(

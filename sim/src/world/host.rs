@@ -19,6 +19,7 @@ use vigil_core::fleet::{InstanceNode, Node};
 use vigil_core::health::{AgentConfig, LivenessTimeouts};
 use vigil_core::machine::Checked;
 use vigil_core::registry::RegistryConfig;
+use vigil_core::rng::Seed;
 use vigil_core::{InstanceId, Instant, NodeId, ServiceId};
 
 use crate::kernel::Event;
@@ -133,6 +134,122 @@ pub(super) struct NodeSlot {
     pub(super) power_off: u32,
 }
 
+/// The catalog settings of a run's control plane, for a fleet of
+/// `instances` instances of `services` services. One source: boot uses it,
+/// and so does the scenario loader to check names against the registry's
+/// limits (`check` accepting a file means `run` can build it).
+pub(crate) fn registry_config(instances: u32, services: usize) -> RegistryConfig {
+    RegistryConfig {
+        // A simulated instance re-registers only by booting with the
+        // fleet, so the catalog never lets one go; and it is sized to the
+        // fleet, which may pass the default limit.
+        deregister_critical_after: None,
+        max_instances: (instances as usize).max(1),
+        max_services: services.max(1),
+        ..RegistryConfig::default()
+    }
+}
+
+/// The control node's settings, watching `instances`.
+fn control_config(scenario: &Scenario, seed: Seed, instances: Vec<WatchedInstance>) -> ControlConfig {
+    ControlConfig {
+        recovery: scenario.recovery.as_ref().map(|r| r.config.clone()),
+        seed,
+        health_classes: scenario.services.iter().map(|s| s.health.clone()).collect(),
+        registry: registry_config(scenario.instance_count(), scenario.services.len()),
+        service_names: scenario.services.iter().map(|s| s.name.clone()).collect(),
+        liveness_classes: scenario
+            .services
+            .iter()
+            .map(|s| LivenessTimeouts {
+                suspect_after: s.heartbeat.suspect_after,
+                dead_after: s.heartbeat.dead_after,
+            })
+            .collect(),
+        instances,
+    }
+}
+
+/// The settings of the load client aimed at `target`.
+fn load_client_config(scenario: &Scenario, target: usize) -> ClientConfig {
+    let load = scenario.load.as_ref().expect("a client node exists only with load");
+    ClientConfig {
+        control: Scenario::CONTROL,
+        // The control plane's catalog numbers services in the order their
+        // first instance registers: file order (the fleet registers in
+        // instance order, and every service's first slot runs), so an id
+        // is an index.
+        service: Some(ServiceId(load.targets[target].service as u32)),
+        call_timeout: load.timeout,
+        balancer: super::calls::balancer_of(scenario),
+        ..ClientConfig::default()
+    }
+}
+
+/// The heartbeat agent's settings of `instance`, of service `service`.
+fn agent_config(scenario: &Scenario, service: usize, instance: InstanceId, incarnation: u64) -> AgentConfig {
+    AgentConfig {
+        instance,
+        control: Scenario::CONTROL,
+        interval: scenario.services[service].heartbeat.interval,
+        incarnation,
+    }
+}
+
+/// A machine a scenario's boot would fail to build, and why.
+#[derive(Debug)]
+pub(crate) struct BootError {
+    /// The service whose settings were refused; `None` for settings of the
+    /// whole run.
+    pub(crate) service: Option<usize>,
+    /// What was refused.
+    pub(crate) message: String,
+}
+
+/// Build, once and with no fleet registered, every kind of machine boot
+/// builds (the control plane, each service's agent and dependency
+/// clients, each load client), so that the loader refuses what boot would.
+/// Cheap: nothing is sized to the fleet but the catalog's limits.
+pub(crate) fn dry_boot(scenario: &Scenario) -> Result<(), BootError> {
+    let seed = Seed(0);
+    let config = control_config(scenario, seed, Vec::new());
+    ControlPlane::new(&config, Instant::ZERO).map_err(|e| BootError {
+        service: None,
+        message: format!("the control plane refuses this scenario: {e}"),
+    })?;
+    for (service, spec) in scenario.services.iter().enumerate() {
+        let instance = InstanceId(scenario.instances_of(service).start);
+        InstanceNode::new(agent_config(scenario, service, instance, 1), Instant::ZERO, seed).map_err(
+            |e| BootError {
+                service: Some(service),
+                message: format!("service `{}`: heartbeat agent: {e}", spec.name),
+            },
+        )?;
+        for &dep in &spec.depends_on {
+            ClientNode::new(
+                super::calls::dependency_client_config(scenario, service, dep),
+                Instant::ZERO,
+                seed,
+            )
+            .map_err(|e| BootError {
+                service: Some(service),
+                message: format!("service `{}`: client of `{}`: {e}", spec.name, scenario.services[dep].name),
+            })?;
+        }
+    }
+    if let Some(load) = &scenario.load {
+        for target in 0..load.targets.len() {
+            ClientNode::new(load_client_config(scenario, target), Instant::ZERO, seed).map_err(|e| {
+                BootError {
+                    service: Some(load.targets[target].service),
+                    message: format!("load client: {e}"),
+                }
+            })?;
+        }
+    }
+    Ok(())
+}
+
 impl Simulation<'_> {
     pub(super) fn boot(&mut self, node: NodeId) {
         let scenario = self.scenario;
@@ -147,80 +264,45 @@ impl Simulation<'_> {
         let machine = match scenario.instance_on(node) {
             None if scenario.client_target(node).is_some() => {
                 let target = scenario.client_target(node).expect("just checked");
-                let load = scenario.load.as_ref().expect("a client node exists only with load");
-                let config = ClientConfig {
-                    control: Scenario::CONTROL,
-                    // The control plane's catalog numbers services in the
-                    // order their first instance registers: file order
-                    // (the fleet registers in instance order, and every
-                    // service's first slot runs), so an id is an index.
-                    service: Some(ServiceId(load.targets[target].service as u32)),
-                    call_timeout: load.timeout,
-                    balancer: super::calls::balancer_of(scenario),
-                    ..ClientConfig::default()
-                };
+                let config = load_client_config(scenario, target);
                 // The first target's client keeps the seed a lone client
                 // always had; the others' are their own.
                 let base = self.seed.child_named("client");
                 let base = if target == 0 { base } else { base.child_named("target").child(target as u64) };
                 let seed = base.child(slot.incarnation);
                 Node::Client(Box::new(
-                    ClientNode::new(config, local, seed).expect("the default balancer settings are valid"),
+                    ClientNode::new(config, local, seed)
+                        .expect("the scenario loader built this client (dry_boot)"),
                 ))
             }
             None => {
-                let config = ControlConfig {
-                    recovery: scenario.recovery.as_ref().map(|r| r.config.clone()),
-                    seed: self.seed.child_named("control").child(slot.incarnation),
-                    health_classes: scenario.services.iter().map(|s| s.health.clone()).collect(),
-                    // A simulated instance re-registers only by booting with
-                    // the fleet, so the catalog never lets one go; and it is
-                    // sized to the fleet, which may pass the default limit.
-                    registry: RegistryConfig {
-                        deregister_critical_after: None,
-                        max_instances: (scenario.instance_count() as usize).max(1),
-                        max_services: scenario.services.len().max(1),
-                        ..RegistryConfig::default()
-                    },
-                    service_names: scenario.services.iter().map(|s| s.name.clone()).collect(),
-                    liveness_classes: scenario
-                        .services
-                        .iter()
-                        .map(|s| LivenessTimeouts {
-                            suspect_after: s.heartbeat.suspect_after,
-                            dead_after: s.heartbeat.dead_after,
-                        })
-                        .collect(),
-                    instances: (0..scenario.instance_count())
-                        .filter(|&i| self.provisioned[i as usize])
-                        .map(|i| {
-                            let class = scenario.locate(InstanceId(i)).map_or(0, |(s, _)| s);
-                            WatchedInstance {
-                                instance: InstanceId(i),
-                                node: Scenario::node_of(InstanceId(i)),
-                                service: ServiceId(class as u32),
-                                class,
-                                zone: scenario.zone_of(InstanceId(i)).map(str::to_owned),
-                            }
-                        })
-                        .collect(),
-                };
+                let seed = self.seed.child_named("control").child(slot.incarnation);
+                let instances = (0..scenario.instance_count())
+                    .filter(|&i| self.provisioned[i as usize])
+                    .map(|i| {
+                        let class = scenario.locate(InstanceId(i)).map_or(0, |(s, _)| s);
+                        WatchedInstance {
+                            instance: InstanceId(i),
+                            node: Scenario::node_of(InstanceId(i)),
+                            service: ServiceId(class as u32),
+                            class,
+                            zone: scenario.zone_of(InstanceId(i)).map(str::to_owned),
+                        }
+                    })
+                    .collect();
+                let config = control_config(scenario, seed, instances);
                 Node::Control(Box::new(
-                    ControlPlane::new(&config, local).expect("the scenario loader validated these timeouts"),
+                    ControlPlane::new(&config, local)
+                        .expect("the scenario loader built this control plane (dry_boot)"),
                 ))
             }
             Some(instance) => {
                 let (service, _) = scenario.locate(instance).expect("node ids come from the scenario");
-                let config = AgentConfig {
-                    instance,
-                    control: Scenario::CONTROL,
-                    interval: scenario.services[service].heartbeat.interval,
-                    incarnation: slot.incarnation,
-                };
+                let config = agent_config(scenario, service, instance, slot.incarnation);
                 let seed = self.seed.child_named(&self.names[node.index()]).child(slot.incarnation);
                 Node::Instance(
                     InstanceNode::new(config, local, seed)
-                        .expect("the scenario loader validated the interval"),
+                        .expect("the scenario loader built this agent (dry_boot)"),
                 )
             }
         };
@@ -249,6 +331,7 @@ impl Simulation<'_> {
             slot.state = HostState::Down;
             slot.machine = None;
             slot.timer_at = None;
+            self.kernel.release(slot.held.len());
             slot.held.clear();
             if let Some(i) = self.scenario.instance_on(node) {
                 // Requests in service die with the process, and so do its
@@ -300,6 +383,7 @@ impl Simulation<'_> {
         slot.state = HostState::Up;
         slot.timer_at = None;
         let held = std::mem::take(&mut slot.held);
+        self.kernel.release(held.len());
         self.close_outages(node, |k| k == OutageKind::Pause);
         for frame in held {
             self.kernel.schedule(self.kernel.now(), Event::Deliver { frame });

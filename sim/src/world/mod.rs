@@ -142,6 +142,7 @@ impl<'a> Simulation<'a> {
                 node_count * 2 + scenario.faults.len() + 16,
                 Instant::ZERO + scenario.duration,
                 scenario.max_events,
+                scenario.max_pending_events,
             ),
             nodes: Vec::with_capacity(node_count),
             network: Network::new(scenario.network.clone(), node_count, seed.child_named("network")),
@@ -302,7 +303,10 @@ impl<'a> Simulation<'a> {
             }
             // No host, or no power: not even a refusal comes back.
             HostState::Vacant => self.network.stats_mut().host_down += 1,
-            HostState::Paused => slot.held.push(frame),
+            HostState::Paused => {
+                slot.held.push(frame);
+                self.kernel.hold();
+            }
             HostState::Up if for_app => {
                 self.network.stats_mut().delivered += 1;
                 self.app_answer(from, to, message);
