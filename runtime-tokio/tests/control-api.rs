@@ -88,6 +88,15 @@ async fn control() -> Control {
 
 /// [`control`], with `health_classes` (class 0 the only liveness class).
 async fn control_with(health_classes: Vec<Option<InstanceHealthConfig>>) -> Control {
+    let registry = RegistryConfig { min_ttl: Duration::from_millis(100), ..RegistryConfig::default() };
+    control_from(health_classes, registry).await
+}
+
+/// [`control_with`], with the catalog's settings.
+async fn control_from(
+    health_classes: Vec<Option<InstanceHealthConfig>>,
+    registry: RegistryConfig,
+) -> Control {
     let clock = Clock::start();
     let config = ControlConfig {
         recovery: None,
@@ -96,7 +105,7 @@ async fn control_with(health_classes: Vec<Option<InstanceHealthConfig>>) -> Cont
             suspect_after: Duration::from_millis(300),
             dead_after: Duration::from_millis(600),
         }],
-        registry: RegistryConfig { min_ttl: Duration::from_millis(100), ..RegistryConfig::default() },
+        registry,
         health_classes,
         ..ControlConfig::default()
     };
@@ -711,5 +720,35 @@ async fn a_self_registered_instance_with_active_checks_is_probed_over_http_until
     instance.shutdown().await.expect("instance stops cleanly");
     timeline.push(("whole story", started.elapsed()));
     eprintln!("timeline: {timeline:?}");
+    control.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_names_nobody_uses_are_forgotten_so_a_new_service_always_registers() {
+    // Issue 14: after max_services names came and went, every new service
+    // got `503 catalog_full` with an empty catalog. Names nobody uses now
+    // make room; only when every known service is in use is one refused.
+    let registry = RegistryConfig { max_services: 3, ..RegistryConfig::default() };
+    let control = control_from(Vec::new(), registry).await;
+    let writer = control.client(Some(TOKEN));
+    for n in 1..=12u32 {
+        let body = RegisterInstance::new(n, format!("svc-{n}"), "v1", n + 100);
+        writer.register(&body).await.unwrap_or_else(|e| panic!("name {n} registers: {e:?}"));
+        assert_eq!(writer.deregister(n).await, Ok(true));
+    }
+    // Three services in use: a fourth is refused, with a reason that says
+    // what to do.
+    for n in 20..23u32 {
+        writer.register(&RegisterInstance::new(n, format!("busy-{n}"), "v1", n + 100)).await.expect("room");
+    }
+    let answer = post(
+        &control,
+        Some(TOKEN),
+        serde_json::to_vec(&RegisterInstance::new(30, "one-too-many", "v1", 130)).unwrap(),
+    )
+    .await;
+    refused(&answer, StatusCode::SERVICE_UNAVAILABLE, "catalog_full", "max_services");
+    let forgotten = control.query(|c| c.registry().reclaimed_services()).await;
+    assert!(forgotten >= 12, "forgotten {forgotten}");
     control.shutdown().await;
 }

@@ -65,8 +65,15 @@ pub struct Registry {
     index: u64,
     /// Records, indexed by id (see [`Dense`]).
     instances: Dense<Instance>,
-    services: Vec<Service>,
+    /// Services known, by id. Ids are never reused: a service forgotten to
+    /// make room ([`Self::reclaim`]) takes its id with it, so a client that
+    /// still holds the old id learns nothing of another service.
+    services: BTreeMap<ServiceId, Service>,
     service_ids: BTreeMap<String, ServiceId>,
+    /// The id the next new service takes.
+    next_service: u32,
+    /// Services forgotten to make room for new names.
+    reclaimed: u64,
     timers: BTreeSet<(Instant, InstanceId, Timer)>,
     log: ChangeLog,
     watches: BTreeMap<WatchId, Watch>,
@@ -83,8 +90,10 @@ impl Registry {
             config,
             index: 0,
             instances: Dense::default(),
-            services: Vec::new(),
+            services: BTreeMap::new(),
             service_ids: BTreeMap::new(),
+            next_service: 0,
+            reclaimed: 0,
             timers: BTreeSet::new(),
             watches: BTreeMap::new(),
             next_watch: 1,
@@ -104,19 +113,26 @@ impl Registry {
         self.index
     }
 
-    /// The id of the service named `name`, if it was ever seen.
+    /// Services forgotten so far to make room for new names (see
+    /// [`RegistryConfig::max_services`](super::RegistryConfig::max_services)).
+    pub fn reclaimed_services(&self) -> u64 {
+        self.reclaimed
+    }
+
+    /// The id of the service named `name`, if it is known (it has an
+    /// instance or a watch, or has not been forgotten to make room).
     pub fn service_id(&self, name: &str) -> Option<ServiceId> {
         self.service_ids.get(name).copied()
     }
 
     /// The name of service `id`.
     pub fn service_name(&self, id: ServiceId) -> Option<&str> {
-        self.services.get(id.index()).map(|s| s.name.as_str())
+        self.services.get(&id).map(|s| s.name.as_str())
     }
 
-    /// Every service ever seen, with its id, in id order.
+    /// Every service known, with its id, in id order.
     pub fn services(&self) -> impl Iterator<Item = (ServiceId, &str)> {
-        self.services.iter().enumerate().map(|(i, s)| (service_id_at(i), s.name.as_str()))
+        self.services.iter().map(|(&id, s)| (id, s.name.as_str()))
     }
 
     /// The record of instance `id`.
@@ -142,7 +158,7 @@ impl Registry {
         query: &'a Query,
     ) -> impl Iterator<Item = &'a Instance> + 'a {
         self.services
-            .get(service.index())
+            .get(&service)
             .into_iter()
             .flat_map(|s| s.instances.iter())
             .filter_map(|id| self.instances.get(id))
@@ -194,7 +210,7 @@ impl Registry {
         } else if self.instances.len() >= self.config.max_instances {
             return Err(RegistryError::CatalogFull { max: self.config.max_instances });
         }
-        if existing_service.is_none() && self.services.len() >= self.config.max_services {
+        if existing_service.is_none() && !self.room_for_a_service() {
             return Err(RegistryError::TooManyServices { max: self.config.max_services });
         }
         // Validated: from here on nothing fails.
@@ -250,7 +266,7 @@ impl Registry {
                 modify_index: index,
             },
         );
-        self.services[service.index()].instances.insert(id);
+        self.service_mut(service).instances.insert(id);
         self.timers.insert((lease_expires_at, id, Timer::Lease));
         if let Some(since) = critical_since {
             self.arm_deregister(since, id);
@@ -305,14 +321,14 @@ impl Registry {
         if self.watches.len() >= self.config.max_watches {
             return Err(RegistryError::TooManyWatches { max: self.config.max_watches });
         }
-        if self.service_id(service).is_none() && self.services.len() >= self.config.max_services {
+        if self.service_id(service).is_none() && !self.room_for_a_service() {
             return Err(RegistryError::TooManyServices { max: self.config.max_services });
         }
         let service = self.intern(service);
         let watch = WatchId(self.next_watch);
         self.next_watch += 1;
         self.watches.insert(watch, Watch { service, fired: false });
-        self.services[service.index()].watchers.insert(watch);
+        self.service_mut(service).watchers.insert(watch);
         Ok(watch)
     }
 
@@ -321,7 +337,7 @@ impl Registry {
         let Some(w) = self.watches.remove(&watch) else {
             return false;
         };
-        self.services[w.service.index()].watchers.remove(&watch);
+        self.service_mut(w.service).watchers.remove(&watch);
         true
     }
 
@@ -346,7 +362,7 @@ impl Registry {
         let Some(changes) = self.log.since(since, self.index) else {
             return Ok(Some(snapshot()));
         };
-        if self.services[service.index()].modify_index <= since {
+        if self.services.get(&service).is_none_or(|s| s.modify_index <= since) {
             return Ok(None);
         }
         let changes: Vec<Change> = changes.filter(|c| c.service == service).copied().collect();
@@ -416,15 +432,55 @@ impl Registry {
         if let Some(id) = self.service_id(name) {
             return id;
         }
-        let id = service_id_at(self.services.len());
-        self.services.push(Service {
-            name: name.to_owned(),
-            instances: BTreeSet::new(),
-            modify_index: 0,
-            watchers: BTreeSet::new(),
-        });
+        // Callers made room ([`Self::room_for_a_service`]), so the id space
+        // is not spent.
+        let id = ServiceId(self.next_service);
+        self.next_service = self.next_service.saturating_add(1);
+        self.services.insert(
+            id,
+            Service {
+                name: name.to_owned(),
+                instances: BTreeSet::new(),
+                modify_index: 0,
+                watchers: BTreeSet::new(),
+            },
+        );
         self.service_ids.insert(name.to_owned(), id);
         id
+    }
+
+    fn service_mut(&mut self, id: ServiceId) -> &mut Service {
+        self.services.get_mut(&id).expect("a known service: interned, or held by an instance or a watch")
+    }
+
+    /// Whether a new service name can be taken: under `max_services`, or
+    /// after forgetting a service nobody uses ([`Self::reclaim`]); and ids
+    /// left (4 294 967 295 names over the catalog's life).
+    fn room_for_a_service(&mut self) -> bool {
+        if self.next_service == u32::MAX {
+            return false;
+        }
+        self.services.len() < self.config.max_services || self.reclaim()
+    }
+
+    /// Forget the least recently changed service that has no instance and
+    /// no watch, to make room for a new name. Its id is not reused, and its
+    /// old changes in the log keep their id, which names nothing now.
+    /// Linear in the number of services, and only when the catalog is full.
+    fn reclaim(&mut self) -> bool {
+        let unused = self
+            .services
+            .iter()
+            .filter(|(_, s)| s.instances.is_empty() && s.watchers.is_empty())
+            .min_by_key(|&(&id, s)| (s.modify_index, id))
+            .map(|(&id, _)| id);
+        let Some(id) = unused else { return false };
+        if let Some(service) = self.services.remove(&id) {
+            self.service_ids.remove(&service.name);
+            self.reclaimed += 1;
+            tracing::debug!(service = %service.name, id = id.0, "service forgotten to make room for a new name");
+        }
+        true
     }
 
     /// Move the lease deadline of `id` to `now + ttl` and clear expiry.
@@ -499,7 +555,7 @@ impl Registry {
         if let Some(since) = instance.critical_since {
             self.disarm_deregister(since, id);
         }
-        self.services[instance.service.index()].instances.remove(&id);
+        self.service_mut(instance.service).instances.remove(&id);
         self.record(instance.service, id, ChangeKind::Deregistered { reason });
     }
 
@@ -512,7 +568,7 @@ impl Registry {
         if let Some(record) = self.instances.get_mut(&instance) {
             record.modify_index = index;
         }
-        let entry = &mut self.services[service.index()];
+        let entry = self.services.get_mut(&service).expect("a recorded change's service is known");
         entry.modify_index = index;
         for watch in &entry.watchers {
             let w = self.watches.get_mut(watch).expect("a service's watchers are open watches");
@@ -531,7 +587,7 @@ impl Registry {
         for (id, instance) in self.instances.iter() {
             let id = &id;
             assert_eq!(*id, instance.id);
-            let service = self.services.get(instance.service.index()).expect("instance's service exists");
+            let service = self.services.get(&instance.service).expect("instance's service exists");
             assert!(service.instances.contains(id), "service lists its instance");
             assert!(instance.modify_index <= self.index && instance.create_index <= instance.modify_index);
             let armed = instance.lease_timer.filter(|&t| self.timers.contains(&(t, *id, Timer::Lease)));
@@ -549,14 +605,15 @@ impl Registry {
         }
         let timers_per_instance = self.timers.iter().filter(|t| !self.instances.contains_key(&t.1)).count();
         assert_eq!(timers_per_instance, 0, "no timer outlives its instance");
-        for (i, service) in self.services.iter().enumerate() {
-            assert_eq!(self.service_ids.get(&service.name), Some(&service_id_at(i)));
+        for (&sid, service) in &self.services {
+            assert_eq!(self.service_ids.get(&service.name), Some(&sid));
+            assert!(sid.0 < self.next_service, "ids come from the counter");
             assert!(service.modify_index <= self.index);
             for id in &service.instances {
-                assert_eq!(self.instances.get(id).map(|r| r.service), Some(service_id_at(i)));
+                assert_eq!(self.instances.get(id).map(|r| r.service), Some(sid));
             }
             for w in &service.watchers {
-                assert_eq!(self.watches.get(w).map(|w| w.service), Some(service_id_at(i)));
+                assert_eq!(self.watches.get(w).map(|w| w.service), Some(sid));
             }
         }
         assert_eq!(self.service_ids.len(), self.services.len());
@@ -571,10 +628,4 @@ impl Registry {
         }
         assert!(self.events.len() <= self.watches.len(), "events coalesce to one per watch");
     }
-}
-
-fn service_id_at(position: usize) -> ServiceId {
-    // `RegistryConfig::validate` keeps `max_services` within u32, so this
-    // never saturates; saturating keeps it panic-free regardless.
-    ServiceId(u32::try_from(position).unwrap_or(u32::MAX))
 }

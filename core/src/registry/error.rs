@@ -124,8 +124,12 @@ pub enum RegistryError {
         /// The limit.
         max: usize,
     },
-    /// `max_services` distinct service names have been seen.
-    #[error("too many services ({max}); service names are never forgotten")]
+    /// `max_services` services are known and every one has an instance or
+    /// a watch, so none can be forgotten to make room.
+    #[error(
+        "too many services: all {max} known services have instances or watches \
+         (raise `max_services`, or deregister a service's instances)"
+    )]
     TooManyServices {
         /// The limit.
         max: usize,

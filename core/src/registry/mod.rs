@@ -49,8 +49,11 @@
 //! # Limits
 //!
 //! Every collection is bounded by [`RegistryConfig`]: instances, services
-//! (service ids are never reused, so the name table only grows, up to
-//! `max_services`), watches, tags and endpoints per instance, string lengths,
+//! (`max_services` known at once: when a new name finds the table full, the
+//! least recently changed service with no instance and no watch is
+//! forgotten to make room, [`Registry::reclaimed_services`] counts them;
+//! ids are never reused, so a client holding a forgotten id learns nothing
+//! of another service), watches, tags and endpoints per instance, string lengths,
 //! and the change log (`change_log_capacity`, oldest dropped first). Pending
 //! [`RegistryEvent`]s are coalesced to at most one per watch.
 //!
@@ -149,7 +152,9 @@ pub struct RegistryConfig {
     pub deregister_critical_after: Option<Duration>,
     /// Most instances in the catalog.
     pub max_instances: usize,
-    /// Most distinct service names ever seen (ids are never reused).
+    /// Most services known at once. A full table forgets a service with no
+    /// instance and no watch to make room for a new name; only when every
+    /// known service is in use is a new one refused (`TooManyServices`).
     pub max_services: usize,
     /// Most watches at once.
     pub max_watches: usize,

@@ -4,6 +4,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::id::InstanceId;
+use crate::id::ServiceId;
 use crate::time::{Duration, Instant};
 
 fn registry() -> Registry {
@@ -202,10 +203,49 @@ fn limits_are_enforced() {
     r.register(secs(0), reg(2, "b", "v1")).expect("valid");
     assert_eq!(r.register(secs(0), reg(3, "a", "v1")), Err(RegistryError::CatalogFull { max: 2 }));
     r.deregister(secs(0), InstanceId(2)).expect("registered");
-    assert_eq!(r.register(secs(0), reg(3, "c", "v1")), Err(RegistryError::TooManyServices { max: 2 }));
-    r.register(secs(0), reg(3, "b", "v1")).expect("a known service is fine");
+    // `b` has no instance and no watch: forgotten to make room for `c`,
+    // which takes a fresh id.
+    let b = r.service_id("b").expect("known until forgotten");
+    r.register(secs(0), reg(3, "c", "v1")).expect("b's room");
+    assert_eq!(r.service_id("b"), None);
+    assert_ne!(r.service_id("c"), Some(b), "ids are never reused");
+    assert_eq!(r.reclaimed_services(), 1);
+    // Both known services are in use now: a third name is refused.
+    assert_eq!(r.watch("d"), Err(RegistryError::TooManyServices { max: 2 }));
     r.watch("a").expect("first watch");
     assert_eq!(r.watch("a"), Err(RegistryError::TooManyWatches { max: 1 }));
+    r.check_invariants();
+}
+
+#[test]
+fn service_names_nobody_uses_are_forgotten_so_new_ones_always_fit() {
+    // The case, scaled down: far more names come and go than the
+    // table holds; every new one gets in, none with a reused id.
+    let config = RegistryConfig { max_services: 3, ..Default::default() };
+    let mut r = Registry::new(config).expect("valid");
+    let mut last: Option<ServiceId> = None;
+    for n in 0..100u32 {
+        let name = format!("svc-{n}");
+        r.register(secs(0), reg(n + 1, &name, "v1")).expect("room is made");
+        let id = r.service_id(&name).expect("just registered");
+        assert!(last.is_none_or(|l| id > l), "ids only grow: {id:?} after {last:?}");
+        last = Some(id);
+        r.deregister(secs(0), InstanceId(n + 1)).expect("registered");
+        assert!(r.services().count() <= 3);
+        r.check_invariants();
+    }
+    assert_eq!(r.reclaimed_services(), 97);
+}
+
+#[test]
+fn a_watched_or_used_service_is_never_forgotten() {
+    let config = RegistryConfig { max_services: 2, ..Default::default() };
+    let mut r = Registry::new(config).expect("valid");
+    r.watch("watched").expect("room");
+    r.register(secs(0), reg(1, "used", "v1")).expect("room");
+    assert_eq!(r.register(secs(0), reg(2, "new", "v1")), Err(RegistryError::TooManyServices { max: 2 }));
+    assert!(r.service_id("watched").is_some() && r.service_id("used").is_some());
+    assert_eq!(r.reclaimed_services(), 0);
     r.check_invariants();
 }
 

@@ -64,7 +64,7 @@
 //! | 414 | `uri_too_long` | a request target over [`HttpLimits::max_uri_bytes`] |
 //! | 415 | `unsupported_media_type` | a body not declared `application/json` (a web page's `text/plain` or form POST, or no `Content-Type`) |
 //! | 503 | `overloaded` | [`HttpLimits::max_concurrent_requests`] requests in progress |
-//! | 503 | `catalog_full` | the catalog's instance or service limit is reached |
+//! | 503 | `catalog_full` | the catalog's instance limit is reached, or all `max_services` known services are in use (a service with no instance and no watch is forgotten to make room; ids are never reused) |
 //! | 503 | `unavailable` | the control plane's driver is not running |
 //!
 //! What hyper's parser refuses itself (a malformed head, a bad or

@@ -590,7 +590,7 @@ async fn list_services(
         .with_machine(move |c: &ControlPlane| {
             let registry = c.registry();
             let all = Query::all();
-            // Names are never forgotten; empty services are not listed.
+            // Empty services (known, not yet forgotten) are not listed.
             let names: Vec<(&str, vigil_core::ServiceId)> = registry
                 .services()
                 .filter(|(_, name)| page.after.as_deref().is_none_or(|after| *name > after))
@@ -621,7 +621,7 @@ async fn list_services(
                         record.routable += u32::from(c.is_routable(i.id));
                     }
                     if record.instances == 0 {
-                        return None; // names are never forgotten; empty services are not listed
+                        return None; // empty services (known, not yet forgotten) are not listed
                     }
                     record.monitor = c.monitor().service(id).filter(|s| s.instances > 0).map(|s| {
                         use vigil_core::health::HealthStatus as M;
