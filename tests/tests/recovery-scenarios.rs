@@ -264,11 +264,20 @@ fn a_zone_cut_off_is_held_and_a_real_crash_elsewhere_is_restarted_at_once() {
 #[test]
 fn a_deaf_control_node_holds_restarts_and_every_episode_ends_by_itself() {
     each_seed("deaf-observer", |sim, seed| {
-        // No restart and no replacement: the fault is the observer's.
+        // The only restart is of the instance that really crashed, at
+        // once: its refusals reach even a deaf observer. Everyone else only
+        // leaves rotation: the fault is the observer's.
+        let crashed = instance(sim.scenario(), "payments/2");
         let acts = actions(sim);
+        let restarts: Vec<_> = acts.iter().filter(|(_, a)| a.kind != ActionKind::Reroute).collect();
         assert!(
-            acts.iter().all(|(_, a)| matches!(a.kind, ActionKind::Reroute)),
-            "seed {seed}: only reroutes while deaf: {acts:?}"
+            restarts.iter().all(|(_, a)| a.kind == ActionKind::Restart && a.instance == Some(crashed)),
+            "seed {seed}: only the crashed instance is restarted: {restarts:?}"
+        );
+        let first = restarts.first().map(|(at, _)| *at);
+        assert!(
+            first.is_some_and(|at| at >= Instant::from_secs(50) && at <= Instant::from_secs(60)),
+            "seed {seed}: the crash is restarted within 10 s, not after the deafness (90 s): {first:?}"
         );
         // Deafness was judged, not luck: some episode was held for it.
         let held_deaf = decisions(sim).iter().any(|(_, d)| {

@@ -312,7 +312,7 @@ impl ControlPlane {
         // 3. Recovery hears, then publishes.
         if let Some(r) = self.recovery.as_mut() {
             r.hear(now, &view, &self.events);
-            r.publish(&mut self.events, &mut self.outputs);
+            r.publish(now, &mut self.events, &mut self.outputs);
         }
         // 4. Routing hears (and publishes what changed).
         self.routing.hear(now, &view, &self.events, &mut self.changes, &mut self.outputs);

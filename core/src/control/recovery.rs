@@ -228,13 +228,13 @@ impl RecoveryController {
                 self.recovery_input(now, view, h);
             }
         }
-        self.release_answering(now, events);
+        self.release_answering(now, view, events);
     }
 
     /// Publish the coordinator's outputs, as events and as outputs for the
     /// driver. A reroute's action id is kept (a lossy-link judgment that
     /// turns out wrong reports it failed); an episode's end forgets it.
-    pub(super) fn publish(&mut self, events: &mut Vec<Event>, outputs: &mut VecDeque<Output>) {
+    pub(super) fn publish(&mut self, now: Instant, events: &mut Vec<Event>, outputs: &mut VecDeque<Output>) {
         let mut ended: Vec<InstanceId> = Vec::new();
         while let Some(out) = self.coordinator.poll_output() {
             match out {
@@ -263,11 +263,16 @@ impl RecoveryController {
                 *flag = false;
             }
             if let Some(judged) = self.cut_off.get_mut(instance.index()) {
-                *judged = None;
+                let held = judged.take().is_some() || self.deaf_hold[instance.index()] != DeafHold::None;
                 self.healing[instance.index()] = false;
                 self.deaf_hold[instance.index()] = DeafHold::None;
                 self.deaf_held.remove(&instance);
                 self.deaf_doubted.remove(&instance);
+                // The judgment ends with its episode: a later failure is
+                // judged afresh, not held by this one's deadline.
+                if held {
+                    self.coordinator.handle(now, RecoveryInput::Reachable { instance });
+                }
             }
         }
     }
@@ -338,14 +343,19 @@ impl RecoveryController {
     /// it: whatever ails it is its own. The hold ends, the reroute is
     /// reported failed, and recovery hears the failure. (One that answers
     /// well resolves its episode.)
-    fn release_answering(&mut self, now: Instant, events: &[Event]) {
+    fn release_answering(&mut self, now: Instant, view: &View<'_>, events: &[Event]) {
         for event in events {
-            let Event::Health(HealthEvent::StatusChanged {
-                instance, service, to: HealthStatus::Failed, ..
-            }) = *event
-            else {
-                continue;
-            };
+            let Event::Health(h) = event else { continue };
+            let instance = h.instance();
+            // Undamped: the flap damper may report a refusing instance at
+            // its worst, unresponsive.
+            let failing = view.roster.monitored(instance)
+                && view
+                    .health
+                    .monitor()
+                    .instance(instance)
+                    .is_some_and(|v| v.raw_status == HealthStatus::Failed);
+            let Some(service) = view.roster.service(instance).filter(|_| failing) else { continue };
             let i = instance.index();
             let deaf = self.deaf_hold.get(i).is_some_and(|&d| d != DeafHold::None);
             let lossy = self.judged_lossy.get(i).copied().unwrap_or(false);
@@ -353,12 +363,6 @@ impl RecoveryController {
                 continue;
             }
             tracing::info!(instance = instance.0, "answers the observer with failures: its own failure");
-            if deaf {
-                self.deaf_hold[i] = DeafHold::None;
-                self.deaf_held.remove(&instance);
-                self.deaf_doubted.remove(&instance);
-                self.coordinator.handle(now, RecoveryInput::Reachable { instance });
-            }
             if lossy {
                 // Judged behind a lossy link, so rerouted: it answers now,
                 // and what it answers is a failure.
@@ -370,6 +374,27 @@ impl RecoveryController {
             if let Some(failure) = FailureType::from_status(HealthStatus::Failed) {
                 self.coordinator
                     .handle(now, RecoveryInput::Failure(FailureReport { instance, service, failure }));
+            }
+            // The failure first, so the episode is reclassified while still
+            // held; then the hold ends and recovery acts on what it is.
+            if deaf {
+                self.deaf_hold[i] = DeafHold::None;
+                self.deaf_held.remove(&instance);
+                self.deaf_doubted.remove(&instance);
+                self.coordinator.handle(now, RecoveryInput::Reachable { instance });
+                // Recovery acted on what it heard. While the observer stays
+                // deaf, whether that worked cannot be told (probes are lost,
+                // and the flap damper holds the worst status): no retry
+                // until it hears again, as for every other instance.
+                if self.hearing.deaf(now, self.down_total.1) {
+                    let until = now.saturating_add(self.partition.hold);
+                    self.deaf_hold[i] = DeafHold::Held;
+                    self.deaf_held.insert(instance);
+                    self.coordinator.handle(
+                        now,
+                        RecoveryInput::Unreachable { instance, until, why: Unreachability::DeafObserver },
+                    );
+                }
             }
         }
     }
@@ -706,7 +731,8 @@ fn looks_down_now(view: &View<'_>, instance: InstanceId) -> bool {
 /// refusal or an error answer proves the observer hears it, deaf or not.
 fn unanswered(view: &View<'_>, instance: InstanceId) -> bool {
     if view.roster.monitored(instance) {
-        view.health.monitor().status(instance) == Some(HealthStatus::Unresponsive)
+        // Undamped: a flapping instance is reported at its worst.
+        view.health.monitor().instance(instance).is_some_and(|v| v.raw_status == HealthStatus::Unresponsive)
     } else {
         view.health
             .detector()

@@ -7,6 +7,7 @@
 
 use vigil_core::NodeId;
 use vigil_core::auth::Frame;
+use vigil_core::message::Message;
 
 use super::trace::StableHasher;
 
@@ -16,6 +17,10 @@ pub(crate) enum Event {
     /// A sealed frame arrives at its destination (`frame.header.to`),
     /// from the node it claims (`frame.header.from`).
     Deliver { frame: Frame },
+    /// A message leaves its sender now (an answer after its service time):
+    /// sealed at departure, so frames from one sender to one destination
+    /// carry sequence numbers in the order they leave, as over a socket.
+    Send { from: NodeId, to: NodeId, message: Message },
     /// The timer queued for `node` fires (if it is still the one wanted).
     Timer { node: NodeId },
     /// Fault occurrence `fault` begins.
@@ -45,6 +50,7 @@ impl Event {
             Event::Arrival => 6,
             Event::ProcessExit { .. } => 7,
             Event::Platform { .. } => 8,
+            Event::Send { .. } => 9,
         }
     }
 
@@ -57,6 +63,7 @@ impl Event {
             Event::Deliver { frame } => {
                 (frame.header.to.0, StableHasher::digest(&(frame.header.from.0, frame.message)))
             }
+            Event::Send { from, to, message } => (from.0, StableHasher::digest(&(to.0, message))),
             Event::Timer { node } => (node.0, 0),
             Event::FaultStart { fault } | Event::FaultEnd { fault } => (u32::MAX, u64::from(fault)),
             Event::Heal { partition } => (u32::MAX, u64::from(partition)),

@@ -245,6 +245,7 @@ impl<'a> Simulation<'a> {
         }
         match event {
             Event::Deliver { frame } => self.deliver(frame),
+            Event::Send { from, to, message } => self.transmit(from, to, message, Duration::ZERO),
             Event::Timer { node } => self.fire_timer(node),
             Event::FaultStart { fault } => self.fault_start(fault as usize),
             Event::FaultEnd { fault } => self.fault_end(fault as usize),
@@ -257,14 +258,21 @@ impl<'a> Simulation<'a> {
     }
 
     /// Send `message` from `from` to `to` after `after` (local processing).
+    /// A message that leaves later is sealed when it leaves
+    /// ([`Event::Send`]): sealing now would number it before messages that
+    /// leave sooner, and receivers would drop it as a replay.
     fn transmit(&mut self, from: NodeId, to: NodeId, message: Message, after: Duration) {
+        if !after.is_zero() {
+            self.kernel.schedule(self.kernel.now() + after, Event::Send { from, to, message });
+            return;
+        }
         let fate = self.network.send(from, to);
         if fate.copies.iter().all(Option::is_none) {
             return; // lost: nothing to seal
         }
         let frame = wire::seal(&mut self.nodes[from.index()].sealer, to, message);
         for delay in fate.copies.into_iter().flatten() {
-            self.kernel.schedule(self.kernel.now() + after + delay, Event::Deliver { frame });
+            self.kernel.schedule(self.kernel.now() + delay, Event::Deliver { frame });
         }
     }
 
@@ -512,6 +520,11 @@ impl<'a> Simulation<'a> {
                 let instance = |i: InstanceId| name(Scenario::node_of(i)).to_string();
                 let words = crate::text::message_words(&message, instance);
                 format!("{now} {:<14} recv from {} {words}", name(to), name(from))
+            }
+            Event::Send { from, to, message } => {
+                let instance = |i: InstanceId| name(Scenario::node_of(i)).to_string();
+                let words = crate::text::message_words(&message, instance);
+                format!("{now} {:<14} send to {} {words}", name(from), name(to))
             }
             Event::Timer { node } => format!("{now} {:<14} timer", name(node)),
             Event::FaultStart { fault } => {
