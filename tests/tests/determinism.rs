@@ -9,7 +9,7 @@ use vigil_sim::{Report, Scenario, Simulation};
 use vigil_tests::{display_path, scenario_files};
 
 /// Seeds whose traces must all differ from one another.
-const DISTINCT_SEEDS: std::ops::Range<u64> = 0..10;
+const DISTINCT_SEEDS: std::ops::Range<u64> = 0..5;
 
 fn load(file: &Path) -> Scenario {
     vigil_sim::load_file(file).unwrap_or_else(|e| panic!("{e}"))
