@@ -939,6 +939,17 @@ mod tests {
     }
 
     #[test]
+    fn forge_faults_and_their_expectation_round_trip() {
+        for mode in ["", "mode = \"forge\"\n", "mode = \"replay\"\n", "mode = \"both\"\n"] {
+            round_trip(&format!(
+                "name = \"f\"\nduration = \"2m\"\n[[service]]\nname = \"a\"\ninstances = 3\n\
+                 [[fault]]\nat = \"20s\"\nduration = \"1m\"\nkind = \"forge\"\ntarget = [\"a/0\", \"a/2\"]\n\
+                 rate = 12.5\n{mode}count = 1\n[expect]\nforged_frames_dropped = true\n"
+            ));
+        }
+    }
+
+    #[test]
     fn every_setting_round_trips() {
         round_trip(
             r#"
