@@ -79,7 +79,7 @@ use http_body_util::BodyExt as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use serde::Serialize;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tower::ServiceBuilder;
@@ -416,7 +416,10 @@ pub(crate) async fn serve_app(
     style: Refusals,
 ) -> io::Result<(SocketAddr, HttpServer)> {
     limits.validate().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let listener = TcpListener::bind(addr).await?;
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    let listener = socket.listen(LISTEN_BACKLOG)?;
     let local_addr = listener.local_addr()?;
     let app = with_request_limits(app, &limits, style);
     let (stop, stopped) = watch::channel(false);
@@ -426,6 +429,15 @@ pub(crate) async fn serve_app(
     tracing::debug!(%local_addr, "http serving");
     Ok((local_addr, HttpServer { local_addr, stop: Some(stop), task, counters, max_connections }))
 }
+
+/// The kernel's queue of connections completed but not yet accepted
+/// (capped by `net.core.somaxconn`). tokio's default, 128, overflowed under
+/// a flood of 400 connections: Linux then drops the client's final ACK
+/// (`tcp_abort_on_overflow = 0`), and a client that sends nothing believes
+/// it is connected to a server that never saw it. With room in the queue
+/// the accept loop sees every connection, and refuses those over the bound
+/// at once.
+const LISTEN_BACKLOG: u32 = 1024;
 
 /// How long to pause accepting after an accept error (out of descriptors,
 /// most likely), so that the loop does not spin.

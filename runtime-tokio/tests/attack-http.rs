@@ -145,6 +145,9 @@ struct Ended {
     lived: StdDuration,
     /// Whether the server answered something before closing.
     answered: bool,
+    /// The connection was never established (the kernel's accept queue
+    /// overflowed, say): a refusal too, and nothing held open.
+    connect_failed: Option<std::io::ErrorKind>,
 }
 
 /// Connect, send `head` then `drip` one byte every `every` (until the
@@ -157,7 +160,12 @@ async fn slow_client(
     give_up: StdDuration,
 ) -> Option<Ended> {
     let start = Instant::now();
-    let mut stream = TcpStream::connect(addr).await.ok()?;
+    let mut stream = match TcpStream::connect(addr).await {
+        Ok(stream) => stream,
+        Err(e) => {
+            return Some(Ended { lived: start.elapsed(), answered: false, connect_failed: Some(e.kind()) });
+        }
+    };
     let _ = stream.write_all(&head).await;
     let mut drip = drip.into_iter();
     let mut buf = [0u8; 1024];
@@ -165,7 +173,7 @@ async fn slow_client(
     loop {
         tokio::select! {
             read = stream.read(&mut buf) => match read {
-                Ok(0) | Err(_) => return Some(Ended { lived: start.elapsed(), answered }),
+                Ok(0) | Err(_) => return Some(Ended { lived: start.elapsed(), answered, connect_failed: None }),
                 Ok(_) => answered = true,
             },
             () = tokio::time::sleep(every) => {
@@ -174,7 +182,7 @@ async fn slow_client(
                 }
                 if let Some(byte) = drip.next() {
                     if stream.write_all(&[byte]).await.is_err() {
-                        return Some(Ended { lived: start.elapsed(), answered });
+                        return Some(Ended { lived: start.elapsed(), answered, connect_failed: None });
                     }
                 }
             }
@@ -217,7 +225,9 @@ async fn floods_of_idle_and_slow_connections_change_no_verdict_and_are_closed_in
     let instance = healthy_instance(&control, 7).await;
     let probes_before = control.driver.stats().http_probes;
     let addr = control.api_addr;
-    let give_up = StdDuration::from_secs(8);
+    // Generous: the configured timeouts are 0.5 s; a loaded 2-core machine
+    // (CI) may run the 400 clients and the server slowly.
+    let give_up = StdDuration::from_secs(30);
     let tick = StdDuration::from_millis(150);
 
     // 400 connections, interleaved: 80 slowloris heads (a byte every
@@ -249,6 +259,7 @@ async fn floods_of_idle_and_slow_connections_change_no_verdict_and_are_closed_in
     let (events, checks, bad) = watch_verdicts(&control, 7, Instant::now() + StdDuration::from_secs(3)).await;
 
     let mut lived: std::collections::BTreeMap<&str, (usize, StdDuration, usize)> = Default::default();
+    let mut connect_failed: std::collections::BTreeMap<String, usize> = Default::default();
     for (kind, attacker) in attackers {
         let ended = attacker
             .await
@@ -258,11 +269,15 @@ async fn floods_of_idle_and_slow_connections_change_no_verdict_and_are_closed_in
         entry.0 += 1;
         entry.1 = entry.1.max(ended.lived);
         entry.2 += usize::from(ended.answered);
+        if let Some(kind) = ended.connect_failed {
+            *connect_failed.entry(format!("{kind:?}")).or_insert(0usize) += 1;
+        }
     }
     let stats = control.api.stats();
     let probes = control.driver.stats().http_probes - probes_before;
     eprintln!(
         "attack: {stats:?} (bound {}); longest lives and answered counts: {lived:?}; \
+         connects that failed: {connect_failed:?}; \
          {probes} probes during the attack; {checks} verdict checks, {bad} not healthy; events {events:?}",
         control.api.max_connections()
     );
@@ -286,7 +301,7 @@ async fn floods_of_idle_and_slow_connections_change_no_verdict_and_are_closed_in
     // (500 ms), the body deadline (500 ms) or the request timeout (2 s);
     // the refused ones at once. Generous: a loaded machine may be slow.
     for (kind, (_, longest, _)) in &lived {
-        assert!(*longest < StdDuration::from_secs(5), "{kind} connections lived up to {longest:?}");
+        assert!(*longest < StdDuration::from_secs(10), "{kind} connections lived up to {longest:?}");
     }
     // The slow bodies that were accepted got a JSON 408, not silence.
     assert!(lived["slow body"].2 > 0, "some slow bodies were answered: {lived:?}");

@@ -14,7 +14,7 @@ use vigil_core::recovery::{
 };
 use vigil_core::{Duration, InstanceId, Instant, NodeId, ServiceId};
 
-use crate::scenario::{Fault, FaultAction, Partition, Scenario};
+use crate::scenario::{Fault, FaultAction, ForgeMode, Partition, Scenario};
 
 /// Simulated time as `12.345s` (milliseconds).
 pub fn fmt_instant(t: Instant) -> String {
@@ -87,6 +87,14 @@ pub fn describe(scenario: &Scenario, fault: &Fault) -> String {
             let sign = if *offset_ns < 0 { "-" } else { "+" };
             let offset = fmt_duration(Duration::from_nanos(offset_ns.unsigned_abs()));
             format!("clock skew {} {sign}{offset} drift {drift_ppm}ppm", names(scenario, targets))
+        }
+        FaultAction::Forge { targets, rate, mode } => {
+            let what = match mode {
+                ForgeMode::Forge => "forged heartbeats",
+                ForgeMode::Replay => "replayed frames",
+                ForgeMode::Both => "forged heartbeats and replayed frames",
+            };
+            format!("attacker sends {what} at {rate}/s, forging {}", names(scenario, targets))
         }
     };
     if let Some(d) = fault.duration {

@@ -16,7 +16,9 @@
 //! - `recovery`: what recovery did about each outage
 //!   (`recovery_started_within`, `restored_within`,
 //!   `max_concurrent_recoveries`, `no_restart_of_healthy_instances`,
-//!   `actions_taken`).
+//!   `actions_taken`);
+//! - `attack`: what receivers did with a `forge` fault's frames
+//!   (`forged_frames_dropped`).
 //!
 //! This module holds what they share: the outcome of one expectation, and
 //! [`evaluate`], which runs every checker the scenario asks for (plus the
@@ -29,6 +31,7 @@
 use crate::text::{fmt_duration, fmt_instant};
 use crate::world::{Halt, Simulation};
 
+mod attack;
 mod availability;
 mod detection;
 mod liveness;
@@ -89,6 +92,9 @@ pub fn evaluate(sim: &Simulation<'_>) -> Vec<ExpectationOutcome> {
     }
     if !expect.actions_taken.is_empty() {
         out.push(recovery::actions_taken(sim, &expect.actions_taken));
+    }
+    if expect.forged_frames_dropped {
+        out.push(attack::forged_frames_dropped(sim));
     }
     out
 }

@@ -36,6 +36,11 @@ pub(crate) enum Event {
     ProcessExit { node: NodeId, incarnation: u64 },
     /// A step of platform action `slot` is due (a boot after its delay).
     Platform { slot: u32 },
+    /// A frame from a `forge` fault's attacker arrives at `to` (a replay
+    /// aimed elsewhere: not its header's destination).
+    Attack { frame: Frame, to: NodeId },
+    /// `forge` fault occurrence `fault`'s attacker sends its next frame.
+    AttackTick { fault: u32 },
 }
 
 impl Event {
@@ -50,7 +55,9 @@ impl Event {
             Event::Arrival => 6,
             Event::ProcessExit { .. } => 7,
             Event::Platform { .. } => 8,
-            Event::Send { .. } => 9,
+            Event::Attack { .. } => 9,
+            Event::AttackTick { .. } => 10,
+            Event::Send { .. } => 11,
         }
     }
 
@@ -70,6 +77,20 @@ impl Event {
             Event::Arrival => (u32::MAX - 1, next_call),
             Event::ProcessExit { node, incarnation } => (node.0, incarnation),
             Event::Platform { slot } => (u32::MAX - 2, u64::from(slot)),
+            // An attacker's frames are not numbered by the events before:
+            // the whole header and the message.
+            Event::Attack { frame, to } => (
+                to.0,
+                StableHasher::digest(&(
+                    frame.header.from.0,
+                    frame.header.to.0,
+                    frame.header.key_id.0,
+                    frame.header.session,
+                    frame.header.seq,
+                    frame.message,
+                )),
+            ),
+            Event::AttackTick { fault } => (u32::MAX - 3, u64::from(fault)),
         }
     }
 }

@@ -16,8 +16,8 @@ use vigil_core::health::Liveness;
 use vigil_core::{Duration, Instant};
 
 use crate::check::{self, Detection, ExpectationOutcome};
-use crate::world::Simulation;
 use crate::world::net::NetworkStats;
+use crate::world::{AttackStats, Simulation};
 
 pub mod replay;
 
@@ -52,6 +52,10 @@ pub struct Report {
     pub verdicts: VerdictCounts,
     /// What the network did.
     pub network: NetworkStats,
+    /// What `forge` faults' attackers sent and what became of it, when the
+    /// scenario has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attack: Option<AttackStats>,
     /// Client calls, when the scenario has load.
     pub calls: Option<CallReport>,
     /// Calls between services, one per `depends_on` edge in file order
@@ -529,6 +533,11 @@ impl Report {
             detections: check::detections(sim),
             verdicts,
             network: *sim.network().stats(),
+            attack: sim
+                .plan()
+                .iter()
+                .any(|f| matches!(f.action, crate::scenario::FaultAction::Forge { .. }))
+                .then_some(sim.observations().attack),
             service_calls: obs
                 .service_calls
                 .iter()
@@ -728,6 +737,19 @@ impl Report {
                 a.old_session,
                 a.misdirected,
                 a.malformed + a.too_many_senders,
+            );
+        }
+        if let Some(a) = &self.attack {
+            let _ = writeln!(
+                s,
+                "attacker  sent {} (forged {}, replayed {}, misdirected {}): accepted {}, dropped {}, unheard {}",
+                a.sent(),
+                a.forged,
+                a.replayed,
+                a.misdirected,
+                a.received.accepted,
+                a.dropped(),
+                a.unheard
             );
         }
         s

@@ -6,8 +6,8 @@
 //! `run` is the case this guards.
 
 use super::load::{
-    MAX_CORES, MAX_CPU_FACTOR, MAX_DRIFT_PPM, MAX_FAULT_NODES, MAX_FAULT_OCCURRENCES, MAX_PENDING_EVENTS,
-    MAX_RUNG_ATTEMPTS, MAX_SCALE_OUT_BY, MAX_SERVICE_INSTANCES, MAX_TOTAL_INSTANCES,
+    MAX_CORES, MAX_CPU_FACTOR, MAX_DRIFT_PPM, MAX_FAULT_NODES, MAX_FAULT_OCCURRENCES, MAX_FORGE_RATE,
+    MAX_PENDING_EVENTS, MAX_RUNG_ATTEMPTS, MAX_SCALE_OUT_BY, MAX_SERVICE_INSTANCES, MAX_TOTAL_INSTANCES,
 };
 use super::*;
 use vigil_core::Duration;
@@ -135,6 +135,15 @@ fn limits() -> Vec<Limit> {
         )
     };
     add("cpu factor", cpu(MAX_CPU_FACTOR), cpu(MAX_CPU_FACTOR + 0.5), &["factor", "1000"], true);
+    let forge = |rate: f64| {
+        short(
+            "",
+            &format!(
+                "[[fault]]\nat = \"1s\"\nduration = \"100ms\"\nkind = \"forge\"\ntarget = \"svc\"\nrate = {rate:?}"
+            ),
+        )
+    };
+    add("forge rate", forge(MAX_FORGE_RATE), forge(MAX_FORGE_RATE + 1.0), &["rate", "10000"], true);
     let rung = |rung: &str| {
         short(
             "policy = \"p\"\nmax_instances = 1002",

@@ -38,8 +38,8 @@ use vigil_core::health::{
 
 use super::error::{Lines, ScenarioError};
 use super::model::{
-    ActionClass, DEFAULT_SERVICE_TIME, Expectations, Fault, FaultAction, HeartbeatConfig, LatencyModel, Load,
-    LoadShape, LoadTarget, NetworkConfig, Partition, Pick, Recovery, Scenario, Service,
+    ActionClass, DEFAULT_SERVICE_TIME, Expectations, Fault, FaultAction, ForgeMode, HeartbeatConfig,
+    LatencyModel, Load, LoadShape, LoadTarget, NetworkConfig, Partition, Pick, Recovery, Scenario, Service,
 };
 use crate::world::host::{dry_boot, registry_config};
 use vigil_core::registry::{validate_service_name, validate_zone};
@@ -72,6 +72,10 @@ pub(crate) const MAX_FAULT_OCCURRENCES: u64 = 1_000_000;
 pub(crate) const MAX_CORES: i64 = 1024;
 /// Largest CPU cost multiplier of a `cpu` fault.
 pub(crate) const MAX_CPU_FACTOR: f64 = 1000.0;
+/// Most frames a second one `forge` fault's attacker sends: ten thousand
+/// a second is a flood for a fleet of this size, and a one-minute attack
+/// stays well inside the default step budget.
+pub(crate) const MAX_FORGE_RATE: f64 = 10_000.0;
 /// Most attempts of one ladder rung.
 pub(crate) const MAX_RUNG_ATTEMPTS: u32 = 100;
 /// Most instances one scale-out rung adds.
@@ -274,6 +278,7 @@ struct RawExpect {
     no_restart_of_healthy_instances: Option<bool>,
     no_lost_requests: Option<Spanned<CallCount>>,
     actions_taken: Option<Spanned<Vec<Spanned<String>>>>,
+    forged_frames_dropped: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -788,7 +793,10 @@ fn validate(source: &str, lines: &Lines<'_>, raw: RawScenario) -> Checked<Scenar
 
     let expect = match &raw.expect {
         None => Expectations::default(),
-        Some(expect) => validate_expect(source, expect, raw.load.is_some(), recovery.is_some())?,
+        Some(expect) => {
+            let forges = faults.iter().any(|f| matches!(f.action, FaultAction::Forge { .. }));
+            validate_expect(source, expect, raw.load.is_some(), recovery.is_some(), forges)?
+        }
     };
 
     let load = match &raw.load {
@@ -845,6 +853,7 @@ fn validate_expect(
     raw: &RawExpect,
     has_load: bool,
     has_recovery: bool,
+    has_forge: bool,
 ) -> Checked<Expectations> {
     let detected_within = positive("detected_within", &raw.detected_within)?;
     let needs_load = |key: &str, span: Range<usize>| -> Checked<()> {
@@ -876,6 +885,14 @@ fn validate_expect(
         return Err(Diag::new(
             key_span(source, span),
             format!("`{key}` is about recovery actions: add a `[recovery]` table"),
+        ));
+    }
+    if let Some(f) = &raw.forged_frames_dropped
+        && !has_forge
+    {
+        return Err(Diag::new(
+            key_span(source, &f.span()),
+            "`forged_frames_dropped` is about an attacker's frames: add a `[[fault]]` of kind `forge`",
         ));
     }
     let max_concurrent_recoveries = match &raw.max_concurrent_recoveries {
@@ -920,6 +937,7 @@ fn validate_expect(
         no_restart_of_healthy_instances: raw.no_restart_of_healthy_instances.unwrap_or(false),
         max_lost_requests: raw.no_lost_requests.as_ref().map(|n| n.get_ref().0),
         actions_taken,
+        forged_frames_dropped: raw.forged_frames_dropped.as_ref().is_some_and(|f| *f.get_ref()),
     })
 }
 
@@ -2153,10 +2171,11 @@ enum Kind {
     Loss,
     Duplicate,
     MonitorPartition,
+    Forge,
 }
 
 impl Kind {
-    const ALL: [(&'static str, Kind); 22] = [
+    const ALL: [(&'static str, Kind); 23] = [
         ("crash", Kind::Crash),
         ("restart", Kind::Restart),
         ("pause", Kind::Pause),
@@ -2179,6 +2198,7 @@ impl Kind {
         ("loss", Kind::Loss),
         ("duplicate", Kind::Duplicate),
         ("monitor_partition", Kind::MonitorPartition),
+        ("forge", Kind::Forge),
     ];
 
     /// Keys of its own the kind takes besides `at` and `kind` (see also
@@ -2201,6 +2221,7 @@ impl Kind {
             Kind::CrashLoop => &["target", "after", "survives_replace", "duration"],
             Kind::Network => &["target", "latency", "loss", "duplicate", "duration"],
             Kind::MonitorPartition => &["duration"],
+            Kind::Forge => &["target", "rate", "mode", "duration"],
         }
     }
 
@@ -2230,6 +2251,7 @@ impl Kind {
                 | Kind::Cpu
                 | Kind::DiskFull
                 | Kind::CrashLoop
+                | Kind::Forge
         )
     }
 }
@@ -2396,6 +2418,7 @@ fn validate_fault(
                     "acts on the hosts of service instances, which recovery can replace; \
                      `control` is not one (crash it with kind `crash`)"
                 }
+                Kind::Forge => "forges the heartbeats of service instances; `control` sends none",
                 _ => "acts on service instances; `control` runs no application",
             };
             return Err(Diag::new(span, format!("fault kind `{kind_name}` {why}")));
@@ -2546,6 +2569,38 @@ fn validate_fault(
                 }
             };
             FaultAction::Network { targets, latency, loss, duplicate }
+        }
+        Kind::Forge => {
+            let targets = target(&mut resolver)?;
+            let Some(rate) = &raw.rate else { return Err(needs("rate")) };
+            let value = rate.get_ref().0;
+            // Also rejects NaN.
+            if !(value > 0.0 && value <= MAX_FORGE_RATE) {
+                return Err(Diag::new(
+                    rate.span(),
+                    format!(
+                        "`rate` is frames per second the attacker sends: above 0 and at most \
+                         {MAX_FORGE_RATE}, got {value}"
+                    ),
+                ));
+            }
+            let mode = match &raw.mode {
+                None => ForgeMode::default(),
+                Some(mode) => {
+                    let name = mode.get_ref().as_str();
+                    let Some(&(m, _)) = ForgeMode::ALL.iter().find(|(_, n)| *n == name) else {
+                        let names: Vec<&str> = ForgeMode::ALL.iter().map(|(_, n)| *n).collect();
+                        return Err(Diag::new(
+                            mode.span(),
+                            format!("unknown forge mode `{name}`; expected {}", list(&names)),
+                        ));
+                    };
+                    m
+                }
+            };
+            // The attack is a window: it needs an end.
+            required("duration", &raw.duration)?;
+            FaultAction::Forge { targets, rate: value, mode }
         }
         Kind::MonitorPartition => {
             // The control node on one side, every instance (standby slots

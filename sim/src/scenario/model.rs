@@ -440,6 +440,43 @@ pub enum FaultAction {
         /// Rate error, in parts per million.
         drift_ppm: i64,
     },
+    /// An attacker on the network, outside the fleet and without its key,
+    /// sends `rate` frames a second while the fault lasts: heartbeats
+    /// forged in the targets' names (next sequence numbers, a tag it
+    /// cannot compute, some under a key id no one holds), and replays of
+    /// genuine frames it captured, to their destination and to others.
+    /// Every one must be dropped by its receiver; nothing else changes.
+    Forge {
+        /// The instances whose heartbeats it forges.
+        targets: Vec<NodeId>,
+        /// Frames sent per second (mean of Poisson arrivals).
+        rate: f64,
+        /// What it sends.
+        mode: ForgeMode,
+    },
+}
+
+/// What a `forge` fault's attacker sends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ForgeMode {
+    /// Forged heartbeats only.
+    Forge,
+    /// Replays of captured frames only.
+    Replay,
+    /// Both, half each (the default).
+    #[default]
+    Both,
+}
+
+impl ForgeMode {
+    /// Every mode, with its name in files and reports.
+    pub const ALL: [(ForgeMode, &'static str); 3] =
+        [(ForgeMode::Forge, "forge"), (ForgeMode::Replay, "replay"), (ForgeMode::Both, "both")];
+
+    /// Its name in files and reports.
+    pub fn name(self) -> &'static str {
+        ForgeMode::ALL.iter().find(|(m, _)| *m == self).map_or("?", |(_, n)| n)
+    }
 }
 
 impl FaultAction {
@@ -462,6 +499,7 @@ impl FaultAction {
             | FaultAction::DiskFull(n)
             | FaultAction::CrashLoop { targets: n, .. }
             | FaultAction::Network { targets: n, .. }
+            | FaultAction::Forge { targets: n, .. }
             | FaultAction::Partition(Partition::Isolate(n)) => vec![n],
             FaultAction::Partition(Partition::Groups(groups)) => groups.iter().collect(),
             FaultAction::Partition(Partition::OneWay { from, to }) => vec![from, to],
@@ -488,6 +526,7 @@ impl FaultAction {
             | FaultAction::DiskFull(n)
             | FaultAction::CrashLoop { targets: n, .. }
             | FaultAction::Network { targets: n, .. }
+            | FaultAction::Forge { targets: n, .. }
             | FaultAction::Partition(Partition::Isolate(n)) => Some(n),
             FaultAction::Partition(_) | FaultAction::Heal => None,
         }
@@ -558,6 +597,9 @@ pub struct Expectations {
     /// Each of these actions is taken at least once (a ladder's escalation,
     /// say).
     pub actions_taken: Vec<ActionClass>,
+    /// The `forge` faults' attackers sent frames, receivers checked some,
+    /// and none was accepted (needs a `forge` fault).
+    pub forged_frames_dropped: bool,
 }
 
 /// A kind of recovery action, as expectations and reports name it.

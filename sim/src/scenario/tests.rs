@@ -2014,3 +2014,64 @@ fn scenario_calls_round_trip() {
     let text = round_trip(&call_graph("calls = { db = 1 }"));
     assert!(!text.contains("calls ="), "{text}");
 }
+
+#[test]
+fn scenario_forge_faults_parse_with_their_rate_and_mode() {
+    let fault = |extra: &str| {
+        with(&format!(
+            "[[fault]]\nat = \"1m\"\nduration = \"30s\"\nkind = \"forge\"\ntarget = \"checkout/1\"\nrate = 50\n{extra}"
+        ))
+    };
+    let s = parse(&fault("mode = \"replay\"\n"), "t").unwrap();
+    assert_eq!(
+        s.faults[0].action,
+        FaultAction::Forge { targets: n(&[2]), rate: 50.0, mode: ForgeMode::Replay }
+    );
+    let s = parse(&fault(""), "t").unwrap();
+    assert_eq!(
+        s.faults[0].action,
+        FaultAction::Forge { targets: n(&[2]), rate: 50.0, mode: ForgeMode::Both }
+    );
+    let s = parse(&fault("[expect]\nforged_frames_dropped = true\n"), "t").unwrap();
+    assert!(s.expect.forged_frames_dropped);
+}
+
+#[test]
+fn scenario_forge_faults_refuse_what_they_cannot_do() {
+    let forge = |body: &str| with(&format!("[[fault]]\nat = \"1m\"\nkind = \"forge\"\n{body}"));
+    // Lines: 7 `[[fault]]`, 8 `at`, 9 `kind`, 10 on.
+    assert_error(&forge("target = \"*\"\nduration = \"1m\"\n"), 9, 8, &["`forge` needs `rate`"]);
+    assert_error(&forge("target = \"*\"\nrate = 5\n"), 9, 8, &["`forge` needs `duration`"]);
+    assert_error(
+        &forge("target = \"*\"\nrate = 0\nduration = \"1m\"\n"),
+        11,
+        8,
+        &["`rate`", "above 0", "10000"],
+    );
+    assert_error(&forge("target = \"*\"\nrate = 10001\nduration = \"1m\"\n"), 11, 8, &["at most 10000"]);
+    assert_error(&forge("target = \"*\"\nrate = nan\nduration = \"1m\"\n"), 11, 8, &["`rate`", "NaN"]);
+    assert_error(
+        &forge("target = \"*\"\nrate = 5\nduration = \"1m\"\nmode = \"sniff\"\n"),
+        13,
+        8,
+        &["unknown forge mode `sniff`", "`forge`", "`replay`", "`both`"],
+    );
+    assert_error(
+        &forge("target = \"control\"\nrate = 5\nduration = \"1m\"\n"),
+        10,
+        10,
+        &["`forge`", "`control` sends none"],
+    );
+    assert_error(
+        &forge("target = \"*\"\nrate = 5\nduration = \"1m\"\nlatency = \"1s\"\n"),
+        13,
+        1,
+        &["`latency` is not allowed for fault kind `forge`", "`rate`", "`mode`"],
+    );
+    assert_error(
+        &with("[expect]\nforged_frames_dropped = true\n"),
+        8,
+        1,
+        &["`forged_frames_dropped`", "`forge`"],
+    );
+}

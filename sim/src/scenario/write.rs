@@ -29,8 +29,8 @@ use super::load::{
     DEFAULT_SCALE_OUT_DELAY,
 };
 use super::model::{
-    DEFAULT_SERVICE_TIME, Expectations, Fault, FaultAction, HeartbeatConfig, LatencyModel, Load, LoadShape,
-    NetworkConfig, Partition, Pick, Recovery, Scenario, Service,
+    DEFAULT_SERVICE_TIME, Expectations, Fault, FaultAction, ForgeMode, HeartbeatConfig, LatencyModel, Load,
+    LoadShape, NetworkConfig, Partition, Pick, Recovery, Scenario, Service,
 };
 
 /// Why a scenario has no file form.
@@ -746,6 +746,12 @@ fn write_fault(s: &mut String, scenario: &Scenario, index: usize, fault: &Fault)
                 let _ = writeln!(s, "duplicate = {}", float(*duplicate));
             }
         }
+        FaultAction::Forge { targets, rate, mode } => {
+            let _ = writeln!(s, "kind = \"forge\"\ntarget = {}\nrate = {}", t(targets)?, float(*rate));
+            if *mode != ForgeMode::default() {
+                let _ = writeln!(s, "mode = {}", quote(mode.name()));
+            }
+        }
         FaultAction::ClockSkew { targets, offset_ns, drift_ppm } => {
             let _ = writeln!(s, "kind = \"clock_skew\"\ntarget = {}", t(targets)?);
             if *offset_ns != 0 || *drift_ppm == 0 {
@@ -825,6 +831,7 @@ fn write_expect(s: &mut String, expect: &Expectations) {
         no_restart_of_healthy_instances,
         max_lost_requests,
         actions_taken,
+        forged_frames_dropped,
     } = expect.clone();
     if *expect == Expectations::default() {
         return;
@@ -863,6 +870,9 @@ fn write_expect(s: &mut String, expect: &Expectations) {
     if !actions_taken.is_empty() {
         let names: Vec<String> = actions_taken.iter().map(|a| quote(a.name())).collect();
         let _ = writeln!(s, "actions_taken = [{}]", names.join(", "));
+    }
+    if forged_frames_dropped {
+        let _ = writeln!(s, "forged_frames_dropped = true");
     }
 }
 
@@ -926,6 +936,17 @@ mod tests {
             "name = \"a \\\"quoted\\\" name\"\ndescription = \"two\\nlines\\tand \\\\ \\u0001\"\n\
              duration = \"1m\"\n[[service]]\nname = \"a\"\ninstances = 1\n",
         );
+    }
+
+    #[test]
+    fn forge_faults_and_their_expectation_round_trip() {
+        for mode in ["", "mode = \"forge\"\n", "mode = \"replay\"\n", "mode = \"both\"\n"] {
+            round_trip(&format!(
+                "name = \"f\"\nduration = \"2m\"\n[[service]]\nname = \"a\"\ninstances = 3\n\
+                 [[fault]]\nat = \"20s\"\nduration = \"1m\"\nkind = \"forge\"\ntarget = [\"a/0\", \"a/2\"]\n\
+                 rate = 12.5\n{mode}count = 1\n[expect]\nforged_frames_dropped = true\n"
+            ));
+        }
     }
 
     #[test]

@@ -155,6 +155,9 @@ impl Simulation<'_> {
                 }
                 self.network.impair(index as u32, targets, *latency, *loss, *duplicate);
             }
+            // No disturbance: the attack must change nothing, so nothing
+            // it might cause is excused.
+            FaultAction::Forge { .. } => self.attack_begin(index),
         }
         if let Some(duration) = fault.duration {
             self.kernel.schedule(now + duration, Event::FaultEnd { fault: index as u32 });
@@ -252,6 +255,8 @@ impl Simulation<'_> {
                     self.observed.restore(n, now);
                 }
             }
+            // Its next tick sees `ended` and stops.
+            FaultAction::Forge { .. } => {}
             FaultAction::Restart(_) | FaultAction::Resume(_) | FaultAction::Heal => {}
         }
         self.observed.faults[index].ended = Some(now);

@@ -12,7 +12,7 @@
 //! back: the clock stands still until the stepped line catches up with the
 //! last value it showed.
 
-use vigil_core::auth::{Frame, Opener, Sealer};
+use vigil_core::auth::{Opener, Sealer};
 use vigil_core::client::{ClientConfig, ClientNode};
 use vigil_core::control::{ControlConfig, ControlPlane, WatchedInstance};
 use vigil_core::fleet::{InstanceNode, Node};
@@ -123,7 +123,8 @@ pub(super) struct NodeSlot {
     /// Simulated time of the earliest timer event queued for this node.
     pub(super) timer_at: Option<Instant>,
     /// Messages that arrived while paused, in arrival order.
-    pub(super) held: Vec<Frame>,
+    /// (`Deliver` and `Attack` events, scheduled again on resume.)
+    pub(super) held: Vec<Event>,
     pub(super) incarnation: u64,
     /// Seals what the node sends (its current life's session).
     pub(super) sealer: Sealer,
@@ -385,8 +386,8 @@ impl Simulation<'_> {
         let held = std::mem::take(&mut slot.held);
         self.kernel.release(held.len());
         self.close_outages(node, |k| k == OutageKind::Pause);
-        for frame in held {
-            self.kernel.schedule(self.kernel.now(), Event::Deliver { frame });
+        for event in held {
+            self.kernel.schedule(self.kernel.now(), event);
         }
         self.drain(node); // reschedules the timer from the machine's deadline
     }

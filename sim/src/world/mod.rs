@@ -16,6 +16,8 @@
 //! | `platform.rs` | the simulated platform carrying out recovery actions (`carry_out`, jobs, boots) |
 //! | `load.rs` | the load generator: calls, each to one target's client node |
 //! | `observe.rs` | [`Observations`], what the checkers read, and the bookkeeping of outages |
+//! | `wire.rs` | the fleet's key; sealing a message into a frame |
+//! | `attack.rs` | the attacker of `forge` faults: what it captures, forges and replays |
 //!
 //! The world imports from the kernel, the scenario model and the text
 //! helpers only, never from the checkers, the report or the replay:
@@ -60,11 +62,12 @@ use vigil_core::{Duration, InstanceId, Instant, NodeId};
 
 use crate::kernel::trace::TraceHash;
 use crate::kernel::{Event, Kernel};
-use crate::scenario::{Fault, Scenario};
+use crate::scenario::{Fault, FaultAction, Scenario};
 use host::HostClock;
 use net::Network;
 
 mod app;
+mod attack;
 mod calls;
 mod fault;
 pub mod host;
@@ -75,6 +78,7 @@ mod platform;
 mod wire;
 
 pub use crate::kernel::Halt;
+pub use attack::{AttackStats, CAPTURED_MAX};
 pub use fault::expand_faults;
 pub use host::HostState;
 pub use observe::{
@@ -128,6 +132,9 @@ pub struct Simulation<'a> {
     service_names: Vec<String>,
     /// The fleet's key ([`wire`]).
     wire: wire::Wire,
+    /// The attacker, when a `forge` fault is planned ([`attack`]): it
+    /// captures from the start of the run.
+    attacker: Option<Box<attack::Attacker>>,
 }
 
 impl<'a> Simulation<'a> {
@@ -170,6 +177,7 @@ impl<'a> Simulation<'a> {
             open_kinds: vec![Vec::new(); node_count],
             service_names: scenario.services.iter().map(|s| s.name.clone()).collect(),
             wire: wire::Wire::new(seed),
+            attacker: None,
         };
         for (s, service) in scenario.services.iter().enumerate() {
             sim.edge_base.push(sim.observed.service_calls.len());
@@ -184,6 +192,9 @@ impl<'a> Simulation<'a> {
         let (plan, plan_source) = expand_faults(scenario, seed);
         sim.observed.faults =
             plan_source.iter().map(|&source| FaultSpan { source, began: None, ended: None }).collect();
+        if plan.iter().any(|f| matches!(f.action, FaultAction::Forge { .. })) {
+            sim.attacker = Some(Box::new(attack::Attacker::new(node_count, seed)));
+        }
         sim.plan = plan;
         sim.plan_source = plan_source;
         for n in 0..node_count {
@@ -253,6 +264,8 @@ impl<'a> Simulation<'a> {
             Event::Arrival => self.arrival(),
             Event::ProcessExit { node, incarnation } => self.process_exit(node, incarnation),
             Event::Platform { slot } => self.platform_due(slot as usize),
+            Event::Attack { frame, to } => self.arrive(frame, to, true),
+            Event::AttackTick { fault } => self.attack_tick(fault as usize),
         }
         true
     }
@@ -277,8 +290,21 @@ impl<'a> Simulation<'a> {
     }
 
     fn deliver(&mut self, frame: Frame) {
-        let (from, to, message) = (frame.header.from, frame.header.to, frame.message);
-        if self.network.blocked(from, to) {
+        self.arrive(frame, frame.header.to, false);
+    }
+
+    /// `frame` arrives at `to`: from the fleet (its header's destination),
+    /// or from the attacker (`attack`: anywhere, counted in
+    /// [`AttackStats`], never in the fleet's network counters).
+    fn arrive(&mut self, frame: Frame, to: NodeId, attack: bool) {
+        let (from, message) = (frame.header.from, frame.message);
+        // The attacker is in no partition group: only an isolated
+        // destination is out of its reach.
+        if attack && self.network.isolated(to) {
+            self.observed.attack.unheard += 1;
+            return;
+        }
+        if !attack && self.network.blocked(from, to) {
             self.network.stats_mut().partitioned += 1;
             return;
         }
@@ -289,13 +315,30 @@ impl<'a> Simulation<'a> {
         // The receiving process checks the frame: forged, replayed or
         // old-session frames go no further (counted by kind). A paused
         // process checks what it held when it resumes.
-        if slot.state == HostState::Up
-            && let Err(refused) = slot.opener.open_frame(&frame)
-        {
-            self.network.stats_mut().auth.count(refused.rejection());
-            return;
+        if slot.state == HostState::Up {
+            match slot.opener.open_frame(&frame) {
+                Err(refused) => {
+                    self.network.stats_mut().auth.count(refused.rejection());
+                    if attack {
+                        self.observed.attack.count(refused.rejection());
+                    }
+                    return;
+                }
+                // Accepted: what `forged_frames_dropped` exists to catch.
+                // It goes on as any accepted frame would.
+                Ok(()) if attack => self.observed.attack.received.accepted += 1,
+                Ok(()) => {
+                    if let Some(attacker) = self.attacker.as_mut() {
+                        attacker.capture(&frame);
+                    }
+                }
+            }
         }
+        let slot = &mut self.nodes[to.index()];
         match slot.state {
+            // The process never saw it: nothing to check, nothing to
+            // answer (a refusal would go to the attacker's own address).
+            HostState::Down | HostState::Vacant if attack => self.observed.attack.unheard += 1,
             HostState::Down if slot.power_off > 0 => self.network.stats_mut().host_down += 1,
             HostState::Down => {
                 self.network.stats_mut().host_down += 1;
@@ -312,7 +355,7 @@ impl<'a> Simulation<'a> {
             // No host, or no power: not even a refusal comes back.
             HostState::Vacant => self.network.stats_mut().host_down += 1,
             HostState::Paused => {
-                slot.held.push(frame);
+                slot.held.push(if attack { Event::Attack { frame, to } } else { Event::Deliver { frame } });
                 self.kernel.hold();
             }
             HostState::Up if for_app => {
@@ -536,6 +579,20 @@ impl<'a> Simulation<'a> {
             Event::Arrival => format!("{now} {:<14} call #{}", "client", self.next_call),
             Event::ProcessExit { node, .. } => format!("{now} {:<14} process may exit", name(node)),
             Event::Platform { slot } => format!("{now} {:<14} platform job #{slot} due", "platform"),
+            Event::Attack { frame: Frame { header, message, .. }, to } => {
+                let instance = |i: InstanceId| name(Scenario::node_of(i)).to_string();
+                let words = crate::text::message_words(&message, instance);
+                let what = if header.to != to { " (misdirected)" } else { "" };
+                format!(
+                    "{now} {:<14} recv from attacker as {} {words} (key {}, session {}, seq {}){what}",
+                    name(to),
+                    name(header.from),
+                    header.key_id.0,
+                    header.session,
+                    header.seq
+                )
+            }
+            Event::AttackTick { fault } => format!("{now} {:<14} fault#{fault} attacker sends", "-"),
         };
         if let Some(out) = self.timeline.as_mut()
             && let Err(e) = writeln!(out, "{line}")

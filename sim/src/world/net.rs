@@ -179,6 +179,12 @@ impl Network {
         self.partitions.iter().any(|p| p.rule.blocks(from, to))
     }
 
+    /// Whether an active `isolate` partition cuts `node` off: the only
+    /// kind that blocks a sender in no partition group (the attacker).
+    pub fn isolated(&self, node: NodeId) -> bool {
+        self.partitions.iter().any(|p| matches!(&p.rule, Rule::Isolate(iso) if iso[node.index()]))
+    }
+
     /// Decide the fate of a message sent from `from` to `to` now.
     pub fn send(&mut self, from: NodeId, to: NodeId) -> Fate {
         self.stats.sent += 1;

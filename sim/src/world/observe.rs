@@ -247,6 +247,10 @@ pub struct Observations {
     /// (crashed, paused, partitioned or its clock skewed); `end` is `None`
     /// while it lasts to the end of the run.
     pub disturbed: Vec<Vec<(Instant, Option<Instant>)>>,
+    /// What `forge` faults' attackers sent and what became of it (all
+    /// zero without one). Deliberately no disturbance: an attack touches
+    /// no node, so `no_false_dead` excuses nothing because of it.
+    pub attack: super::AttackStats,
     depth: Vec<u32>,
 }
 
@@ -267,6 +271,7 @@ impl Observations {
             balance: Vec::new(),
             service_calls: Vec::new(),
             disturbed: vec![Vec::new(); nodes],
+            attack: super::AttackStats::default(),
             depth: vec![0; nodes],
         }
     }
