@@ -768,6 +768,27 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Limits have one source: a mutated file the loader accepts boots and
+    /// runs without a panic (bounded: at most 20 000 events of it).
+    #[test]
+    fn an_accepted_mutated_file_runs_without_panicking(
+        recovery in any::<bool>(),
+        edits in prop::collection::vec((any::<prop::sample::Index>(), 0u8..3, "[0-9a-z\"._ -]{0,3}"), 1..4),
+        seed in any::<u64>(),
+    ) {
+        let source = mutate(if recovery { RECOVERY } else { FULL }, edits);
+        if let Ok(mut scenario) = parse(&source, "p.toml") {
+            scenario.max_events = scenario.max_events.min(20_000);
+            scenario.max_pending_events = scenario.max_pending_events.min(100_000);
+            let report = crate::run(&scenario, seed);
+            prop_assert!(report.events_processed <= 20_000);
+        }
+    }
+}
+
 /// `base` with each edit applied: insert `text` (op 0), delete one
 /// character (1) or replace it with `text` (2), at a character boundary.
 fn mutate(base: &str, edits: Vec<(prop::sample::Index, u8, String)>) -> String {
