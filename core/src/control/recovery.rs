@@ -388,15 +388,18 @@ impl RecoveryController {
                 // until it hears again, as for every other instance.
                 if self.hearing.deaf(now, self.down_total.1) {
                     let until = now.saturating_add(self.partition.hold);
-                    self.deaf_hold[i] = DeafHold::Held;
-                    self.deaf_held.insert(instance);
-                    self.coordinator.handle(
-                        now,
-                        RecoveryInput::Unreachable { instance, until, why: Unreachability::DeafObserver },
-                    );
+                    self.hold_for_deafness(now, instance, until);
                 }
             }
         }
+    }
+
+    /// Hold `instance`'s restarts until `until`: this observer is deaf.
+    fn hold_for_deafness(&mut self, now: Instant, instance: InstanceId, until: Instant) {
+        self.deaf_hold[instance.index()] = DeafHold::Held;
+        self.deaf_held.insert(instance);
+        self.coordinator
+            .handle(now, RecoveryInput::Unreachable { instance, until, why: Unreachability::DeafObserver });
     }
 
     /// Is this observer going deaf ([`hearing`](super::hearing))? While it
@@ -445,12 +448,7 @@ impl RecoveryController {
                     continue;
                 }
                 tracing::info!(instance = instance.0, "the observer is deaf after all; restarts held");
-                self.deaf_hold[instance.index()] = DeafHold::Held;
-                self.deaf_held.insert(instance);
-                self.coordinator.handle(
-                    now,
-                    RecoveryInput::Unreachable { instance, until, why: Unreachability::DeafObserver },
-                );
+                self.hold_for_deafness(now, instance, until);
             }
             for event in events {
                 let Event::Health(h) = event else { continue };
@@ -468,12 +466,7 @@ impl RecoveryController {
                     "looks down while this observer misses heartbeats of many instances: \
                      the observer is deaf; restarts held"
                 );
-                self.deaf_hold[i] = DeafHold::Held;
-                self.deaf_held.insert(instance);
-                self.coordinator.handle(
-                    now,
-                    RecoveryInput::Unreachable { instance, until, why: Unreachability::DeafObserver },
-                );
+                self.hold_for_deafness(now, instance, until);
             }
         } else {
             // The doubt is over (the observer hears, or the gauge did not
