@@ -28,6 +28,7 @@ pub mod balance;
 pub mod client;
 pub mod control;
 pub mod envelope;
+pub mod events;
 pub mod fleet;
 pub mod health;
 pub mod id;

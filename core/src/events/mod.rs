@@ -1,0 +1,28 @@
+//! The event bus's building blocks (issue 10, in progress).
+//!
+//! vigil's services, and its own control plane, exchange events through a
+//! bus that must not lose them, must not make a consumer process one twice,
+//! and must let operational events jump a bulk backlog. This folder holds
+//! the pure pieces the broker machine is built from, each tested on its own:
+//!
+//! - [`envelope`]: the event as it travels, CloudEvents 1.0 attributes plus
+//!   vigil's extensions (priority, partition key, schema subject and
+//!   version, trace context), validated at the edge with clear errors;
+//! - [`dedupe`]: the publisher-id window that turns a retrying publisher's
+//!   at-least-once into effectively-once (JetStream's `Nats-Msg-Id`, two
+//!   minutes by default), bounded in memory with an explicit refusal;
+//! - [`lanes`]: priority lanes, highest first, with a bounded share kept for
+//!   the lower lanes so a flood of operational events never starves bulk.
+//!
+//! Not built yet (the issue's remaining parts): the broker machine
+//! (streams, durable consumer groups, acks, redelivery, dead letters,
+//! persistence through `Persist`/`Persisted`), the schema registry, the
+//! simulated and tokio sides. Nothing here is wired into the control plane.
+
+pub mod dedupe;
+pub mod envelope;
+pub mod lanes;
+
+pub use dedupe::{DedupeWindow, Seen};
+pub use envelope::{EnvelopeError, EventEnvelope, Priority};
+pub use lanes::Lanes;
