@@ -12,17 +12,23 @@
 //!   at-least-once into effectively-once (JetStream's `Nats-Msg-Id`, two
 //!   minutes by default), bounded in memory with an explicit refusal;
 //! - [`lanes`]: priority lanes, highest first, with a bounded share kept for
-//!   the lower lanes so a flood of operational events never starves bulk.
+//!   the lower lanes so a flood of operational events never starves bulk;
+//! - [`group`]: a durable consumer group's delivery state: at-least-once
+//!   with acks, redelivery after the ack wait with a doubling backoff, dead
+//!   letters after `max_deliver`, flow control, ordering per key.
 //!
-//! Not built yet (the remaining parts): the broker machine
-//! (streams, durable consumer groups, acks, redelivery, dead letters,
-//! persistence through `Persist`/`Persisted`), the schema registry, the
-//! simulated and tokio sides. Nothing here is wired into the control plane.
+//! Not built yet (the remaining parts): the broker machine that
+//! composes these over streams with retention and persistence through
+//! `Persist`/`Persisted`, the schema registry, the publisher and consumer
+//! machines, the simulated and tokio sides. Nothing here is wired into the
+//! control plane.
 
 pub mod dedupe;
 pub mod envelope;
+pub mod group;
 pub mod lanes;
 
 pub use dedupe::{DedupeWindow, Seen};
 pub use envelope::{EnvelopeError, EventEnvelope, Priority};
+pub use group::{ConsumerGroup, Delivery, GroupConfig};
 pub use lanes::Lanes;
