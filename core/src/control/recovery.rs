@@ -402,6 +402,31 @@ impl RecoveryController {
             .handle(now, RecoveryInput::Unreachable { instance, until, why: Unreachability::DeafObserver });
     }
 
+    /// The instances `events` are about that give this observer no answer
+    /// (see [`unanswered`]), are not judged cut off, and whose deafness
+    /// hold `may_hold` accepts; each once, in event order.
+    fn looking_down(
+        &self,
+        view: &View<'_>,
+        events: &[Event],
+        may_hold: impl Fn(DeafHold) -> bool,
+    ) -> Vec<InstanceId> {
+        let mut found: Vec<InstanceId> = Vec::new();
+        for event in events {
+            let Event::Health(h) = event else { continue };
+            let instance = h.instance();
+            let i = instance.index();
+            if self.deaf_hold.get(i).is_some_and(|&d| may_hold(d))
+                && self.cut_off[i].is_none()
+                && unanswered(view, instance)
+                && !found.contains(&instance)
+            {
+                found.push(instance);
+            }
+        }
+        found
+    }
+
     /// Is this observer going deaf ([`hearing`](super::hearing))? While it
     /// is, an instance a health event shows looking down (suspect, dead or
     /// unresponsive, not answering with errors) has its restarts held, as
@@ -419,16 +444,8 @@ impl RecoveryController {
             // `confirm_within` or when the gauge says.
             let until = now.saturating_add(self.partition.hold);
             let doubt_until = now.saturating_add(self.partition.confirm_within);
-            for event in events {
-                let Event::Health(h) = event else { continue };
-                let instance = h.instance();
+            for instance in self.looking_down(view, events, |d| d == DeafHold::None) {
                 let i = instance.index();
-                if self.deaf_hold.get(i).is_none_or(|&d| d != DeafHold::None)
-                    || self.cut_off[i].is_some()
-                    || !unanswered(view, instance)
-                {
-                    continue;
-                }
                 tracing::info!(
                     instance = instance.0,
                     lossy_instances = self.hearing.lossy_instances(),
@@ -450,16 +467,7 @@ impl RecoveryController {
                 tracing::info!(instance = instance.0, "the observer is deaf after all; restarts held");
                 self.hold_for_deafness(now, instance, until);
             }
-            for event in events {
-                let Event::Health(h) = event else { continue };
-                let instance = h.instance();
-                let i = instance.index();
-                if self.deaf_hold.get(i).is_none_or(|&d| d == DeafHold::Held)
-                    || self.cut_off[i].is_some()
-                    || !unanswered(view, instance)
-                {
-                    continue;
-                }
+            for instance in self.looking_down(view, events, |d| d != DeafHold::Held) {
                 tracing::info!(
                     instance = instance.0,
                     lossy_instances = self.hearing.lossy_instances(),
